@@ -1,0 +1,1 @@
+"""dlt pipelines, the run orchestration, the CLI and reports."""

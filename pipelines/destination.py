@@ -1,0 +1,76 @@
+"""Where a run loads: the dlt pipeline for a destination and dataset.
+
+The embedded default is one DuckDB file. PostgreSQL (or any dlt destination) is chosen by name;
+its credentials come from dlt's providers (``DESTINATION__POSTGRES__CREDENTIALS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import SupportsPipeline
+
+__all__ = ["Target", "make_pipeline"]
+
+PIPELINE_NAME = "factoryline"
+DEFAULT_DATASET = "factoryline"
+
+# Arrow tables reach dlt as parquet; dlt stamps each row with the load it arrived in.
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+# dlt's own warnings (arrow/schema hint merges) are noise for a scheduled job; FACTORYLINE_DLT_LOG_LEVEL=INFO shows them.
+os.environ.setdefault("RUNTIME__LOG_LEVEL", os.environ.get("FACTORYLINE_DLT_LOG_LEVEL", "ERROR"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A destination and dataset. ``db_path`` is the DuckDB file for the embedded default."""
+
+    destination: str = "duckdb"
+    db_path: Path = Path("factoryline.duckdb")
+    dataset: str = DEFAULT_DATASET
+    #: dlt's working folder (pending load packages, local state); default beside the DuckDB file
+    work_dir: Path | None = None
+    credentials: str | None = None
+
+    def describe(self) -> str:
+        if self.destination == "duckdb":
+            return f"duckdb:{self.db_path.resolve()} (dataset {self.dataset})"
+        return f"{self.destination} (dataset {self.dataset})"
+
+    def pipelines_dir(self) -> Path:
+        if self.work_dir is not None:
+            return self.work_dir
+        if self.destination == "duckdb":
+            base = self.db_path.resolve()
+            return base.parent / ".factoryline" / f"{base.stem}-pipelines"
+        tag = hashlib.sha1(f"{self.destination}|{self.credentials}|{self.dataset}".encode()).hexdigest()[:10]
+        return Path(".factoryline") / f"{self.destination}-{tag}-pipelines"
+
+
+def make_pipeline(target: Target) -> Any:
+    """The dlt pipeline for ``target``. Local dlt state never outlives the DuckDB file it
+    describes: a deleted database file means a fresh start, not an incremental run into nothing."""
+    pipelines_dir = target.pipelines_dir()
+    dest: Any
+    if target.destination == "duckdb":
+        if not target.db_path.exists() and pipelines_dir.exists():
+            shutil.rmtree(pipelines_dir)
+        dest = dlt.destinations.duckdb(str(target.db_path.resolve()))
+    elif target.destination == "postgres":
+        dest = dlt.destinations.postgres(target.credentials) if target.credentials else dlt.destinations.postgres()
+    else:
+        dest = target.destination
+    pipeline: SupportsPipeline = dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=dest,
+        dataset_name=target.dataset,
+        pipelines_dir=str(pipelines_dir),
+        progress="log" if os.environ.get("FACTORYLINE_DLT_PROGRESS") else None,
+    )
+    return pipeline

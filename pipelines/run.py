@@ -1,0 +1,190 @@
+"""One factoryline run: every selected connector through dlt into one destination.
+
+A run has an id, a start time that bounds every incremental window, one load per connector, and a
+status that says which streams finished. A run that did not finish every stream is never reported
+as a success: ``status`` is ``partial`` (or ``failed`` when nothing finished) and the CLI exits
+non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+
+from core.connector import ConnectorSpec, RunContext
+from core.errors import FactorylineError
+from core.mapping import load_mapping
+from core.plugins import get_registry
+from pipelines.config import resolve_config
+from pipelines.destination import Target, make_pipeline
+from pipelines.load import ProgressFn, StreamResult, connector_source
+
+__all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
+
+log = logging.getLogger("factoryline.run")
+
+#: exit codes of ``factoryline run``: success, nothing finished, usage/config error, some streams unfinished
+EXIT_CODES = {"success": 0, "failed": 1, "error": 2, "partial": 3}
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC start time plus random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    started_at: datetime
+    target: str
+    finished_at: datetime | None = None
+    streams: list[StreamResult] = field(default_factory=list)
+    load_ids: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        done = [s for s in self.streams if s.status == "success"]
+        if self.streams and len(done) == len(self.streams) and not self.errors:
+            return "success"
+        if done or any(s.status == "partial" for s in self.streams):
+            return "partial"
+        return "failed"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "status": self.status, "target": self.target,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "load_ids": self.load_ids, "errors": self.errors,
+            "streams": [s.as_dict() for s in self.streams],
+        }
+
+
+def _source_name(spec: ConnectorSpec, instance: str) -> str:
+    # state and schema are per connector instance: two HubSpot portals never share a cursor
+    if instance == "default":
+        return spec.name
+    return f"{spec.name}_{re.sub(r'[^a-z0-9]+', '_', instance.lower()).strip('_')}"
+
+
+def _mapping_rows(specs: Sequence[ConnectorSpec]) -> list[dict[str, Any]]:
+    rows = []
+    transforms = get_registry().transforms
+    for spec in specs:
+        for stream in spec.streams:
+            for name in stream.mappings:
+                assert spec.mappings_dir is not None
+                path = spec.mappings_dir / name
+                m = load_mapping(path, transforms)
+                rows.append({"mapping_version": m.version, "connector": spec.name, "stream": stream.name,
+                             "file": f"{spec.name}/{name}", "entity": m.entity.name,
+                             "content": path.read_text(encoding="utf-8")})
+    return rows
+
+
+def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]) -> None:
+    """Run metadata: what ran, how it ended, and every mapping version it used (old ones stay)."""
+    run_row = {k: v for k, v in status.as_dict().items() if k != "streams"}
+    run_row["load_ids"] = ",".join(f"{k}={v}" for k, v in status.load_ids.items())
+    run_row["errors"] = "\n".join(status.errors) or None
+    stream_rows = [{"run_id": status.run_id, "key": f"{status.run_id}/{s.connector}/{s.stream}",
+                    "load_id": status.load_ids.get(s.connector), **s.as_dict(),
+                    "rows": ",".join(f"{k}={v}" for k, v in s.rows.items())} for s in status.streams]
+
+    @dlt.source(name="factoryline_meta", max_table_nesting=0)
+    def meta() -> Any:
+        def text() -> Any:  # a fresh dict each time: dlt writes the column name into it
+            return {"data_type": "text", "nullable": True}
+        yield dlt.resource([run_row], name="runs", write_disposition="merge", primary_key="run_id",
+                           columns={"errors": text(), "load_ids": text(),
+                                    "finished_at": {"data_type": "timestamp", "nullable": True}})
+        yield dlt.resource(stream_rows, name="run_streams", write_disposition="merge", primary_key="key",
+                           columns={"load_id": text(), "error": text(), "rows": text()})
+        yield dlt.resource(_mapping_rows(specs), name="mapping_versions", write_disposition="merge",
+                           primary_key=["mapping_version", "file"])
+
+    pipeline.run(meta())
+
+
+def run(connectors: Sequence[str] | None = None, *, target: Target | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None, streams: Sequence[str] | None = None,
+        full_refresh: bool = False, progress: ProgressFn | None = None,
+        started_at: datetime | None = None) -> RunStatus:
+    """Run ``connectors`` (default: every registered one) into ``target``.
+
+    ``overrides`` gives per-connector settings that win over dlt's providers (the sandbox uses it).
+    Never raises for a vendor or plugin failure: the status says what happened.
+    """
+    target = target or Target()
+    registry = get_registry()
+    names = list(connectors) if connectors else sorted(registry.connectors)
+    started = started_at or datetime.now(UTC)
+    status = RunStatus(run_id=new_run_id(started), started_at=started, target=target.describe())
+    specs: list[ConnectorSpec] = []
+    pipeline = make_pipeline(target)
+    for name in names:
+        try:
+            spec = registry.connector(name)
+        except FactorylineError as exc:
+            status.errors.append(str(exc))
+            continue
+        specs.append(spec)
+        selected = [s for s in spec.streams if not streams or s.name in streams]
+        results = {s.name: StreamResult(spec.name, s.name) for s in selected}
+        status.streams.extend(results.values())
+        connector = None
+        try:
+            config = resolve_config(spec, (overrides or {}).get(name))
+            connector = spec.factory(config)
+            ctx = RunContext(run_id=status.run_id, started_at=started, full_refresh=full_refresh)
+            source = connector_source(spec, config, connector, ctx, selected, results, progress,
+                                      name=_source_name(spec, config.instance))
+            info = pipeline.run(source, loader_file_format="parquet")
+            if info.loads_ids:
+                status.load_ids[name] = info.loads_ids[-1]
+        except Exception as exc:
+            # Nothing of this connector reached the destination (or its load failed): no stream finished.
+            message = str(exc) if isinstance(exc, FactorylineError) else f"{type(exc).__name__}: {exc}"
+            log.error("connector %s: %s", name, message)
+            status.errors.append(f"{name}: {message}")
+            for r in results.values():
+                if r.status in ("pending", "success"):
+                    r.status = "failed"
+                    r.error = r.error or message
+        finally:
+            if connector is not None:
+                connector.close()
+    status.finished_at = datetime.now(UTC)
+    try:
+        _record_run(pipeline, status, specs)
+    except Exception as exc:
+        status.errors.append(f"recording the run failed: {type(exc).__name__}: {exc}")
+    return status
+
+
+def table_counts(target: Target, tables: Sequence[str]) -> dict[str, int]:
+    """Row counts of ``tables`` in the target dataset (missing tables are left out)."""
+    pipeline = make_pipeline(target)
+    out: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for t in tables:
+            try:
+                rows = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(t)}")
+            except Exception:
+                continue
+            out[t] = int(rows[0][0]) if rows else 0
+    return out
+

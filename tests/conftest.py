@@ -1,0 +1,44 @@
+"""Shared fixtures: the third-party plugin distribution, isolated dlt/working folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test sees the plugin set its own environment selects, loaded afresh."""
+    from core import plugins
+
+    monkeypatch.delenv("FACTORYLINE_PLUGINS", raising=False)
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def acme_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/plugins/acme built and installed as its own distribution into a private folder."""
+    target = tmp_path_factory.mktemp("acme-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT / "tests" / "plugins" / "acme")],
+                   check=True, capture_output=True)
+    return target
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the factoryline CLI in a child process, as cron or Dagster would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "FACTORYLINE_"))}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), (env or {}).pop("PYTHONPATH", "")]))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

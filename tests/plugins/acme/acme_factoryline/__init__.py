@@ -1,0 +1,47 @@
+"""A third-party connector: ACME CRM's people, served from memory.
+
+It lives outside the factoryline repository's packages and registers through the
+``factoryline`` entry-point group only, like any plugin a user would pip-install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from core.connector import ConnectorConfig, ConnectorSpec, Page, RunContext, Setting, StreamSpec
+from core.hookspecs import hookimpl
+
+PEOPLE = [
+    {"pid": "p1", "mail": " Ada@Example.COM ", "given": "Ada", "changed": "2026-01-02T10:00:00Z", "tier": "gold"},
+    {"pid": "p2", "mail": "grace@example.com", "given": "Grace", "changed": "2026-01-03T10:00:00Z", "tier": None},
+    {"pid": None, "mail": "nobody@example.com", "given": "No Id", "changed": "2026-01-04T10:00:00Z"},
+    {"pid": "p3", "mail": "linus@example.com", "given": "Linus", "changed": "not a date"},
+]
+
+
+class AcmeConnector:
+    def __init__(self, config: ConnectorConfig) -> None:
+        self.config = config
+
+    def extract(self, stream: StreamSpec, state: Mapping[str, Any], ctx: RunContext) -> Iterator[Page]:
+        yield Page(records=PEOPLE[:2], state={"pages": 1})
+        yield Page(records=PEOPLE[2:], state={"pages": 2, "cursor": ctx.started_at.isoformat()})
+
+    def close(self) -> None:
+        pass
+
+
+@hookimpl
+def register_connectors(register):  # type: ignore[no-untyped-def]
+    register(ConnectorSpec(
+        name="acme",
+        system="acme",
+        streams=(StreamSpec(name="people", primary_key="pid", cursor_field="changed", incremental=True,
+                            mappings=("people.yaml",)),),
+        factory=AcmeConnector,
+        settings=(Setting("api_key", secret=True, required=True, description="ACME API key"),),
+        mappings_dir=Path(__file__).parent / "mappings",
+        description="ACME CRM (test plugin)",
+    ))

@@ -1,0 +1,128 @@
+"""Plugin discovery and registration: built-ins and third-party plugins take the same path."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pluggy
+import pytest
+
+from core import hookspecs
+from core.connector import ConnectorSpec, StreamSpec
+from core.errors import RegistrationError
+from core.hookspecs import hookimpl
+from core.plugins import PluginWarning, build_registry, get_plugin_manager, get_registry
+from tests.conftest import cli
+
+
+def _pm(*plugins: Any) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("factoryline")
+    pm.add_hookspecs(hookspecs)
+    for i, p in enumerate(plugins):
+        pm.register(p, name=f"plugin{i}")
+    return pm
+
+
+def _spec(name: str = "x", **stream: Any) -> ConnectorSpec:
+    s = {"name": "things", "primary_key": "id", **stream}
+    return ConnectorSpec(name=name, system=name, streams=(StreamSpec(**s),), factory=lambda c: None)  # type: ignore[arg-type,return-value]
+
+
+class _Registers:
+    def __init__(self, *specs: ConnectorSpec) -> None:
+        self.specs = specs
+
+    @hookimpl
+    def register_connectors(self, register: Any) -> None:
+        for s in self.specs:
+            register(s)
+
+
+def test_builtin_connector_is_declared_as_an_entry_point_and_loaded() -> None:
+    names = {ep.name: ep.value for ep in entry_points(group="factoryline")}
+    assert names.get("hubspot") == "connectors.hubspot"
+    pm = get_plugin_manager()
+    assert pm.get_plugin("hubspot").__name__ == "connectors.hubspot"
+    assert "hubspot" in get_registry().connectors
+    assert get_registry().connectors["hubspot"].plugin == "hubspot"
+
+
+def test_duplicate_connector_name_is_refused_naming_both_plugins() -> None:
+    pm = _pm(_Registers(_spec("dup")), _Registers(_spec("dup")))
+    with pytest.raises(RegistrationError, match=r"plugin 'plugin1': connector 'dup' is already registered by 'plugin0'"):
+        build_registry(pm, strict=True)
+
+
+def test_merge_without_primary_key_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="write_disposition 'merge' needs a primary_key"):
+        build_registry(_pm(_Registers(_spec(primary_key=""))), strict=True)
+
+
+def test_incremental_stream_without_cursor_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="incremental stream needs a cursor_field"):
+        build_registry(_pm(_Registers(_spec(incremental=True))), strict=True)
+
+
+def test_missing_mapping_file_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="mapping file 'nope.yaml' not found"):
+        build_registry(_pm(_Registers(_spec(mappings=("nope.yaml",)))), strict=True)
+
+
+def test_outside_strict_mode_a_refused_connector_warns_and_the_rest_load() -> None:
+    with pytest.warns(PluginWarning, match="refused: .*incremental stream needs a cursor_field"):
+        registry = build_registry(_pm(_Registers(_spec("bad", incremental=True), _spec("good"))))
+    assert list(registry.connectors) == ["good"]
+    assert "bad" in registry.refused[0]
+
+
+def test_a_failing_hook_warns_with_the_plugin_name_and_others_still_register() -> None:
+    class Broken:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            raise RuntimeError("boom")
+
+    with pytest.warns(PluginWarning, match=r"plugin 'plugin0' failed in register_connectors: RuntimeError: boom"):
+        registry = build_registry(_pm(Broken(), _Registers(_spec("ok"))))
+    assert list(registry.connectors) == ["ok"]
+
+
+def test_allow_list_selects_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACTORYLINE_PLUGINS", "nothing_by_that_name")
+    pm = get_plugin_manager()
+    assert pm.get_plugin("hubspot") is None
+    assert pm.get_plugin("core_transforms") is not None  # core's own transforms always load
+
+
+def test_third_party_distribution_shows_up_and_runs(acme_site: Path, tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(acme_site)}
+    listed = cli("connectors", cwd=tmp_path, env=dict(env))
+    assert listed.returncode == 0, listed.stderr
+    assert "acme" in listed.stdout and "third-party" in listed.stdout and "acme_factoryline" in listed.stdout
+    assert "hubspot" in listed.stdout and "built-in" in listed.stdout
+    # the broken entry point in the same distribution warns with its name and takes nothing down
+    assert "'broken' failed to load" in listed.stderr
+
+    done = cli("run", "acme", "--db", str(tmp_path / "acme.duckdb"), cwd=tmp_path,
+               env={**env, "SOURCES__ACME__API_KEY": "k-123456"})
+    status = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr
+    assert status["status"] == "success"
+    assert status["streams"][0]["records"] == 4
+    con = duckdb.connect(str(tmp_path / "acme.duckdb"), read_only=True)
+    people = con.sql("SELECT source_record_id, email FROM factoryline.person ORDER BY 1").fetchall()
+    assert people == [("p1", "ada@example.com"), ("p2", "grace@example.com"), ("p3", "linus@example.com")]
+    reasons = [r[0] for r in con.sql("SELECT reason FROM factoryline.rejects").fetchall()]
+    assert any("id" in r for r in reasons), reasons  # the record without an id is kept as a reject
+
+
+def test_run_without_credentials_names_the_setting(acme_site: Path, tmp_path: Path) -> None:
+    done = cli("run", "acme", "--no-sandbox", "--db", str(tmp_path / "a.duckdb"), cwd=tmp_path,
+               env={"PYTHONPATH": str(acme_site)})
+    status = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 1
+    assert status["status"] == "failed"
+    assert "SOURCES__ACME__API_KEY" in status["errors"][0]
