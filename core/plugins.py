@@ -8,6 +8,7 @@ fails to import or whose hook raises is reported with its name as a warning; the
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -56,7 +57,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm.register(importlib.import_module(module), name=name)
     candidates: list[tuple[str, Callable[[], ModuleType]]] = []
     for name, module in BUILTIN_PLUGINS.items():
-        candidates.append((name, lambda m=module: importlib.import_module(m)))
+        candidates.append((name, functools.partial(importlib.import_module, module)))
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         candidates.append((ep.name, ep.load))
     seen_modules: set[str] = set()

@@ -183,6 +183,25 @@ def trace(
     render_trace(found, out)
 
 
+report_app = typer.Typer(no_args_is_help=True, help="Reports for marketing operations.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("mapping")
+def report_mapping(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.json, report.md.")] = Path("report"),
+    destination: DestOpt = "duckdb",
+    db: DbOpt = Path("factoryline.duckdb"),
+    dataset: DatasetOpt = DEFAULT_DATASET,
+) -> None:
+    """Field-mapping report: how each vendor's fields land in the canonical vocabulary, and how well."""
+    from pipelines.report import write_mapping_report
+
+    paths = write_mapping_report(_target(destination, db, dataset), out_dir)
+    for p in paths:
+        out.print(f"wrote {p}")
+
+
 @app.command("sandbox")
 def sandbox_cmd(
     size: Annotated[int, typer.Option(help="People in the world.")] = 2000,

@@ -20,8 +20,8 @@ __all__ = ["missing_required", "resolve_config"]
 
 def _lookup(connector: str, name: str, secret: bool) -> Any:
     key = f"sources.{connector}.{name}"
-    provider = dlt.secrets if secret else dlt.config
-    value = provider.get(key)
+    provider: Any = dlt.secrets if secret else dlt.config
+    value: Any = provider.get(key)
     if value is None and not secret:
         value = dlt.secrets.get(key)
     return value

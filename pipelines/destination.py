@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.pipeline import SupportsPipeline
 
 __all__ = ["Target", "make_pipeline"]
 
@@ -66,11 +65,9 @@ def make_pipeline(target: Target) -> Any:
         dest = dlt.destinations.postgres(target.credentials) if target.credentials else dlt.destinations.postgres()
     else:
         dest = target.destination
-    pipeline: SupportsPipeline = dlt.pipeline(
+    return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=dest,
         dataset_name=target.dataset,
         pipelines_dir=str(pipelines_dir),
-        progress="log" if os.environ.get("FACTORYLINE_DLT_PROGRESS") else None,
     )
-    return pipeline

@@ -30,8 +30,9 @@ from core.connector import Connector, ConnectorConfig, ConnectorSpec, Page, RunC
 from core.entities import ENTITIES
 from core.errors import FactorylineError, QuotaExhaustedError
 from core.lineage import raw_table_name, row_key
-from core.mapping import REJECT_SCHEMA, CompiledMapping, load_mapping
+from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
+from pipelines.profile import FieldProfile
 
 __all__ = ["RAW_SCHEMA", "StreamResult", "connector_source", "dotted"]
 
@@ -86,6 +87,7 @@ class StreamResult:
     requests: int = 0
     error: str | None = None
     seconds: float = 0.0
+    profile: FieldProfile = field(default_factory=FieldProfile)
 
     def as_dict(self) -> dict[str, Any]:
         return {"connector": self.connector, "stream": self.stream, "status": self.status,
@@ -100,12 +102,16 @@ class _Batcher:
         self.parts: dict[str, list[pa.Table]] = {}
         self.rows: dict[str, int] = {}
         self.hints: dict[str, Any] = {}
+        #: tables seen only empty so far: still created, so `rejects` exists even in a clean run
+        self.empty: dict[str, pa.Table] = {}
+        self.sent: set[str] = set()
 
     def add(self, table_name: str, table: pa.Table, hints: Any) -> pa.Table | None:
+        self.hints[table_name] = hints
         if table.num_rows == 0:
+            self.empty.setdefault(table_name, table)
             return None
         self.parts.setdefault(table_name, []).append(table)
-        self.hints[table_name] = hints
         self.rows[table_name] = self.rows.get(table_name, 0) + table.num_rows
         if self.rows[table_name] >= BATCH_ROWS:
             return self.take(table_name)
@@ -114,11 +120,15 @@ class _Batcher:
     def take(self, table_name: str) -> pa.Table:
         parts = self.parts.pop(table_name)
         self.rows.pop(table_name)
+        self.sent.add(table_name)
         return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
 
     def drain(self) -> Iterator[tuple[str, pa.Table]]:
         for name in list(self.parts):
             yield name, self.take(name)
+        for name, table in self.empty.items():
+            if name not in self.sent:
+                yield name, table
 
 
 def _hints(table_name: str, primary_key: str, disposition: str, columns: dict[str, Any] | None = None) -> Any:
@@ -220,6 +230,7 @@ def _stream_resource(spec: ConnectorSpec, stream: StreamSpec, config: ConnectorC
             for page in connector.extract(stream, prior, ctx):
                 result.records += len(page.records)
                 result.requests += page.requests
+                result.profile.add(page.records)
                 for table_name, table, hints in loader.page_tables(page, result):
                     full = batcher.add(table_name, table, hints)
                     if full is not None:

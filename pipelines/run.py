@@ -104,6 +104,10 @@ def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]
                     "load_id": status.load_ids.get(s.connector), **s.as_dict(),
                     "rows": ",".join(f"{k}={v}" for k, v in s.rows.items())} for s in status.streams]
 
+    profile_rows = [{"key": f"{status.run_id}/{s.connector}/{s.stream}/{r['path']}", "run_id": status.run_id,
+                     "connector": s.connector, "stream": s.stream, **r}
+                    for s in status.streams for r in s.profile.rows()]
+
     @dlt.source(name="factoryline_meta", max_table_nesting=0)
     def meta() -> Any:
         def text() -> Any:  # a fresh dict each time: dlt writes the column name into it
@@ -113,6 +117,8 @@ def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]
                                     "finished_at": {"data_type": "timestamp", "nullable": True}})
         yield dlt.resource(stream_rows, name="run_streams", write_disposition="merge", primary_key="key",
                            columns={"load_id": text(), "error": text(), "rows": text()})
+        yield dlt.resource(profile_rows, name="field_profiles", write_disposition="merge", primary_key="key",
+                           columns={"types": text()})
         yield dlt.resource(_mapping_rows(specs), name="mapping_versions", write_disposition="merge",
                            primary_key=["mapping_version", "file"])
 

@@ -68,7 +68,7 @@ def test_incremental_stream_without_cursor_is_refused() -> None:
 
 
 def test_missing_mapping_file_is_refused() -> None:
-    with pytest.raises(RegistrationError, match="mapping file 'nope.yaml' not found"):
+    with pytest.raises(RegistrationError, match=r"mapping file 'nope\.yaml' not found"):
         build_registry(_pm(_Registers(_spec(mappings=("nope.yaml",)))), strict=True)
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import IN_CI, cli
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+# trust auth ignores the password, but dlt requires one to be set
+PG_DSN = "postgresql://postgres:unused@127.0.0.1:5432/test"
 
 
 def _pg_up() -> bool:

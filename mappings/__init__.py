@@ -1,0 +1,1 @@
+"""Mapping files (data): ``mappings/<vendor>/<stream>.yaml``, located with importlib.resources."""
