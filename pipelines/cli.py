@@ -197,7 +197,11 @@ def report_mapping(
     """Field-mapping report: how each vendor's fields land in the canonical vocabulary, and how well."""
     from pipelines.report import write_mapping_report
 
-    paths = write_mapping_report(_target(destination, db, dataset), out_dir)
+    try:
+        paths = write_mapping_report(_target(destination, db, dataset), out_dir)
+    except FactorylineError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     for p in paths:
         out.print(f"wrote {p}")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 __all__ = ["Target", "make_pipeline"]
 
@@ -60,7 +61,11 @@ def make_pipeline(target: Target) -> Any:
     if target.destination == "duckdb":
         if not target.db_path.exists() and pipelines_dir.exists():
             shutil.rmtree(pipelines_dir)
-        dest = dlt.destinations.duckdb(str(target.db_path.resolve()))
+        # DuckDB's buffer pool would otherwise grow to most of the machine's memory during merges;
+        # past this limit it spills to disk, so peak memory stays flat as data grows.
+        memory = os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", "256MB")
+        dest = dlt.destinations.duckdb(DuckDbCredentials(str(target.db_path.resolve()),
+                                                         global_config={"memory_limit": memory}))
     elif target.destination == "postgres":
         dest = dlt.destinations.postgres(target.credentials) if target.credentials else dlt.destinations.postgres()
     else:

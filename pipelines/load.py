@@ -15,6 +15,8 @@ ahead of its data.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +41,7 @@ __all__ = ["RAW_SCHEMA", "StreamResult", "connector_source", "dotted"]
 log = logging.getLogger("factoryline.load")
 
 BATCH_ROWS = 20_000
+PREFETCH_PAGES = 4
 TS = pa.timestamp("us", tz="UTC")
 
 RAW_SCHEMA = pa.schema([
@@ -207,6 +210,58 @@ class _StreamLoader:
                     self.side_hints[name]
 
 
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetched(pages: Iterator[Page], depth: int = PREFETCH_PAGES) -> Iterator[Page]:
+    """Read ``pages`` on a background thread, at most ``depth`` ahead.
+
+    The connector waits on the network while this thread maps and batches the previous pages, so
+    vendor latency and mapping overlap (the GIL is released while a socket waits). Memory stays
+    bounded by ``depth`` pages; an exception in the connector surfaces here, in order.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for page in pages:
+                if not put(page):
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failed(exc))
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="factoryline-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _compile(spec: ConnectorSpec, stream: StreamSpec, instance: str) -> list[CompiledMapping]:
     transforms = get_registry().transforms
     compiled = []
@@ -227,7 +282,7 @@ def _stream_resource(spec: ConnectorSpec, stream: StreamSpec, config: ConnectorC
         batcher = _Batcher()
         try:
             prior = {} if ctx.full_refresh else dict(state.get("stream") or {})
-            for page in connector.extract(stream, prior, ctx):
+            for page in prefetched(connector.extract(stream, prior, ctx)):
                 result.records += len(page.records)
                 result.requests += page.requests
                 result.profile.add(page.records)

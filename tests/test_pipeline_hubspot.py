@@ -117,8 +117,8 @@ def test_trace_prints_raw_record_load_and_run(sandbox: Sandbox, tmp_path: Path) 
     db = tmp_path / "fl.duckdb"
     status = _run(sandbox, db)
     con = _db(db)
-    rid, key, email = con.sql("SELECT source_record_id, id, email FROM factoryline.person "
-                              "WHERE email IS NOT NULL ORDER BY source_record_id LIMIT 1").fetchall()[0] or ("", "", "")
+    rid, key = con.sql("SELECT source_record_id, id FROM factoryline.person "
+                       "WHERE email IS NOT NULL ORDER BY source_record_id LIMIT 1").fetchall()[0]
     con.close()
     for lookup in (rid, key):
         shown = cli("trace", "person", lookup, "--db", str(db), cwd=tmp_path)
