@@ -27,6 +27,7 @@ from typing import Any
 import dlt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.connector import Connector, ConnectorConfig, ConnectorSpec, Page, RunContext, StreamSpec
 from core.entities import ENTITIES
@@ -36,11 +37,13 @@ from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
 from pipelines.profile import FieldProfile
 
-__all__ = ["RAW_SCHEMA", "StreamResult", "connector_source", "dotted"]
+__all__ = ["RAW_SCHEMA", "StreamLoad", "StreamResult", "dotted", "prefetched"]
 
 log = logging.getLogger("factoryline.load")
 
 BATCH_ROWS = 20_000
+#: records per load package: bounds the merge's memory and the per-chunk key sets
+CHUNK_RECORDS = 100_000
 PREFETCH_PAGES = 4
 TS = pa.timestamp("us", tz="UTC")
 
@@ -135,8 +138,11 @@ class _Batcher:
 
 
 def _hints(table_name: str, primary_key: str, disposition: str, columns: dict[str, Any] | None = None) -> Any:
+    # upsert (a MERGE) instead of dlt's default delete-insert: no window over the staging table, so a
+    # chunk merges in a fraction of the time and memory; keys are made unique per chunk by StreamLoad.
+    wd: Any = {"disposition": "merge", "strategy": "upsert"} if disposition == "merge" else disposition
     return dlt.mark.make_hints(table_name=table_name, primary_key=primary_key,
-                               write_disposition=disposition, columns=columns)  # type: ignore[arg-type]
+                               write_disposition=wd, columns=columns)
 
 
 def _entity_columns(entity_name: str) -> dict[str, Any]:
@@ -273,51 +279,113 @@ def _compile(spec: ConnectorSpec, stream: StreamSpec, instance: str) -> list[Com
     return compiled
 
 
-def _stream_resource(spec: ConnectorSpec, stream: StreamSpec, config: ConnectorConfig, connector: Connector,
-                     ctx: RunContext, result: StreamResult, progress: ProgressFn | None) -> Any:
-    def pages() -> Iterator[Any]:
-        started = time.perf_counter()
+def _unique_last(table: pa.Table, key: str) -> pa.Table:
+    """``table`` without earlier rows whose ``key`` repeats (the later row is the newer record)."""
+    keys = table.column(key)
+    if pc.count_distinct(keys).as_py() == table.num_rows:
+        return table
+    last = {k: i for i, k in enumerate(keys.to_pylist())}
+    return table.take(pa.array(sorted(last.values()), pa.int64()))
+
+
+class StreamLoad:
+    """Loads one stream in chunks: one dlt load package per ``chunk_records`` records.
+
+    A merge (dlt's ``upsert``) handles at most one chunk, so the destination's memory and the
+    key sets kept here stay flat however large the stream grows. Keys are unique within a chunk:
+    a page that repeats a key already in the chunk starts the next chunk, because a MERGE must
+    not see one key twice. Each chunk commits the stream state of its last page with its data.
+    """
+
+    def __init__(self, spec: ConnectorSpec, stream: StreamSpec, config: ConnectorConfig, connector: Connector,
+                 ctx: RunContext, result: StreamResult, progress: ProgressFn | None = None,
+                 chunk_records: int = CHUNK_RECORDS) -> None:
+        self.spec, self.stream, self.config, self.connector = spec, stream, config, connector
+        self.ctx, self.result, self.progress = ctx, result, progress
+        self.chunk_records = chunk_records
+        self.loader: _StreamLoader | None = None
+        self.pages: Iterator[Page] | None = None
+        self.held: list[tuple[Page, list[tuple[str, pa.Table, Any]]]] = []
+        self.done = False
+        self.started = time.perf_counter()
+
+    def resource(self) -> Any:
+        """A dlt resource that yields the next chunk of this stream."""
+        def chunk() -> Iterator[Any]:  # dlt wants a plain function, not a bound method
+            yield from self._chunk()
+        return dlt.resource(chunk, name=self.stream.name, write_disposition=self.stream.write_disposition)
+
+    def _next(self) -> tuple[Page, list[tuple[str, pa.Table, Any]]] | None:
+        if self.held:
+            return self.held.pop()
+        assert self.pages is not None and self.loader is not None
+        page = next(self.pages, None)
+        if page is None:
+            return None
+        r = self.result
+        r.records += len(page.records)
+        r.requests += page.requests
+        r.profile.add(page.records)
+        tables = [(n, _unique_last(t, _key_of(h)), h) for n, t, h in self.loader.page_tables(page, r)]
+        if self.progress:
+            self.progress(self.spec.name, self.stream.name, r.records)
+        return page, tables
+
+    def _chunk(self) -> Iterator[Any]:
         state = dlt.current.resource_state()
-        loader = _StreamLoader(spec, stream, config, _compile(spec, stream, config.instance), ctx)
         batcher = _Batcher()
+        seen: dict[str, set[str]] = {}
+        n = 0
         try:
-            prior = {} if ctx.full_refresh else dict(state.get("stream") or {})
-            for page in prefetched(connector.extract(stream, prior, ctx)):
-                result.records += len(page.records)
-                result.requests += page.requests
-                result.profile.add(page.records)
-                for table_name, table, hints in loader.page_tables(page, result):
-                    full = batcher.add(table_name, table, hints)
+            if self.pages is None:
+                self.loader = _StreamLoader(self.spec, self.stream, self.config,
+                                            _compile(self.spec, self.stream, self.config.instance), self.ctx)
+                prior = {} if self.ctx.full_refresh else dict(state.get("stream") or {})
+                self.pages = prefetched(self.connector.extract(self.stream, prior, self.ctx))
+            while True:
+                item = self._next()
+                if item is None:
+                    self.done = True
+                    self.result.status = "success"
+                    break
+                page, tables = item
+                keys = [(name, set(t.column(_key_of(h)).to_pylist())) for name, t, h in tables]
+                if n and any(not ks.isdisjoint(seen.get(name, ())) for name, ks in keys):
+                    self.held.append(item)  # a key repeats: this page opens the next chunk
+                    break
+                for name, ks in keys:
+                    seen.setdefault(name, set()).update(ks)
+                for name, table, hints in tables:
+                    full = batcher.add(name, table, hints)
                     if full is not None:
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
                 if page.state is not None:
                     state["stream"] = page.state
-                if progress:
-                    progress(spec.name, stream.name, result.records)
-            result.status = "success"
+                n += len(page.records)
+                if n >= self.chunk_records:
+                    break
         except QuotaExhaustedError as exc:
-            result.status, result.error = "partial", str(exc)
-            log.warning("%s.%s stopped: %s", spec.name, stream.name, exc)
+            self._stop("partial", str(exc))
         except FactorylineError as exc:
-            result.status, result.error = "failed", str(exc)
-            log.error("%s.%s failed: %s", spec.name, stream.name, exc)
+            self._stop("failed", str(exc))
         except Exception as exc:  # a bug in a plugin must not lose the other streams' data
-            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("%s.%s failed:\n%s", spec.name, stream.name, traceback.format_exc())
+            self._stop("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         # What was read before a failure is still loaded: its state never moved past it.
-        for table_name, table in batcher.drain():
-            yield dlt.mark.with_hints(table, batcher.hints[table_name], create_table_variant=True)
-        result.seconds = time.perf_counter() - started
+        for name, table in batcher.drain():
+            yield dlt.mark.with_hints(table, batcher.hints[name], create_table_variant=True)
+        self.result.seconds = time.perf_counter() - self.started
 
-    return dlt.resource(pages, name=stream.name, write_disposition=stream.write_disposition)
+    def _stop(self, status: str, error: str, detail: str | None = None) -> None:
+        self.done = True
+        self.result.status, self.result.error = status, error
+        log.log(logging.WARNING if status == "partial" else logging.ERROR, "%s.%s %s: %s",
+                self.spec.name, self.stream.name, status, detail or error)
+
+    def close(self) -> None:
+        if self.pages is not None and hasattr(self.pages, "close"):
+            self.pages.close()
 
 
-def connector_source(spec: ConnectorSpec, config: ConnectorConfig, connector: Connector, ctx: RunContext,
-                     streams: Sequence[StreamSpec], results: dict[str, StreamResult],
-                     progress: ProgressFn | None = None, name: str | None = None) -> Any:
-    """A dlt source of one resource per stream; ``results`` fills in as dlt pulls the pages.
-
-    ``name`` (default: the connector's) names dlt's schema and the state the cursors live in.
-    """
-    resources = [_stream_resource(spec, s, config, connector, ctx, results[s.name], progress) for s in streams]
-    return dlt.source(lambda: resources, name=name or spec.name, max_table_nesting=0)()
+def _key_of(hints: Any) -> str:
+    pk = hints.get("primary_key") if isinstance(hints, dict) else None
+    return pk if isinstance(pk, str) else "id"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from core.mapping import load_mapping
 from core.plugins import get_registry
 from pipelines.config import resolve_config
 from pipelines.destination import Target, make_pipeline
-from pipelines.load import ProgressFn, StreamResult, connector_source
+from pipelines.load import ProgressFn, StreamLoad, StreamResult
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
 
@@ -47,7 +47,8 @@ class RunStatus:
     target: str
     finished_at: datetime | None = None
     streams: list[StreamResult] = field(default_factory=list)
-    load_ids: dict[str, str] = field(default_factory=dict)
+    #: connector -> the dlt loads (one per chunk of each stream) this run made
+    load_ids: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -71,6 +72,23 @@ class RunStatus:
             "load_ids": self.load_ids, "errors": self.errors,
             "streams": [s.as_dict() for s in self.streams],
         }
+
+
+def _chunk_source(load: StreamLoad) -> Callable[[], list[Any]]:
+    # dlt derives configuration from a source function's parameters: this one must have none
+    def source() -> list[Any]:
+        return [load.resource()]
+    return source
+
+
+def _fail(status: RunStatus, connector: str, results: Any, exc: Exception) -> None:
+    message = str(exc) if isinstance(exc, FactorylineError) else f"{type(exc).__name__}: {exc}"
+    log.error("connector %s: %s", connector, message)
+    status.errors.append(f"{connector}: {message}")
+    for r in results:
+        if r.status in ("pending", "success"):
+            r.status = "failed"
+            r.error = r.error or message
 
 
 def _source_name(spec: ConnectorSpec, instance: str) -> str:
@@ -98,10 +116,10 @@ def _mapping_rows(specs: Sequence[ConnectorSpec]) -> list[dict[str, Any]]:
 def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]) -> None:
     """Run metadata: what ran, how it ended, and every mapping version it used (old ones stay)."""
     run_row = {k: v for k, v in status.as_dict().items() if k != "streams"}
-    run_row["load_ids"] = ",".join(f"{k}={v}" for k, v in status.load_ids.items())
+    run_row["load_ids"] = ",".join(f"{k}={v}" for k, ids in status.load_ids.items() for v in ids)
     run_row["errors"] = "\n".join(status.errors) or None
     stream_rows = [{"run_id": status.run_id, "key": f"{status.run_id}/{s.connector}/{s.stream}",
-                    "load_id": status.load_ids.get(s.connector), **s.as_dict(),
+                    "load_id": ",".join(status.load_ids.get(s.connector, [])), **s.as_dict(),
                     "rows": ",".join(f"{k}={v}" for k, v in s.rows.items())} for s in status.streams]
 
     profile_rows = [{"key": f"{status.run_id}/{s.connector}/{s.stream}/{r['path']}", "run_id": status.run_id,
@@ -155,24 +173,26 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
         try:
             config = resolve_config(spec, (overrides or {}).get(name))
             connector = spec.factory(config)
-            ctx = RunContext(run_id=status.run_id, started_at=started, full_refresh=full_refresh)
-            source = connector_source(spec, config, connector, ctx, selected, results, progress,
-                                      name=_source_name(spec, config.instance))
-            info = pipeline.run(source, loader_file_format="parquet")
-            if info.loads_ids:
-                status.load_ids[name] = info.loads_ids[-1]
         except Exception as exc:
-            # Nothing of this connector reached the destination (or its load failed): no stream finished.
-            message = str(exc) if isinstance(exc, FactorylineError) else f"{type(exc).__name__}: {exc}"
-            log.error("connector %s: %s", name, message)
-            status.errors.append(f"{name}: {message}")
-            for r in results.values():
-                if r.status in ("pending", "success"):
-                    r.status = "failed"
-                    r.error = r.error or message
+            _fail(status, name, results.values(), exc)
+            continue
+        ctx = RunContext(run_id=status.run_id, started_at=started, full_refresh=full_refresh)
+        source_name = _source_name(spec, config.instance)
+        try:
+            for stream in selected:
+                load = StreamLoad(spec, stream, config, connector, ctx, results[stream.name], progress)
+                try:
+                    while not load.done:
+                        source = dlt.source(_chunk_source(load), name=source_name, max_table_nesting=0)()
+                        info = pipeline.run(source, loader_file_format="parquet")
+                        status.load_ids.setdefault(name, []).extend(info.loads_ids)
+                except Exception as exc:
+                    # this chunk did not reach the destination: the stream did not finish
+                    _fail(status, name, [results[stream.name]], exc)
+                finally:
+                    load.close()
         finally:
-            if connector is not None:
-                connector.close()
+            connector.close()
     status.finished_at = datetime.now(UTC)
     try:
         _record_run(pipeline, status, specs)

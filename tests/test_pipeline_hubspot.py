@@ -124,7 +124,7 @@ def test_trace_prints_raw_record_load_and_run(sandbox: Sandbox, tmp_path: Path) 
         shown = cli("trace", "person", lookup, "--db", str(db), cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "raw vendor record" in shown.stdout and '"properties"' in shown.stdout
-        assert status.load_ids["hubspot"] in shown.stdout and status.run_id in shown.stdout
+        assert any(lid in shown.stdout for lid in status.load_ids["hubspot"]) and status.run_id in shown.stdout
         assert "hubspot/contacts.yaml" in shown.stdout
     missing = cli("trace", "person", "no-such-id", "--db", str(db), cwd=tmp_path)
     assert missing.returncode == 1 and "no person row" in missing.stderr
