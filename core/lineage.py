@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
-__all__ = ["raw_table_name", "row_key"]
+__all__ = ["keyer", "raw_table_name", "row_key"]
 
 
 def row_key(system: str, instance: str, obj: str, record_id: str) -> str:
@@ -20,3 +21,17 @@ def row_key(system: str, instance: str, obj: str, record_id: str) -> str:
 
 def raw_table_name(system: str, stream: str) -> str:
     return f"{system}__{stream}"
+
+
+def keyer(system: str, instance: str, obj: str) -> Callable[[str], str]:
+    """``keyer(s, i, o)(rid) == core.lineage.row_key(s, i, o, rid)``, faster for many ids."""
+    base = hashlib.blake2b(digest_size=16)
+    base.update(f"{system}\x1f{instance}\x1f{obj}\x1f".encode())
+    copy = base.copy
+
+    def key(record_id: str) -> str:
+        h = copy()
+        h.update(record_id.encode())
+        return h.hexdigest()
+    assert key("1") == row_key(system, instance, obj, "1")
+    return key

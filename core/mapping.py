@@ -32,14 +32,13 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from core.entities import ENTITIES, Entity
 from core.errors import MappingError
-from core.lineage import row_key
+from core.lineage import keyer, row_key
 from core.transforms import (
     BUILTIN_TRANSFORMS,
     TransformContext,
     TransformError,
     TransformFn,
     TransformSpec,
-    keyer,
 )
 
 __all__ = [

@@ -12,7 +12,6 @@ Every transform treats ``None`` and ``""`` as null. Plugins register more transf
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import orjson
 import pyarrow as pa
 
 from core.hookspecs import hookimpl
-from core.lineage import row_key
+from core.lineage import keyer
 
 __all__ = [
     "BUILTIN_TRANSFORMS",
@@ -32,7 +31,6 @@ __all__ = [
     "TransformError",
     "TransformFn",
     "TransformSpec",
-    "keyer",
     "register_transforms",
 ]
 
@@ -384,20 +382,6 @@ def _coalesce(params: Mapping[str, Any], ctx: TransformContext) -> TransformFn:
                 return v
         return None
     return fn
-
-
-def keyer(system: str, instance: str, obj: str) -> Callable[[str], str]:
-    """``keyer(s, i, o)(rid) == core.lineage.row_key(s, i, o, rid)``, faster for many ids."""
-    base = hashlib.blake2b(digest_size=16)
-    base.update(f"{system}\x1f{instance}\x1f{obj}\x1f".encode())
-    copy = base.copy
-
-    def key(record_id: str) -> str:
-        h = copy()
-        h.update(record_id.encode())
-        return h.hexdigest()
-    assert key("1") == row_key(system, instance, obj, "1")
-    return key
 
 
 def _ref(params: Mapping[str, Any], ctx: TransformContext) -> TransformFn:

@@ -62,9 +62,10 @@ def _sandbox_state_dir(db: Path) -> Path:
 
 def _start_sandbox(stack: ExitStack, db: Path, size: int, seed: int, advance: bool) -> Any:
     from sandbox.api import start_sandbox
+    from sandbox.world import CLOCK_FILE
 
     state_dir = _sandbox_state_dir(db)
-    existed = (state_dir / "clock.json").exists()
+    existed = (state_dir / CLOCK_FILE).exists()
     sb = stack.enter_context(start_sandbox(None, size=size, seed=seed, state_dir=state_dir))
     if existed and advance:
         sb.advance(1)  # the world moved on since the last run: some records changed

@@ -19,10 +19,14 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 __all__ = ["Target", "make_pipeline"]
 
 PIPELINE_NAME = "factoryline"
-DEFAULT_DATASET = "factoryline"
+# Not "factoryline": DuckDB names the catalog after the file (factoryline.duckdb), and a schema of the
+# same name makes every qualified reference ambiguous.
+DEFAULT_DATASET = "factory"
 
 # Arrow tables reach dlt as parquet; dlt stamps each row with the load it arrived in.
 os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+# Parquet between extract and load is a local hand-off: compressing it costs CPU twice for nothing.
+os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
 # dlt's own warnings (arrow/schema hint merges) are noise for a scheduled job; FACTORYLINE_DLT_LOG_LEVEL=INFO shows them.
 os.environ.setdefault("RUNTIME__LOG_LEVEL", os.environ.get("FACTORYLINE_DLT_LOG_LEVEL", "ERROR"))
 

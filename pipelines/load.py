@@ -15,6 +15,7 @@ ahead of its data.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 from core.connector import Connector, ConnectorConfig, ConnectorSpec, Page, RunContext, StreamSpec
 from core.entities import ENTITIES
 from core.errors import FactorylineError, QuotaExhaustedError
-from core.lineage import raw_table_name, row_key
+from core.lineage import keyer, raw_table_name
 from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
 from pipelines.profile import FieldProfile
@@ -43,7 +44,8 @@ log = logging.getLogger("factoryline.load")
 
 BATCH_ROWS = 20_000
 #: records per load package: bounds the merge's memory and the per-chunk key sets
-CHUNK_RECORDS = 100_000
+#: (FACTORYLINE_CHUNK_RECORDS overrides it: smaller chunks, less memory, more loads)
+CHUNK_RECORDS = int(os.environ.get("FACTORYLINE_CHUNK_RECORDS", "100000"))
 PREFETCH_PAGES = 4
 TS = pa.timestamp("us", tz="UTC")
 
@@ -161,6 +163,8 @@ class _StreamLoader:
         self.mappings = mappings
         self.ctx = ctx
         self.raw_table = raw_table_name(spec.system, stream.name)
+        self.raw_key = keyer(spec.system, config.instance, stream.name)
+        self.edge_key = {s.name: keyer(spec.system, config.instance, s.name) for s in stream.side_tables}
         self.get_id = dotted(stream.primary_key)
         self.get_cursor = dotted(stream.cursor_field) if stream.cursor_field else None
         self.raw_hints = _hints(self.raw_table, "raw_key", stream.write_disposition,
@@ -173,12 +177,12 @@ class _StreamLoader:
         self.side_keys = {s.name: s.key_fields for s in stream.side_tables}
 
     def raw(self, records: list[dict[str, Any]], extracted_at: datetime) -> pa.Table:
-        sys, inst, obj = self.spec.system, self.instance, self.stream.name
+        inst = self.instance
         keep = [(str(i), r) for r in records if (i := self.get_id(r)) not in (None, "")]
-        get_cursor = self.get_cursor
+        get_cursor, raw_key = self.get_cursor, self.raw_key
         n = len(keep)
         return pa.Table.from_arrays([
-            pa.array([row_key(sys, inst, obj, i) for i, _ in keep], pa.string()),
+            pa.array([raw_key(i) for i, _ in keep], pa.string()),
             pa.array([inst] * n, pa.string()),
             pa.array([i for i, _ in keep], pa.string()),
             pa.array([None if get_cursor is None or (c := get_cursor(r)) is None else str(c) for _, r in keep],
@@ -190,9 +194,11 @@ class _StreamLoader:
 
     def side(self, name: str, records: list[dict[str, Any]], extracted_at: datetime) -> pa.Table:
         keys = self.side_keys[name]
-        table = pa.Table.from_pylist(records)
-        edge_keys = [row_key(self.spec.system, self.instance, name, "|".join(str(r.get(k)) for k in keys))
-                     for r in records]
+        columns = list(records[0])
+        # column-wise: pa.Table.from_pylist costs several times more on pages of edges
+        table = pa.Table.from_pydict({c: [r.get(c) for r in records] for c in columns})
+        key = self.edge_key[name]
+        edge_keys = [key("|".join([str(r.get(k)) for k in keys])) for r in records]
         n = len(records)
         table = table.append_column("edge_key", pa.array(edge_keys, pa.string()))
         table = table.append_column("source_instance", pa.array([self.instance] * n, pa.string()))

@@ -70,21 +70,21 @@ def test_full_run_loads_every_vendor_record_with_provenance(sandbox: Sandbox, tm
     for obj, entity in OBJECTS.items():
         live, archived = _vendor_ids(sandbox, obj), _vendor_ids(sandbox, obj, archived=True)
         rows = dict(con.sql(f"SELECT source_record_id, is_deleted FROM factoryline.{entity}").fetchall())
-        record_rejects = con.sql(f"SELECT count(*) FROM factoryline.rejects WHERE severity = 'record' "
+        record_rejects = con.sql(f"SELECT count(*) FROM factory.rejects WHERE severity = 'record' "
                                  f"AND source_object = '{obj}'").fetchall()[0]
         assert record_rejects == (0,)
         assert set(rows) == set(live) | set(archived), obj
         assert {k for k, deleted in rows.items() if deleted} == set(archived), obj
         nulls = " OR ".join(f"{c} IS NULL" for c in PROVENANCE)
         assert con.sql(f"SELECT count(*) FROM factoryline.{entity} WHERE {nulls}").fetchall()[0] == (0,), entity
-        raw = con.sql(f"SELECT count(*) FROM factoryline.hubspot__{obj}").fetchall()[0]
+        raw = con.sql(f"SELECT count(*) FROM factory.hubspot__{obj}").fetchall()[0]
         assert raw == (len(rows),)
     # person.account_id points at a loaded account (the v4 association, primary label)
-    dangling = con.sql("SELECT count(*) FROM factoryline.person p WHERE p.account_id IS NOT NULL AND NOT EXISTS "
-                       "(SELECT 1 FROM factoryline.account a WHERE a.id = p.account_id)").fetchall()[0]
-    linked = con.sql("SELECT count(*) FROM factoryline.person WHERE account_id IS NOT NULL").fetchall()[0]
+    dangling = con.sql("SELECT count(*) FROM factory.person p WHERE p.account_id IS NOT NULL AND NOT EXISTS "
+                       "(SELECT 1 FROM factory.account a WHERE a.id = p.account_id)").fetchall()[0]
+    linked = con.sql("SELECT count(*) FROM factory.person WHERE account_id IS NOT NULL").fetchall()[0]
     assert dangling == (0,) and linked is not None and linked[0] > 0
-    edges = con.sql("SELECT count(*) FROM factoryline.hubspot__associations").fetchall()[0]
+    edges = con.sql("SELECT count(*) FROM factory.hubspot__associations").fetchall()[0]
     assert edges is not None and edges[0] > 0
 
 
@@ -108,7 +108,7 @@ def test_second_run_fetches_only_changes_and_never_duplicates(sandbox: Sandbox, 
     con = _db(db)
     after = {e: con.sql(f"SELECT count(*) FROM factoryline.{e}").fetchall()[0] for e in OBJECTS.values()}
     assert after == before
-    updated = {r[0] for r in con.sql("SELECT source_record_id FROM factoryline.person WHERE run_id = ?",
+    updated = {r[0] for r in con.sql("SELECT source_record_id FROM factory.person WHERE run_id = ?",
                                      params=[second.run_id]).fetchall()}
     assert changed <= updated
 
@@ -117,7 +117,7 @@ def test_trace_prints_raw_record_load_and_run(sandbox: Sandbox, tmp_path: Path) 
     db = tmp_path / "fl.duckdb"
     status = _run(sandbox, db)
     con = _db(db)
-    rid, key = con.sql("SELECT source_record_id, id FROM factoryline.person "
+    rid, key = con.sql("SELECT source_record_id, id FROM factory.person "
                        "WHERE email IS NOT NULL ORDER BY source_record_id LIMIT 1").fetchall()[0]
     con.close()
     for lookup in (rid, key):
@@ -162,3 +162,23 @@ def test_killed_run_restarted_ends_like_a_clean_run(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == "success"
     assert _canonical_snapshot(killed) == _canonical_snapshot(clean)
+
+
+def test_demo_twice_with_every_default(tmp_path: Path) -> None:
+    """As a new user runs it: `factoryline demo` in an empty folder, twice."""
+    first = cli("demo", "--size", "300", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr + first.stdout
+    db = tmp_path / "factoryline.duckdb"
+    counts = [_db(db).sql(f"SELECT count(*) FROM factory.{e}").fetchall()[0][0] for e in OBJECTS.values()]
+    assert all(counts), counts
+    second = cli("demo", "--size", "300", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr + second.stdout
+    con = _db(db)
+    assert [con.sql(f"SELECT count(*) FROM factory.{e}").fetchall()[0][0] for e in OBJECTS.values()] == counts
+    fetched = dict(con.sql("SELECT stream, records FROM factory.run_streams WHERE run_id = "
+                           "(SELECT max(run_id) FROM factory.runs)").fetchall())
+    # the world moved one tick: ~1% changed and ~0.1% archived, nothing else was fetched again
+    for obj, count in zip(OBJECTS, counts, strict=True):
+        assert fetched[obj] <= 0.02 * count + 2, (obj, fetched, counts)
+    assert fetched["contacts"] > 0, fetched
+    assert "Tables now in" in second.stdout and "person" in second.stdout

@@ -112,11 +112,41 @@ def test_third_party_distribution_shows_up_and_runs(acme_site: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert status["status"] == "success"
     assert status["streams"][0]["records"] == 4
+    assert status["streams"][1]["records"] == 5
     con = duckdb.connect(str(tmp_path / "acme.duckdb"), read_only=True)
-    people = con.sql("SELECT source_record_id, email FROM factoryline.person ORDER BY 1").fetchall()
+    people = con.sql("SELECT source_record_id, email FROM factory.person ORDER BY 1").fetchall()
     assert people == [("p1", "ada@example.com"), ("p2", "grace@example.com"), ("p3", "linus@example.com")]
-    reasons = [r[0] for r in con.sql("SELECT reason FROM factoryline.rejects").fetchall()]
+    reasons = [r[0] for r in con.sql("SELECT reason FROM factory.rejects").fetchall()]
     assert any("id" in r for r in reasons), reasons  # the record without an id is kept as a reject
+
+
+def test_a_repeated_key_opens_a_new_chunk_and_the_newer_record_wins(acme_site: Path, tmp_path: Path) -> None:
+    db = tmp_path / "chunks.duckdb"
+    done = cli("run", "acme", "--stream", "visits", "--db", str(db), cwd=tmp_path,
+               env={"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-123456",
+                    "FACTORYLINE_CHUNK_RECORDS": "1000"})
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout.strip().splitlines()[-1])
+    # pages 1 | 2+3: the second page repeats v2, so it starts a second load package
+    assert len(status["load_ids"]["acme"]) == 2
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.sql("SELECT source_record_id, url FROM factory.touch ORDER BY 1").fetchall()
+    raw = con.sql("SELECT count(*) FROM factory.acme__visits").fetchall()
+    assert rows == [("v1", "/pricing"), ("v2", "/docs/updated"), ("v3", "/signup"), ("v4", "/blog")]
+    assert raw == [(4,)]
+
+
+def test_small_chunks_give_the_same_tables_as_one_chunk(acme_site: Path, tmp_path: Path) -> None:
+    tables = []
+    for chunk in ("1", "100000"):
+        db = tmp_path / f"c{chunk}.duckdb"
+        done = cli("run", "acme", "--db", str(db), cwd=tmp_path,
+                   env={"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1", "FACTORYLINE_CHUNK_RECORDS": chunk})
+        assert done.returncode == 0, done.stderr
+        con = duckdb.connect(str(db), read_only=True)
+        tables.append([con.sql(f"SELECT id, source_record_id, extras FROM factoryline.{t} ORDER BY id").fetchall()
+                       for t in ("person", "touch")])
+    assert tables[0] == tables[1] and len(tables[0][1]) == 4
 
 
 def test_run_without_credentials_names_the_setting(acme_site: Path, tmp_path: Path) -> None:

@@ -21,11 +21,25 @@ PEOPLE = [
 ]
 
 
+#: a later page repeats v2 with a newer value, as a record changed while the run pages through
+VISITS = [
+    [{"vid": "v1", "who": "p1", "at": "2026-02-01T09:00:00Z", "page": "/pricing"},
+     {"vid": "v2", "who": "p2", "at": "2026-02-01T10:00:00Z", "page": "/docs"}],
+    [{"vid": "v2", "who": "p2", "at": "2026-02-01T10:00:00Z", "page": "/docs/updated"},
+     {"vid": "v3", "who": "p1", "at": "2026-02-02T11:00:00Z", "page": "/signup"}],
+    [{"vid": "v4", "who": "p3", "at": "2026-02-03T12:00:00Z", "page": "/blog"}],
+]
+
+
 class AcmeConnector:
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
 
     def extract(self, stream: StreamSpec, state: Mapping[str, Any], ctx: RunContext) -> Iterator[Page]:
+        if stream.name == "visits":
+            for i, page in enumerate(VISITS, 1):
+                yield Page(records=page, state={"pages": i})
+            return
         yield Page(records=PEOPLE[:2], state={"pages": 1})
         yield Page(records=PEOPLE[2:], state={"pages": 2, "cursor": ctx.started_at.isoformat()})
 
@@ -39,7 +53,8 @@ def register_connectors(register):  # type: ignore[no-untyped-def]
         name="acme",
         system="acme",
         streams=(StreamSpec(name="people", primary_key="pid", cursor_field="changed", incremental=True,
-                            mappings=("people.yaml",)),),
+                            mappings=("people.yaml",)),
+                 StreamSpec(name="visits", primary_key="vid", mappings=("visits.yaml",))),
         factory=AcmeConnector,
         settings=(Setting("api_key", secret=True, required=True, description="ACME API key"),),
         mappings_dir=Path(__file__).parent / "mappings",
