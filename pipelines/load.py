@@ -42,11 +42,11 @@ __all__ = ["RAW_SCHEMA", "StreamLoad", "StreamResult", "dotted", "prefetched"]
 
 log = logging.getLogger("factoryline.load")
 
-BATCH_ROWS = 20_000
+BATCH_ROWS = 5_000
 #: records per load package: bounds the merge's memory and the per-chunk key sets
 #: (FACTORYLINE_CHUNK_RECORDS overrides it: smaller chunks, less memory, more loads)
 CHUNK_RECORDS = int(os.environ.get("FACTORYLINE_CHUNK_RECORDS", "100000"))
-PREFETCH_PAGES = 4
+PREFETCH_PAGES = 2
 TS = pa.timestamp("us", tz="UTC")
 
 RAW_SCHEMA = pa.schema([
