@@ -72,6 +72,11 @@ def _start_sandbox(stack: ExitStack, db: Path, size: int, seed: int, advance: bo
     return sb
 
 
+def _sandbox_overrides(sb: Any) -> dict[str, dict[str, Any]]:
+    # rows read from the sandbox say so in their provenance: source_instance = "sandbox"
+    return {name: {"instance": "sandbox", **em.settings} for name, em in sb.emulators.items()}
+
+
 def _print_status(status: RunStatus) -> None:
     sys.stdout.write(orjson.dumps(status.as_dict()).decode() + "\n")
     sys.stdout.flush()
@@ -107,7 +112,7 @@ def run_cmd(
         overrides = None
         if sandbox:
             sb = _start_sandbox(stack, db, sandbox_size, 7, advance=True)
-            overrides = {name: em.settings for name, em in sb.emulators.items()}
+            overrides = _sandbox_overrides(sb)
         status = _progress_runner(lambda progress: run(
             names, target=_target(destination, db, dataset), overrides=overrides, streams=stream,
             full_refresh=full_refresh, progress=progress))
@@ -127,7 +132,7 @@ def demo(
         sb = _start_sandbox(stack, db, size, seed, advance=True)
         err.print(f"sandbox: {', '.join(f'{n} at {e.base_url}' for n, e in sb.emulators.items())}")
         names = [n for n in sorted(get_registry().connectors) if n in sb.emulators]
-        overrides = {name: em.settings for name, em in sb.emulators.items()}
+        overrides = _sandbox_overrides(sb)
         status = _progress_runner(lambda progress: run(names, target=target, overrides=overrides,
                                                        progress=progress))
     table = Table(title=f"run {status.run_id}: {status.status}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -308,7 +309,8 @@ class StreamLoad:
                  chunk_records: int = CHUNK_RECORDS) -> None:
         self.spec, self.stream, self.config, self.connector = spec, stream, config, connector
         self.ctx, self.result, self.progress = ctx, result, progress
-        self.chunk_records = chunk_records
+        # a "replace" stream must arrive in one load, or each chunk would replace the one before it
+        self.chunk_records = sys.maxsize if stream.write_disposition == "replace" else chunk_records
         self.loader: _StreamLoader | None = None
         self.pages: Iterator[Page] | None = None
         self.held: list[tuple[Page, list[tuple[str, pa.Table, Any]]]] = []
