@@ -12,6 +12,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
+#: ../shared/vendor-reference beside the checkout (where CI puts it), or FACTORYLINE_VENDOR_REFERENCE
+VENDOR_REFERENCE = Path(os.environ.get("FACTORYLINE_VENDOR_REFERENCE", ROOT.parent / "shared" / "vendor-reference"))
+
+
+@pytest.fixture(scope="session")
+def vendor_reference() -> Path:
+    """The vendor specs and fixtures; missing is a failure in CI and a skip elsewhere."""
+    if not VENDOR_REFERENCE.is_dir():
+        if IN_CI:
+            pytest.fail(f"vendor reference not found at {VENDOR_REFERENCE}: CI must have shared/ beside the clone")
+        pytest.skip(f"vendor reference not found at {VENDOR_REFERENCE}")
+    return VENDOR_REFERENCE
 
 
 @pytest.fixture(autouse=True)
