@@ -1,0 +1,859 @@
+"""Marketing journeys over the sandbox world: campaigns, touches, social handles and shop orders.
+
+Everything here is a pure function of ``(world seed, index, tick)``, like :mod:`sandbox.world`:
+person ``i``'s touches and orders are computed from ``World.person(i, t)`` in O(its touches),
+without building the population, so memory stays flat at 1,000,000 people.
+
+The journey of a person is consistent with the CRM record:
+
+* base touches (before tick 0) lie in ``[created_ms, min(created_ms + 150 days, tick0 - 1 day)]``;
+  the first touch is at ``created_ms``;
+* every stage the person entered has a touch at exactly its date: ``lead`` a ``form_submission``,
+  ``marketingqualifiedlead`` an ``email_click`` (a ``page_view`` for people without an email),
+  ``salesqualifiedlead`` a ``webinar_attended``, ``opportunity`` and ``customer`` a ``meeting``
+  (Salesforce), ``evangelist`` a ``social_mention`` (or a review ``form_submission``), and the first
+  stage the creation touch;
+* each tick ``k`` that changes person ``i`` (``World``'s change set) adds exactly one touch at
+  ``ticks[k]``; a person appended by a growing world gets its stage touches at its creation time;
+* customers have orders at or after their customer date; ~10% of non-customers buy as guests.
+
+See docs/journeys.md for the rates and the measured overlaps.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sandbox.world import DAY_MS, LIFECYCLE_STAGES, YEAR_MS, Person, World
+
+__all__ = [
+    "CAMPAIGN_KINDS",
+    "CHANNELS",
+    "SYSTEMS",
+    "TOUCH_KINDS",
+    "Campaign",
+    "Journeys",
+    "Order",
+    "OrderLine",
+    "Touch",
+]
+
+_M64 = (1 << 64) - 1
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+#: base touches and orders of a person lie within this long after its creation
+ACTIVE_MS = 150 * DAY_MS
+#: order ids: person_idx * ORDER_SLOTS + n (n-th order of that person); at most this many per person
+ORDER_SLOTS = 64
+SITE = "https://www.factoryline.example"
+SHOP = "https://shop.factoryline.example"
+
+CAMPAIGN_KINDS = ("email", "webinar", "event", "ads", "social", "content")
+CHANNELS = ("email", "web", "social", "paid", "event")
+SYSTEMS = ("hubspot", "marketo", "mailchimp", "salesforce", "x")
+TOUCH_KINDS = (
+    "email_send", "email_delivered", "email_open", "email_click", "email_bounce", "unsubscribe",
+    "form_submission", "webinar_attended", "ad_click", "social_mention", "page_view", "call", "meeting",
+)
+MARKETING_KINDS = frozenset(TOUCH_KINDS) - {"call", "meeting"}
+SALES_KINDS = frozenset({"call", "meeting"})
+
+#: campaign ``c`` has the shape of slot ``c % 10``: (kind, channel, system, label).
+#: Slots 0-4 already cover the four campaign systems, so the smallest world (5 campaigns) has them all.
+_SLOTS = (
+    ("email", "email", "hubspot", "Newsletter"),
+    ("webinar", "web", "marketo", "Webinar"),
+    ("email", "email", "mailchimp", "Nurture"),
+    ("ads", "paid", "salesforce", "Paid Search"),
+    ("email", "email", "marketo", "Drip"),
+    ("content", "web", "hubspot", "Ebook"),
+    ("social", "social", "hubspot", "Social Buzz"),
+    ("email", "email", "mailchimp", "Promo"),
+    ("event", "event", "marketo", "Virtual Summit"),
+    ("event", "event", "salesforce", "Trade Show"),
+)
+_EMAIL_SLOTS = {"hubspot": (0,), "marketo": (4,), "mailchimp": (2, 7)}
+_WEBINAR_SLOTS = (1, 8)
+_ADS_SLOTS = (3,)
+_CONTENT_SLOTS = (5,)
+_SOCIAL_SLOTS = (6,)
+_EVENT_SF_SLOTS = (9,)
+_THEMES = ("Spring Launch", "Data Driven", "Growth Playbook", "Pipeline Boost", "Customer Stories",
+           "Product Tour", "Year End", "Summer Sale", "AI Insights", "Scale Up", "Back To Work",
+           "Benchmark Report")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: utm_source / utm_medium of an order or click coming from a campaign, by channel
+_UTM = {"email": ("newsletter", "email"), "web": ("website", "content"), "social": ("x", "social"),
+        "paid": ("google", "cpc"), "event": ("event", "referral")}
+_PAGES = ("/", "/pricing", "/blog/attribution-101", "/blog/funnel-metrics", "/product", "/customers",
+          "/docs/getting-started", "/about", "/contact", "/blog/lead-scoring")
+_FORMS = ("/newsletter", "/ebook/marketing-factory", "/demo", "/contact-sales", "/webinar/register",
+          "/trial")
+#: (sku, title, unit price in cents)
+_PRODUCTS = (
+    ("FL-STARTER", "Starter plan (monthly)", 4900),
+    ("FL-PRO", "Professional plan (monthly)", 14900),
+    ("FL-ENT", "Enterprise plan (monthly)", 89900),
+    ("FL-SEAT", "Add-on seat", 1900),
+    ("FL-ONBOARD", "Onboarding package", 49900),
+    ("FL-TSHIRT", "Factoryline T-shirt", 2500),
+    ("FL-MUG", "Factoryline mug", 1400),
+    ("FL-BOOK", "The Marketing Factory (book)", 3900),
+)
+_CURRENCY = {"United States": "USD", "USA": "USD", "US": "USD", "united states": "USD", "Canada": "CAD",
+             "United Kingdom": "GBP", "UK": "GBP", "GB": "GBP", "Ireland": "EUR", "Germany": "EUR",
+             "DE": "EUR", "Deutschland": "EUR", "France": "EUR", "Netherlands": "EUR", "Spain": "EUR",
+             "Italy": "EUR", "Sweden": "SEK", "Australia": "AUD", "Singapore": "SGD", "Japan": "JPY",
+             "Brazil": "BRL"}
+_FREE_MAIL = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me")
+_STAGE_RANK = {s: n for n, s in enumerate(LIFECYCLE_STAGES)}
+_CUSTOMER_RANK = _STAGE_RANK["customer"]
+
+# salts (distinct from sandbox.world's 1..3999)
+_S_SYSTEM, _S_HANDLE, _S_CAMPAIGN, _S_TOUCH, _S_TICK, _S_ORDER, _S_GUEST, _S_SHOPMAIL = (
+    9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008)
+
+# -- rates (documented in docs/journeys.md) -------------------------------------------------------
+HANDLE_PCT = 35          # people with an X handle
+HANDLE_KNOWN_PCT = 70    # of those, the CRM knows the handle
+GUEST_PCT = 10           # non-customers who buy in the shop as guests
+GUEST_OTHER_EMAIL_PCT = 40  # guest buyers who use an email the CRM does not have
+SHOP_EMAIL_CASE_PCT = 6  # shop email differs in case from the CRM's
+SHOP_EMAIL_SPACE_PCT = 3  # shop email has surrounding whitespace
+TEST_ORDER_PER_MILLE = 15
+CANCEL_PCT = 4
+REFUND_LINE_PCT = 2
+UTM_CAMPAIGN_PCT = 45    # orders after a campaign touch that carry that campaign's utm fields
+UTM_UNKNOWN_PCT = 3      # orders whose utm_campaign names no campaign
+BOUNCE_PER_MILLE = 30
+OPEN_PCT = 45
+CLICK_PCT = 35
+UNSUB_PER_MILLE = 15
+
+
+def _h(seed: int, salt: int, a: int, b: int = 0) -> int:
+    """64 pseudo-random bits; CPython's tuple hash of ints is fixed across runs and platforms."""
+    return hash((seed, salt, a, b)) & _M64
+
+
+class _Rng:
+    """A counter-based stream of 64-bit values for one (seed, salt, index)."""
+
+    __slots__ = ("a", "n", "salt", "seed")
+
+    def __init__(self, seed: int, salt: int, a: int) -> None:
+        self.seed, self.salt, self.a, self.n = seed, salt, a, 0
+
+    def next(self) -> int:
+        self.n += 1
+        return hash((self.seed, self.salt, self.a, self.n)) & _M64
+
+    def below(self, n: int) -> int:
+        return self.next() % n
+
+    def pct(self) -> int:
+        return self.next() % 100
+
+    def mille(self) -> int:
+        return self.next() % 1000
+
+    def between(self, lo: int, hi: int) -> int:
+        return lo if hi <= lo else lo + self.next() % (hi - lo + 1)
+
+
+# -------------------------------------------------------------------------------------------------
+# records
+# -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    idx: int
+    name: str
+    kind: str        # email | webinar | event | ads | social | content
+    channel: str     # email | web | social | paid | event
+    system: str      # hubspot | marketo | mailchimp | salesforce
+    status: str      # planned | in_progress | completed | aborted
+    budget: int      # cents
+    actual_cost: int  # cents
+    start_ms: int
+    end_ms: int
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    person_idx: int
+    seq: int         # unique per person, increasing with time, stable across ticks
+    kind: str
+    at_ms: int
+    campaign_idx: int | None
+    system: str      # hubspot | marketo | mailchimp | x | salesforce
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    title: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    idx: int
+    person_idx: int
+    number: str
+    email: str
+    created_ms: int
+    updated_ms: int
+    cancelled_ms: int | None
+    test: bool
+    currency: str
+    lines: tuple[OrderLine, ...]
+    landing_site: str | None
+    referring_site: str | None
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+
+
+#: an event under construction: (at_ms, kind, campaign_idx, system, url)
+_Ev = tuple[int, str, int | None, str, str | None]
+
+
+# -------------------------------------------------------------------------------------------------
+# the journeys
+# -------------------------------------------------------------------------------------------------
+
+
+class Journeys:
+    """Campaigns, touches and orders of a :class:`World`. Cheap to build; holds no population."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.seed = world.seed
+        self._end = world.ticks[0] - DAY_MS
+        self._start = self._end - YEAR_MS
+        n = self._n_campaigns = max(5, world.size // 100)
+        # Campaigns cover [tick0 - 1 year - 30 days, tick0 + 180 days]. With 20 or more, campaign c
+        # starts at base + (c - 9) * step and runs at least 11 steps, so at any time x of the span
+        # the 10 campaigns up to x's own (one of each shape) are all running. Fewer campaigns are
+        # always-on programs that run through the whole span.
+        self._camp_base = self._start - 30 * DAY_MS
+        self._camp_span = YEAR_MS + 210 * DAY_MS
+        self._camp_step = self._camp_span // (n - 9) if n >= 20 else 0
+
+    # -- campaigns ----------------------------------------------------------------------------------
+
+    def campaign_count(self) -> int:
+        return self._n_campaigns
+
+    def _campaign_window(self, idx: int) -> tuple[int, int]:
+        h = _h(self.seed, _S_CAMPAIGN, idx)
+        if not self._camp_step:
+            start = self._camp_base - (h >> 8) % (60 * DAY_MS) // DAY_MS * DAY_MS
+            return start, self._camp_base + self._camp_span + (h >> 24) % (60 * DAY_MS)
+        start = self._camp_base + (idx - 9) * self._camp_step
+        return start, start + max(45 * DAY_MS, 11 * self._camp_step) + (h >> 8) % (30 * DAY_MS)
+
+    def campaign_slug(self, idx: int) -> str:
+        """The slug orders and links carry as ``utm_campaign`` (``spring-launch-webinar-12``)."""
+        h = _h(self.seed, _S_CAMPAIGN, idx)
+        label = _SLOTS[idx % 10][3]
+        return f"{_THEMES[h % len(_THEMES)]} {label} {idx}".lower().replace(" ", "-")
+
+    def campaign_by_slug(self, slug: str) -> int | None:
+        """The campaign index a slug names, or ``None`` (unknown or mis-typed slugs)."""
+        tail = slug.rpartition("-")[2]
+        if not tail.isdigit():
+            return None
+        idx = int(tail)
+        return idx if idx < self._n_campaigns and self.campaign_slug(idx) == slug else None
+
+    def campaign(self, idx: int, t: int | None = None) -> Campaign:
+        """Campaign ``idx``; its status and actual cost are as of tick ``t`` (default: now)."""
+        if not 0 <= idx < self._n_campaigns:
+            raise IndexError(idx)
+        w = self.world
+        now = w.ticks[w.tick if t is None else t]
+        h = _h(self.seed, _S_CAMPAIGN, idx)
+        kind, channel, system, label = _SLOTS[idx % 10]
+        start, end = self._campaign_window(idx)
+        month = _MONTHS[(start // (30 * DAY_MS)) % 12]
+        name = f"{_THEMES[h % len(_THEMES)]} {label} {month} #{idx}"
+        scale = {"email": 5, "webinar": 20, "event": 150, "ads": 80, "social": 10, "content": 15}[kind]
+        budget = scale * (1 + (h >> 16) % 20) * 50_000  # cents
+        if start > now:
+            status, cost = "planned", 0
+        elif end >= now:
+            status = "in_progress"
+            cost = budget * (now - start) // max(1, end - start) * (80 + (h >> 24) % 30) // 100
+        else:
+            status = "aborted" if (h >> 32) % 100 < 5 else "completed"
+            cost = budget * (70 + (h >> 40) % 46) // 100
+        return Campaign(idx, name, kind, channel, system, status, budget, cost, start, end,
+                        start - (7 + (h >> 48) % 50) * DAY_MS)
+
+    def _campaign_at(self, slots: tuple[int, ...], at_ms: int, roll: int) -> int | None:
+        """A running campaign of one of the shapes ``slots`` at ``at_ms`` (``None`` if none)."""
+        n = self._n_campaigns
+        usable = [s for s in slots if s < n]
+        if not usable:
+            return None
+        s = usable[roll % len(usable)]
+        if self._camp_step:
+            c = min(n - 1, max(9, 9 + (at_ms - self._camp_base) // self._camp_step))
+            c -= (c - s) % 10
+        else:
+            c = s
+        start, end = self._campaign_window(c)
+        return c if start <= at_ms <= end else None
+
+    # -- people's systems and handles ------------------------------------------------------------------
+
+    def email_system(self, person_idx: int) -> str:
+        """The marketing-email vendor that mails this person (by company, so colleagues share it):
+        hubspot 45%, marketo 30%, mailchimp 25%."""
+        j = self.world.company_of(person_idx)
+        roll = _h(self.seed, _S_SYSTEM, -1 - person_idx if j is None else j) % 100
+        return "hubspot" if roll < 45 else "marketo" if roll < 75 else "mailchimp"
+
+    def social_handle(self, person_idx: int) -> str | None:
+        """The person's X handle (~35% of people), without the ``@``."""
+        h = _h(self.seed, _S_HANDLE, person_idx)
+        if h % 100 >= HANDLE_PCT:
+            return None
+        first, last, _ = self.world._name(person_idx)
+        sep = "_" if person_idx < 1_000_000 else ""
+        return f"{first[0]}{last[:7]}{sep}{person_idx}".lower()
+
+    def crm_knows_handle(self, person_idx: int) -> bool:
+        """Whether the CRM stores the person's handle (~70% of those who have one)."""
+        h = _h(self.seed, _S_HANDLE, person_idx)
+        return h % 100 < HANDLE_PCT and (h >> 8) % 100 < HANDLE_KNOWN_PCT
+
+    def is_guest_buyer(self, person_idx: int) -> bool:
+        """Whether the person buys in the shop as a guest (no shop customer account, the shop
+        email may be one the CRM does not know): 10% of the people who were not CRM customers
+        when the world (or, for grown people, the person) was created. Guests keep buying as
+        guests, even after they become customers in the CRM."""
+        if _h(self.seed, _S_GUEST, person_idx) % 100 >= GUEST_PCT:
+            return False
+        w = self.world
+        t = 0 if person_idx < w.people.base_count else w.people.created_tick(person_idx)
+        return self._buyer(w.person(person_idx, t))[1]
+
+    # -- touches -------------------------------------------------------------------------------------
+
+    def touches(self, person_idx: int, t: int | None = None) -> list[Touch]:
+        """The person's touches up to tick ``t`` (default: now), time-ordered, ``seq`` 0, 1, ..."""
+        w = self.world
+        t = w.tick if t is None else t
+        p = w.person(person_idx, t)
+        return self._touches(p, t)
+
+    def _touches(self, p: Person, t: int) -> list[Touch]:
+        idx = p.idx
+        evs = self._base_events(p)
+        evs.sort(key=lambda e: e[0])  # stable: same-time events keep their causal order
+        evs.extend(self._tick_events(p, t))
+        return [Touch(idx, n, kind, at, camp, system, url) for n, (at, kind, camp, system, url) in enumerate(evs)]
+
+    def _base_stages(self, p: Person) -> tuple[int, list[tuple[str, int]]]:
+        """(cutoff, the stages entered by the person's creation state, in order)."""
+        w = self.world
+        grown = p.idx >= w.people.base_count
+        cutoff = p.created_ms if grown else self._end
+        return cutoff, [(s, d) for s, d in p.stage_dates.items() if d <= cutoff]
+
+    def _base_events(self, p: Person) -> list[_Ev]:
+        idx = p.idx
+        rng = _Rng(self.seed, _S_TOUCH, idx)
+        created = p.created_ms
+        cutoff, stages = self._base_stages(p)
+        grown = cutoff == created and idx >= self.world.people.base_count
+        horizon = created if grown else min(self._end, created + ACTIVE_MS)
+        system = self.email_system(idx)
+        handle = self.social_handle(idx)
+        has_email = p.email is not None
+        evs: list[_Ev] = []
+        add = evs.append
+
+        def camp(slots: tuple[int, ...], at: int, pct: int = 100) -> int | None:
+            roll = rng.next()
+            return self._campaign_at(slots, at, roll >> 8) if roll % 100 < pct else None
+
+        def click_url(path: str, c: int | None) -> str:
+            if c is None:
+                return SITE + path
+            source, medium = _UTM[_SLOTS[c % 10][1]]
+            return f"{SITE}{path}?utm_source={source}&utm_medium={medium}&utm_campaign={self.campaign_slug(c)}"
+
+        def email(at: int, click: bool) -> bool:
+            """One email (send, delivered or bounce, open, click, maybe unsubscribe); False after an
+            unsubscribe. Events past the horizon are dropped."""
+            c = camp(_EMAIL_SLOTS[system], at, 90)
+            add((at, "email_send", c, system, None))
+            if rng.mille() < BOUNCE_PER_MILLE and not click:
+                if at + 5_000 <= horizon:
+                    add((at + 5_000, "email_bounce", c, system, None))
+                return True
+            if at + 2_000 <= horizon:
+                add((at + 2_000, "email_delivered", c, system, None))
+            if click:  # the click that made the person an MQL happens at ``at`` itself
+                return True
+            if rng.pct() >= OPEN_PCT:
+                return True
+            opened = at + rng.between(5 * MINUTE_MS, 36 * HOUR_MS)
+            if opened > horizon:
+                return True
+            add((opened, "email_open", c, system, None))
+            if rng.pct() < CLICK_PCT and opened + 20 * MINUTE_MS <= horizon:
+                clicked = opened + rng.between(10_000, 20 * MINUTE_MS)
+                add((clicked, "email_click", c, system, click_url(_PAGES[rng.below(len(_PAGES))], c)))
+            if rng.mille() < UNSUB_PER_MILLE and opened + MINUTE_MS <= horizon:
+                add((opened + MINUTE_MS, "unsubscribe", c, system, None))
+                return False
+            return True
+
+        # stage triggers: a touch at exactly each stage date
+        prev = created
+        sql_at: int | None = None
+        for n, (stage, at) in enumerate(stages):
+            if n == 0:
+                if stage == "other":
+                    add((at, "page_view", None, "hubspot", SITE + _PAGES[rng.below(len(_PAGES))]))
+                else:
+                    form = "/newsletter" if stage == "subscriber" else _FORMS[1 + rng.below(len(_FORMS) - 1)]
+                    c = camp(_CONTENT_SLOTS, at, 40)
+                    add((at, "form_submission", c, "hubspot", click_url(form, c)))
+                prev = at
+                continue
+            if stage == "lead":
+                c = camp(_CONTENT_SLOTS, at, 60)
+                add((at, "form_submission", c, "hubspot", click_url(_FORMS[1 + rng.below(len(_FORMS) - 1)], c)))
+            elif stage == "marketingqualifiedlead":
+                if has_email:
+                    sent = max(created, min(at - 2_000, max(prev, at - rng.between(HOUR_MS, 2 * DAY_MS))))
+                    email(sent, click=True)
+                    c = evs[-1][2] if evs[-1][1] in ("email_send", "email_delivered") else None
+                    add((at, "email_click", c, system, click_url(_PAGES[rng.below(len(_PAGES))], c)))
+                else:
+                    add((at, "page_view", None, "hubspot", SITE + "/pricing"))
+            elif stage == "salesqualifiedlead":
+                c = camp(_WEBINAR_SLOTS, at, 85)
+                add((at, "webinar_attended", c, "marketo", None))
+                sql_at = at
+            elif stage in ("opportunity", "customer"):
+                call_at = max(prev, at - rng.between(HOUR_MS, 5 * DAY_MS))
+                add((call_at, "call", None, "salesforce", None))
+                c = camp(_EVENT_SF_SLOTS, at, 20)
+                add((at, "meeting", c, "salesforce", None))
+            elif stage == "evangelist":
+                if handle is not None:
+                    add((at, "social_mention", camp(_SOCIAL_SLOTS, at, 30), "x",
+                         f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+                else:
+                    add((at, "form_submission", None, "hubspot", SITE + "/review"))
+            prev = at
+        if grown:
+            return evs
+
+        # background: campaigns keep running over the active window
+        rank = max((_STAGE_RANK[s] for s, _ in stages if s != "other"), default=0)
+        if has_email and stages and stages[0][0] != "other":
+            times = sorted(rng.between(created + MINUTE_MS, horizon) for _ in range(1 + rng.below(4) + min(rank, 4)))
+            for at in times:
+                if not email(at, click=False):
+                    break
+        for _ in range(rng.below(4)):
+            at = rng.between(created, horizon)
+            c = camp(_CONTENT_SLOTS, at, 30)
+            add((at, "page_view", c, "hubspot", click_url(_PAGES[rng.below(len(_PAGES))], c)))
+        if handle is not None:
+            for _ in range(rng.below(3)):
+                at = rng.between(created, horizon)
+                add((at, "social_mention", camp(_SOCIAL_SLOTS, at, 35), "x",
+                     f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+        if rng.pct() < 30:
+            at = rng.between(created, horizon)
+            c = camp(_ADS_SLOTS, at)
+            add((at, "ad_click", c, "salesforce", click_url("/product", c)))
+        if rng.pct() < 20:
+            at = rng.between(created, horizon)
+            add((at, "webinar_attended", camp(_WEBINAR_SLOTS, at, 90), "marketo", None))
+        if sql_at is not None:
+            for _ in range(1 + rng.below(2)):
+                add((rng.between(sql_at, horizon), "call", None, "salesforce", None))
+        return evs
+
+    def _tick_events(self, p: Person, t: int) -> list[_Ev]:
+        """One touch at each tick that changed the person (after its creation tick)."""
+        w = self.world
+        space = w.people
+        idx = p.idx
+        ct = space.created_tick(idx)
+        if t <= ct:
+            return []
+        changes = space.changes(idx, t, ct)
+        if not changes:
+            return []
+        entered = {d: s for s, d in p.stage_dates.items()}
+        system = self.email_system(idx)
+        handle = self.social_handle(idx)
+        out: list[_Ev] = []
+        for k in changes:
+            at = w.ticks[k]
+            h = _h(self.seed, _S_TICK, idx, k)
+            stage = entered.get(at)
+            roll = h % 100
+            c: int | None
+            if stage == "lead":
+                c = self._campaign_at(_CONTENT_SLOTS, at, h >> 8)
+                out.append((at, "form_submission", c, "hubspot", f"{SITE}/ebook/marketing-factory"))
+            elif stage == "marketingqualifiedlead":
+                if p.email is not None:
+                    c = self._campaign_at(_EMAIL_SLOTS[system], at, h >> 8)
+                    out.append((at, "email_click", c, system, f"{SITE}/pricing"))
+                else:
+                    out.append((at, "page_view", None, "hubspot", f"{SITE}/pricing"))
+            elif stage == "salesqualifiedlead":
+                out.append((at, "webinar_attended", self._campaign_at(_WEBINAR_SLOTS, at, h >> 8),
+                            "marketo", None))
+            elif stage in ("opportunity", "customer"):
+                out.append((at, "meeting", None, "salesforce", None))
+            elif stage == "evangelist":
+                if handle is not None:
+                    out.append((at, "social_mention", None, "x",
+                                f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+                else:
+                    out.append((at, "form_submission", None, "hubspot", SITE + "/review"))
+            elif roll < 30 and p.email is not None:
+                c = self._campaign_at(_EMAIL_SLOTS[system], at, h >> 8)
+                out.append((at, "email_open", c, system, None))
+            elif roll < 45 and handle is not None:
+                out.append((at, "social_mention", self._campaign_at(_SOCIAL_SLOTS, at, h >> 8), "x",
+                            f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+            elif roll < 55 and _STAGE_RANK.get(p.lifecycle_stage, 0) >= _STAGE_RANK["salesqualifiedlead"] \
+                    and p.lifecycle_stage != "other":
+                out.append((at, "call", None, "salesforce", None))
+            elif roll < 65:
+                c = self._campaign_at(_ADS_SLOTS, at, h >> 8)
+                out.append((at, "ad_click", c, "salesforce", f"{SITE}/product"))
+            else:
+                c = self._campaign_at(_CONTENT_SLOTS, at, h >> 8) if roll < 80 else None
+                out.append((at, "page_view", c, "hubspot", SITE + _PAGES[(h >> 16) % len(_PAGES)]))
+        return out
+
+    def _last_touch_ms(self, idx: int, t: int) -> int:
+        """Time of the person's last touch at tick ``t`` (cheap when a tick touched it)."""
+        w = self.world
+        space = w.people
+        ct = space.created_tick(idx)
+        changes = space.changes(idx, t, ct) if t > ct else []
+        if changes:
+            return w.ticks[changes[-1]]
+        if ct > 0:
+            return w.ticks[ct]
+        p = w.person(idx, 0)
+        return max(e[0] for e in self._base_events(p))
+
+    def _candidates(self, since_ms: int, t: int, span_ms: int) -> Iterator[int]:
+        """Ascending unique indexes that may have activity at or after ``since_ms``: the base
+        people created late enough (only when ``since_ms`` is before tick 0), then the change
+        classes and new records of the ticks at or after ``since_ms``."""
+        w = self.world
+        space = w.people
+        count = space.count(t)
+        ranges: list[Iterable[int]] = []
+        if since_ms <= self._end:
+            span = since_ms - span_ms - self._start
+            lo = 0 if span <= 0 else max(0, min(space.base_count, span * space.base_count // YEAR_MS - 1))
+            ranges.append(range(lo, count))
+        residues: set[int] = set()
+        for k in range(1, t + 1):
+            if w.ticks[k] < since_ms:
+                continue
+            r = space.change_res[k]
+            if r not in residues:
+                residues.add(r)
+                ranges.append(range(r, count, 100))
+            if space.cum_count[k] > space.cum_count[k - 1]:
+                ranges.append(range(space.cum_count[k - 1], space.cum_count[k]))
+        last = -1
+        for i in heapq.merge(*ranges):
+            if i != last:
+                last = i
+                yield i
+
+    def people_touched_since(self, since_ms: int, t: int | None = None) -> Iterator[int]:
+        """Indexes (ascending) of people with a touch at or after ``since_ms`` by tick ``t``:
+        O(changed) for ``since_ms`` after tick 0."""
+        w = self.world
+        t = w.tick if t is None else t
+        base_n = w.people.base_count
+        for i in self._candidates(since_ms, t, ACTIVE_MS):
+            # the first touch is at creation: no need to build journeys created after ``since_ms``
+            first = self._start + i * YEAR_MS // base_n if i < base_n else w.ticks[0]
+            if since_ms <= first or self._last_touch_ms(i, t) >= since_ms:
+                yield i
+
+    # -- orders --------------------------------------------------------------------------------------
+
+    def shop_email(self, person_idx: int, p: Person | None = None, guest: bool = False) -> str:
+        """The email the shop holds for a person: the CRM's (normalised, then 6% re-cased and 3%
+        padded), the person's clean address when the CRM has none, and for 40% of guest buyers
+        an address the CRM does not know."""
+        w = self.world
+        p = w.person(person_idx) if p is None else p
+        h = _h(self.seed, _S_SHOPMAIL, person_idx)
+        if guest and h % 100 < GUEST_OTHER_EMAIL_PCT:
+            first, last, _ = w._name(person_idx)
+            return f"{first[0]}{last}.{person_idx % 997}@{_FREE_MAIL[(h >> 8) % len(_FREE_MAIL)]}".lower()
+        base = p.email.strip().lower() if p.email is not None else w._clean_email(person_idx)
+        roll = (h >> 16) % 100
+        if roll < SHOP_EMAIL_CASE_PCT:
+            local, _, dom = base.partition("@")
+            return f"{local.title()}@{dom.upper()}"
+        if roll < SHOP_EMAIL_CASE_PCT + SHOP_EMAIL_SPACE_PCT:
+            return f"{base} " if roll % 2 else f" {base}"
+        return base
+
+    def orders(self, person_idx: int, t: int | None = None) -> list[Order]:
+        """The person's shop orders at tick ``t`` (default: now), by creation time."""
+        w = self.world
+        t = w.tick if t is None else t
+        p = w.person(person_idx, t)
+        return self._orders(p, t)
+
+    def _buyer(self, p: Person) -> tuple[int | None, bool]:
+        """(base customer date or None, is a guest buyer)."""
+        _, stages = self._base_stages(p)
+        cust = next((d for s, d in stages if s == "customer"), None)
+        base_rank = max((_STAGE_RANK[s] for s, _ in stages if s != "other"), default=0)
+        guest = base_rank < _CUSTOMER_RANK and _h(self.seed, _S_GUEST, p.idx) % 100 < GUEST_PCT
+        return cust, guest
+
+    def _orders(self, p: Person, t: int, touches: list[Touch] | None = None) -> list[Order]:
+        w = self.world
+        idx = p.idx
+        cust, guest = self._buyer(p)
+        customer_at = p.stage_dates.get("customer")
+        space = w.people
+        ct = space.created_tick(idx)
+        changes = space.changes(idx, t, ct) if t > ct else []
+        if cust is None and not guest and customer_at is None:
+            return []
+        rng = _Rng(self.seed, _S_ORDER, idx)
+        created = p.created_ms
+        grown = idx >= space.base_count
+        horizon = created if grown else min(self._end, created + ACTIVE_MS)
+        # (created, updated, cancelled)
+        made: list[list[int | None]] = []
+        if cust is not None:
+            at = cust if grown else min(horizon, cust + rng.between(10 * MINUTE_MS, 6 * HOUR_MS))
+            for n in range(1 if grown else 1 + rng.below(3)):
+                if n:
+                    at += rng.between(DAY_MS, 20 * DAY_MS)
+                    if at > horizon:
+                        break
+                made.append([at, at, None])
+        elif guest and not grown:
+            at = rng.between(created, horizon)
+            made.append([at, at, None])
+            if rng.pct() < 25 and at + 3 * DAY_MS <= horizon:
+                made.append([at + rng.between(DAY_MS, 3 * DAY_MS), 0, None])
+                made[-1][1] = made[-1][0]
+        for row in made:  # base cancellations and updates
+            c0 = row[0]
+            assert c0 is not None
+            r = rng.pct()
+            if r < CANCEL_PCT:
+                row[2] = row[1] = min(horizon, c0 + rng.between(HOUR_MS, 48 * HOUR_MS))
+            elif r < 70:
+                row[1] = min(horizon, c0 + rng.between(HOUR_MS, 72 * HOUR_MS))
+        for k in changes:  # tick orders and updates
+            at = w.ticks[k]
+            h = _h(self.seed, _S_ORDER, idx, k)
+            is_customer = customer_at is not None and customer_at <= at
+            roll = h % 100
+            if (customer_at == at or ((is_customer or guest) and roll < 25)) and len(made) < ORDER_SLOTS:
+                made.append([at, at, None])
+            elif made and roll < 35:
+                open_rows = [row for row in made if row[2] is None]
+                if open_rows:
+                    open_rows[-1][1] = open_rows[-1][2] = at
+            elif made and roll < 60:
+                made[-1][1] = at
+        if not made:
+            return []
+        if touches is None:
+            touches = self._touches(p, t)
+        shop_email = self.shop_email(idx, p, guest)
+        currency = _CURRENCY.get(p.country or "", "USD")
+        out: list[Order] = []
+        ti = 0
+        last_campaign: int | None = None
+        for n, (c0, upd, cancelled) in enumerate(made):
+            assert c0 is not None and upd is not None
+            while ti < len(touches) and touches[ti].at_ms <= c0:
+                if touches[ti].campaign_idx is not None:
+                    last_campaign = touches[ti].campaign_idx
+                ti += 1
+            oidx = idx * ORDER_SLOTS + n
+            h = _h(self.seed, _S_ORDER, oidx, -1)
+            lines = []
+            for m in range(1 + h % 3):
+                sku, title, price = _PRODUCTS[(h >> (8 + 4 * m)) % len(_PRODUCTS)]
+                lines.append(OrderLine(sku, title, 1 + (h >> (24 + 3 * m)) % 3, price))
+            if (h >> 40) % 100 < REFUND_LINE_PCT:
+                lines.append(OrderLine("ADJ-REFUND", "Refund adjustment", 1, -(500 + (h >> 48) % 50 * 100)))
+            utm_roll = (h >> 32) % 100
+            source = medium = campaign = None
+            referring: str | None = None
+            landing = f"/products/{lines[0].sku.lower()}"
+            if last_campaign is not None and utm_roll < UTM_CAMPAIGN_PCT:
+                source, medium = _UTM[_SLOTS[last_campaign % 10][1]]
+                campaign = self.campaign_slug(last_campaign)
+            elif utm_roll >= 100 - UTM_UNKNOWN_PCT:
+                source, medium, campaign = "partner", "referral", "summer-sale"
+            if campaign is not None:
+                landing += f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
+                referring = {"email": None, "cpc": "https://www.google.com/", "social": "https://t.co/",
+                             "content": SITE + "/blog", "referral": "https://partner.example/"}.get(medium or "")
+            elif utm_roll < 70:
+                referring = "https://www.google.com/"
+            test = (h >> 52) % 1000 < TEST_ORDER_PER_MILLE
+            out.append(Order(oidx, idx, f"#{1001 + oidx}", shop_email, c0, upd, cancelled, test, currency,
+                             tuple(lines), landing, referring, source, medium, campaign))
+        return out
+
+    def people_with_orders_since(self, since_ms: int, t: int | None = None) -> Iterator[int]:
+        """Indexes (ascending) of people with an order created or updated at or after
+        ``since_ms`` by tick ``t``: O(changed) for ``since_ms`` after tick 0."""
+        w = self.world
+        t = w.tick if t is None else t
+        for i in self._candidates(since_ms, t, ACTIVE_MS):
+            p = w.person(i, t)
+            if "customer" not in p.stage_dates and _h(self.seed, _S_GUEST, i) % 100 >= GUEST_PCT:
+                continue
+            if any(o.updated_ms >= since_ms for o in self._orders(p, t)):
+                yield i
+
+
+
+# -------------------------------------------------------------------------------------------------
+# measured overlaps (docs/journeys.md quotes these for seed 7, size 2000)
+# -------------------------------------------------------------------------------------------------
+
+
+def journey_stats(j: Journeys, t: int | None = None) -> dict[str, tuple[int, int]]:
+    """Exact counts ``name -> (numerator, denominator)`` over the whole population at tick ``t``.
+    O(population): for documentation and tests at small sizes, not for emulators."""
+    w = j.world
+    t = w.tick if t is None else t
+    count = w.people.count(t)
+    people = [w.person(i, t) for i in range(count)]
+    crm_emails = {p.email.strip().lower() for p in people if p.email is not None}
+    in_system = dict.fromkeys(("hubspot", "marketo", "mailchimp", "salesforce", "x", "shop"), 0)
+    touches = no_campaign = authors = authors_known = handles = handles_known = 0
+    orders = prior_touch = prior_campaign = utm_named = utm_unknown = test = cancelled = refund = 0
+    email_variant = email_unknown = guest_orders = with_orders = 0
+    sales_needed = sales_ok = linkable = 0
+    members: dict[str, set[tuple[int, int]]] = {s: set() for s in ("hubspot", "marketo", "mailchimp", "salesforce")}
+    campaign_system = [j.campaign(c, t).system for c in range(j.campaign_count())]
+    tick_touches = 0
+    for p in people:
+        ts = j._touches(p, t)
+        os_ = j._orders(p, t, ts)
+        touches += len(ts)
+        no_campaign += sum(1 for x in ts if x.campaign_idx is None)
+        tick_touches += sum(1 for x in ts if x.at_ms >= w.ticks[0])
+        for x in ts:
+            if x.campaign_idx is not None:
+                members[campaign_system[x.campaign_idx]].add((x.campaign_idx, p.idx))
+        for system in {x.system for x in ts}:
+            in_system[system] += 1
+        if j.social_handle(p.idx) is not None:
+            handles += 1
+            handles_known += j.crm_knows_handle(p.idx)
+        if any(x.kind == "social_mention" for x in ts):
+            authors += 1
+            authors_known += j.crm_knows_handle(p.idx)
+        if "opportunity" in p.stage_dates or "customer" in p.stage_dates:
+            sales_needed += 1
+            sales_ok += any(x.kind in SALES_KINDS and x.system == "salesforce" for x in ts)
+        if os_:
+            in_system["shop"] += 1
+            with_orders += 1
+        _, guest = j._buyer(p)
+        crm = p.email.strip().lower() if p.email is not None else None
+        for o in os_:
+            orders += 1
+            guest_orders += guest
+            prior = [x for x in ts if x.at_ms <= o.created_ms]
+            prior_touch += bool(prior)
+            prior_campaign += any(x.campaign_idx is not None for x in prior)
+            if o.utm_campaign is not None:
+                if j.campaign_by_slug(o.utm_campaign) is not None:
+                    utm_named += 1
+                else:
+                    utm_unknown += 1
+            test += o.test
+            cancelled += o.cancelled_ms is not None
+            refund += any(line.unit_price_cents < 0 for line in o.lines)
+            norm = o.email.strip().lower()
+            email_unknown += norm not in crm_emails
+            email_variant += o.email != norm and norm == crm
+            linkable += norm == crm
+    return {
+        "touches_per_person": (touches, count),
+        "touches_without_campaign": (no_campaign, touches),
+        "touches_at_ticks": (tick_touches, touches),
+        "campaign_members_hubspot": (len(members["hubspot"]), count),
+        "campaign_members_marketo": (len(members["marketo"]), count),
+        "campaign_members_mailchimp": (len(members["mailchimp"]), count),
+        "campaign_members_salesforce": (len(members["salesforce"]), count),
+        "people_in_hubspot": (in_system["hubspot"], count),
+        "people_in_marketo": (in_system["marketo"], count),
+        "people_in_mailchimp": (in_system["mailchimp"], count),
+        "people_in_salesforce": (in_system["salesforce"], count),
+        "people_on_x": (in_system["x"], count),
+        "people_in_shop": (in_system["shop"], count),
+        "people_with_handle": (handles, count),
+        "handles_known_to_crm": (handles_known, handles),
+        "x_authors_known_to_crm": (authors_known, authors),
+        "opportunities_with_sales_touch": (sales_ok, sales_needed),
+        "orders_per_buyer": (orders, with_orders),
+        "orders_with_prior_touch": (prior_touch, orders),
+        "orders_with_prior_campaign_touch": (prior_campaign, orders),
+        "orders_with_utm_campaign": (utm_named, orders),
+        "orders_with_unknown_utm_campaign": (utm_unknown, orders),
+        "orders_test": (test, orders),
+        "orders_cancelled": (cancelled, orders),
+        "orders_with_refund_line": (refund, orders),
+        "orders_by_guests": (guest_orders, orders),
+        "orders_email_unknown_to_crm": (email_unknown, orders),
+        "orders_email_is_the_persons_crm_email": (linkable, orders),
+        "orders_email_case_or_space_variant": (email_variant, orders),
+    }
+
+
+def main() -> None:  # pragma: no cover - `python -m sandbox.journeys [seed] [size] [ticks]`
+    import sys
+
+    from sandbox.world import parse_time
+
+    seed, size, ticks = (int(a) for a in (sys.argv[1:] + ["7", "2000", "3"][len(sys.argv) - 1:])[:3])
+    t0 = parse_time("2026-01-01T00:00:00Z")
+    world = World(seed=seed, size=size, ticks=[t0 + k * HOUR_MS for k in range(ticks + 1)])
+    for name, (num, den) in journey_stats(Journeys(world)).items():
+        print(f"{name:38} {num:>7} / {den:<7} {num / den if den else 0:.4f}")
+
+
+if __name__ == "__main__":
+    main()
