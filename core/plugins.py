@@ -30,7 +30,14 @@ __all__ = ["PluginWarning", "Registry", "get_plugin_manager", "get_registry", "r
 ENTRY_POINT_GROUP = "factoryline"
 #: Loaded even when factoryline runs from a source tree that was never pip-installed. When the
 #: distribution is installed, these are the same modules its entry points name (loaded once).
-BUILTIN_PLUGINS: dict[str, str] = {"hubspot": "connectors.hubspot"}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "hubspot": "connectors.hubspot",
+    "salesforce": "connectors.salesforce",
+    "marketo": "connectors.marketo",
+    "mailchimp": "connectors.mailchimp",
+    "x": "connectors.x",
+    "shopify": "connectors.shopify",
+}
 #: Core's own hook implementations (the named transforms); loaded whatever FACTORYLINE_PLUGINS says.
 CORE_PLUGINS: dict[str, str] = {"core_transforms": "core.transforms"}
 

@@ -60,13 +60,17 @@ def _sandbox_state_dir(db: Path) -> Path:
     return db.resolve().parent / ".factoryline" / "sandbox"
 
 
-def _start_sandbox(stack: ExitStack, db: Path, size: int, seed: int, advance: bool) -> Any:
+def _start_sandbox(stack: ExitStack, db: Path, size: int, seed: int, advance: bool,
+                   connectors: list[str] | None = None) -> Any:
+    """The emulators of ``connectors`` (default: of every registered connector) over the persisted world."""
     from sandbox.api import start_sandbox
     from sandbox.world import CLOCK_FILE
 
     state_dir = _sandbox_state_dir(db)
     existed = (state_dir / CLOCK_FILE).exists()
-    sb = stack.enter_context(start_sandbox(None, size=size, seed=seed, state_dir=state_dir))
+    registry = get_registry()
+    vendors = [n for n in (connectors or sorted(registry.connectors)) if n in registry.emulators]
+    sb = stack.enter_context(start_sandbox(vendors, size=size, seed=seed, state_dir=state_dir))
     if existed and advance:
         sb.advance(1)  # the world moved on since the last run: some records changed
     return sb
@@ -111,7 +115,7 @@ def run_cmd(
     with ExitStack() as stack:
         overrides = None
         if sandbox:
-            sb = _start_sandbox(stack, db, sandbox_size, 7, advance=True)
+            sb = _start_sandbox(stack, db, sandbox_size, 7, advance=True, connectors=names)
             overrides = _sandbox_overrides(sb)
         status = _progress_runner(lambda progress: run(
             names, target=_target(destination, db, dataset), overrides=overrides, streams=stream,

@@ -97,11 +97,14 @@ class StreamResult:
     error: str | None = None
     seconds: float = 0.0
     profile: FieldProfile = field(default_factory=FieldProfile)
+    #: dlt loads that carried this stream's rows (one per chunk)
+    load_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"connector": self.connector, "stream": self.stream, "status": self.status,
                 "records": self.records, "rows": self.rows, "rejects": self.rejects,
-                "requests": self.requests, "seconds": round(self.seconds, 3), "error": self.error}
+                "requests": self.requests, "seconds": round(self.seconds, 3), "error": self.error,
+                "load_ids": self.load_ids}
 
 
 class _Batcher:

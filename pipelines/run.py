@@ -118,9 +118,11 @@ def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]
     run_row = {k: v for k, v in status.as_dict().items() if k != "streams"}
     run_row["load_ids"] = ",".join(f"{k}={v}" for k, ids in status.load_ids.items() for v in ids)
     run_row["errors"] = "\n".join(status.errors) or None
-    stream_rows = [{"run_id": status.run_id, "key": f"{status.run_id}/{s.connector}/{s.stream}",
-                    "load_id": ",".join(status.load_ids.get(s.connector, [])), **s.as_dict(),
-                    "rows": ",".join(f"{k}={v}" for k, v in s.rows.items())} for s in status.streams]
+    stream_rows = [{"run_id": status.run_id, "key": f"{status.run_id}/{s.connector}/{s.stream}", **s.as_dict(),
+                    "rows": ",".join(f"{k}={v}" for k, v in s.rows.items()), "load_ids": ",".join(s.load_ids)}
+                   for s in status.streams]
+    load_rows = [{"load_id": lid, "run_id": status.run_id, "connector": s.connector, "stream": s.stream}
+                 for s in status.streams for lid in s.load_ids]
 
     profile_rows = [{"key": f"{status.run_id}/{s.connector}/{s.stream}/{r['path']}", "run_id": status.run_id,
                      "connector": s.connector, "stream": s.stream, **r}
@@ -134,7 +136,9 @@ def _record_run(pipeline: Any, status: RunStatus, specs: Sequence[ConnectorSpec]
                            columns={"errors": text(), "load_ids": text(),
                                     "finished_at": {"data_type": "timestamp", "nullable": True}})
         yield dlt.resource(stream_rows, name="run_streams", write_disposition="merge", primary_key="key",
-                           columns={"load_id": text(), "error": text(), "rows": text()})
+                           columns={"load_ids": text(), "error": text(), "rows": text()})
+        yield dlt.resource(load_rows, name="run_loads", write_disposition="merge", primary_key="load_id",
+                           columns={"load_id": text(), "run_id": text(), "connector": text(), "stream": text()})
         yield dlt.resource(profile_rows, name="field_profiles", write_disposition="merge", primary_key="key",
                            columns={"types": text()})
         yield dlt.resource(_mapping_rows(specs), name="mapping_versions", write_disposition="merge",
@@ -186,6 +190,7 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
                         source = dlt.source(_chunk_source(load), name=source_name, max_table_nesting=0)()
                         info = pipeline.run(source, loader_file_format="parquet")
                         status.load_ids.setdefault(name, []).extend(info.loads_ids)
+                        results[stream.name].load_ids.extend(info.loads_ids)
                 except Exception as exc:
                     # this chunk did not reach the destination: the stream did not finish
                     _fail(status, name, [results[stream.name]], exc)

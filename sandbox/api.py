@@ -46,7 +46,14 @@ __all__ = [
 
 #: Emulators that ship with factoryline, used when the plugin registry cannot provide them (e.g. a
 #: connector package that fails to import). Plugins normally register through ``register_emulators``.
-BUILTIN_EMULATORS: dict[str, str] = {"hubspot": "connectors.hubspot.emulator:emulator_spec"}
+BUILTIN_EMULATORS: dict[str, str] = {
+    "hubspot": "connectors.hubspot.emulator:emulator_spec",
+    "salesforce": "connectors.salesforce.emulator:emulator_spec",
+    "marketo": "connectors.marketo.emulator:emulator_spec",
+    "mailchimp": "connectors.mailchimp.emulator:emulator_spec",
+    "x": "connectors.x.emulator:emulator_spec",
+    "shopify": "connectors.shopify.emulator:emulator_spec",
+}
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 _START_TIMEOUT = 30.0
 

@@ -69,14 +69,14 @@ def test_full_run_loads_every_vendor_record_with_provenance(sandbox: Sandbox, tm
     con = _db(db)
     for obj, entity in OBJECTS.items():
         live, archived = _vendor_ids(sandbox, obj), _vendor_ids(sandbox, obj, archived=True)
-        rows = dict(con.sql(f"SELECT source_record_id, is_deleted FROM factoryline.{entity}").fetchall())
+        rows = dict(con.sql(f"SELECT source_record_id, is_deleted FROM factory.{entity}").fetchall())
         record_rejects = con.sql(f"SELECT count(*) FROM factory.rejects WHERE severity = 'record' "
                                  f"AND source_object = '{obj}'").fetchall()[0]
         assert record_rejects == (0,)
         assert set(rows) == set(live) | set(archived), obj
         assert {k for k, deleted in rows.items() if deleted} == set(archived), obj
         nulls = " OR ".join(f"{c} IS NULL" for c in PROVENANCE)
-        assert con.sql(f"SELECT count(*) FROM factoryline.{entity} WHERE {nulls}").fetchall()[0] == (0,), entity
+        assert con.sql(f"SELECT count(*) FROM factory.{entity} WHERE {nulls}").fetchall()[0] == (0,), entity
         raw = con.sql(f"SELECT count(*) FROM factory.hubspot__{obj}").fetchall()[0]
         assert raw == (len(rows),)
     # person.account_id points at a loaded account (the v4 association, primary label)
@@ -91,7 +91,7 @@ def test_full_run_loads_every_vendor_record_with_provenance(sandbox: Sandbox, tm
 def test_second_run_fetches_only_changes_and_never_duplicates(sandbox: Sandbox, tmp_path: Path) -> None:
     db = tmp_path / "fl.duckdb"
     assert _run(sandbox, db).status == "success"
-    before = {e: _db(db).sql(f"SELECT count(*) FROM factoryline.{e}").fetchall()[0] for e in OBJECTS.values()}
+    before = {e: _db(db).sql(f"SELECT count(*) FROM factory.{e}").fetchall()[0] for e in OBJECTS.values()}
     old = _vendor_ids(sandbox, "contacts")
     time.sleep(0.01)
     sandbox.advance(1)
@@ -106,7 +106,7 @@ def test_second_run_fetches_only_changes_and_never_duplicates(sandbox: Sandbox, 
     # only what changed was fetched: updates through search, archivals through the archived listing
     assert contacts.records == len(changed) + len(newly_archived)
     con = _db(db)
-    after = {e: con.sql(f"SELECT count(*) FROM factoryline.{e}").fetchall()[0] for e in OBJECTS.values()}
+    after = {e: con.sql(f"SELECT count(*) FROM factory.{e}").fetchall()[0] for e in OBJECTS.values()}
     assert after == before
     updated = {r[0] for r in con.sql("SELECT source_record_id FROM factory.person WHERE run_id = ?",
                                      params=[second.run_id]).fetchall()}
@@ -135,8 +135,8 @@ def _canonical_snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = _db(db)
     out = {}
     for table in (*OBJECTS.values(), "hubspot__associations"):
-        cols = [c[0] for c in con.sql(f"DESCRIBE factoryline.{table}").fetchall() if c[0] not in skip]
-        out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factoryline.{table} ORDER BY ALL").fetchall()
+        cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in skip]
+        out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
     con.close()
     return out
 

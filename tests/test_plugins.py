@@ -144,7 +144,7 @@ def test_small_chunks_give_the_same_tables_as_one_chunk(acme_site: Path, tmp_pat
                    env={"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1", "FACTORYLINE_CHUNK_RECORDS": chunk})
         assert done.returncode == 0, done.stderr
         con = duckdb.connect(str(db), read_only=True)
-        tables.append([con.sql(f"SELECT id, source_record_id, extras FROM factoryline.{t} ORDER BY id").fetchall()
+        tables.append([con.sql(f"SELECT id, source_record_id, extras FROM factory.{t} ORDER BY id").fetchall()
                        for t in ("person", "touch")])
     assert tables[0] == tables[1] and len(tables[0][1]) == 4
 

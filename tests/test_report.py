@@ -340,14 +340,14 @@ def test_json_markdown_and_bi_tables_carry_the_same_figures(world: dict[str, Pat
     assert "| drifty/members | person | email | email | email | 66.7% | 2 / 3 | 66.7% | 1 |" in md
     con = duckdb.connect(str(world["db"]), read_only=True)
     try:
-        q = "SELECT fill_rate, conformance FROM factoryline.report_field_coverage WHERE connector = 'drifty' " \
+        q = "SELECT fill_rate, conformance FROM factory.report_field_coverage WHERE connector = 'drifty' " \
             "AND canonical_field = 'email'"
         assert con.sql(q).fetchall() == [(cov["fill_rate"], cov["conformance"])]
-        drift = con.sql("SELECT vendor_field, change FROM factoryline.report_drift ORDER BY 1").fetchall()
+        drift = con.sql("SELECT vendor_field, change FROM factory.report_drift ORDER BY 1").fetchall()
         assert drift == [("loyalty_tier", "added"), ("old_field", "removed"), ("score", "type changed")]
-        assert con.sql("SELECT count(*) FROM factoryline.report_rejects").fetchall()[0] == (len(data["rejects"]),)
-        assert con.sql("SELECT count(*) FROM factoryline.report_unmapped_fields").fetchall()[0] == (len(data["unmapped"]),)
-        texts = con.sql("SELECT string_agg(samples, ' ') FROM factoryline.report_field_coverage").fetchall()[0]
+        assert con.sql("SELECT count(*) FROM factory.report_rejects").fetchall()[0] == (len(data["rejects"]),)
+        assert con.sql("SELECT count(*) FROM factory.report_unmapped_fields").fetchall()[0] == (len(data["unmapped"]),)
+        texts = con.sql("SELECT string_agg(samples, ' ') FROM factory.report_field_coverage").fetchall()[0]
         assert texts and texts[0] and not RAW_EMAIL.search(texts[0])
     finally:
         con.close()

@@ -503,8 +503,8 @@ def _tables(db: _Db) -> list[dict[str, Any]]:
         for r in db.rows(f"SELECT load_id, schema_name, inserted_at FROM {db.q('_dlt_loads')} "
                          f"WHERE load_id IN ({marks})", *loads):
             by_load[r["load_id"]] = dict(r)
-        if "run_streams" in db.tables:
-            for r in db.rows(f"SELECT DISTINCT load_id, run_id FROM {db.q('run_streams')} WHERE load_id IN ({marks})",
+        if "run_loads" in db.tables:
+            for r in db.rows(f"SELECT DISTINCT load_id, run_id FROM {db.q('run_loads')} WHERE load_id IN ({marks})",
                              *loads):
                 by_load.setdefault(r["load_id"], {})["run_id"] = r["run_id"]
         if "runs" in db.tables:

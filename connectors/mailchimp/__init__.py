@@ -1,0 +1,19 @@
+"""Mailchimp Marketing API 3.0: lists, members, campaigns and email activity; the sandbox emulator for now."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.hookspecs import hookimpl
+
+__all__ = ["register_emulators"]
+
+
+@hookimpl
+def register_emulators(register: Callable[..., None]) -> None:
+    """Register the local Mailchimp emulator (skipped quietly when the sandbox is not installed)."""
+    try:
+        from connectors.mailchimp.emulator import emulator_spec
+    except ImportError:
+        return
+    register(emulator_spec())

@@ -1,0 +1,666 @@
+"""Mailchimp Marketing API 3.0 emulator for the sandbox: root/ping, audiences (lists), members,
+campaigns and campaign email activity, in Mailchimp's wire format, over the shared sandbox world.
+
+The audience holds the world's people who have an email and at least one journey touch recorded
+by ``mailchimp`` (their company mails through Mailchimp); the first person to hold an address owns
+it (duplicate addresses are one member, as Mailchimp keys members by address). Member ids are the
+MD5 of the lower-cased address. Campaigns are the journeys' campaigns run by ``mailchimp``; their
+reports' email activity is the members' opens, clicks and bounces of that campaign.
+
+Routes (under ``/3.0``): ``/`` and ``/ping``; ``/lists`` and ``/lists/{list_id}``;
+``/lists/{list_id}/members`` (``status``, ``since_last_changed``/``before_last_changed``,
+``sort_field`` last_changed|timestamp_opt, ``sort_dir``; archived members only with
+``status=archived``) and ``/lists/{list_id}/members/{subscriber_hash or address}``; ``/campaigns``
+(``since_send_time``/``before_send_time``, ``since_create_time``/``before_create_time``, ``status``,
+``sort_field`` create_time|send_time) and ``/campaigns/{id}``; ``/reports/{id}/email-activity``
+(``since``). Every route takes ``fields``/``exclude_fields`` (dotted paths).
+
+Wire format: ``count`` (default 10, max 1000) and ``offset`` paging with ``total_items``; times as
+``2026-01-02T03:04:05+00:00``; errors as ``application/problem+json`` ``{type, title, status,
+detail, instance}``. Auth: HTTP basic (any user name, the API key as password) or ``Bearer <key>``;
+the key's ``-us21`` suffix must name this data centre. At most 10 requests are served at once: the
+11th concurrent one gets 429.
+
+Sandbox-only: a request header ``X-Sandbox-Delay-Ms`` makes the emulator hold the request that
+long while it counts as in flight (to exercise the connection limit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.faults import FaultRule
+from sandbox.journeys import Campaign, Journeys, Touch
+from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.world import Person, World, format_ms, parse_time
+
+__all__ = ["API_KEY", "DATA_CENTER", "MailchimpEmulator", "emulator_spec", "member_id"]
+
+DATA_CENTER = "us21"
+API_KEY = f"0123456789abcdef0123456789abcdef-{DATA_CENTER}"
+MAX_CONNECTIONS = 10
+MAX_COUNT = 1000
+DEFAULT_COUNT = 10
+SYSTEM = "mailchimp"
+ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"
+PUBLIC_BASE = f"https://{DATA_CENTER}.api.mailchimp.com/3.0"
+PROBLEM = "application/problem+json; charset=utf-8"
+_BAD_TIME = "2026-02-31T25:61:00+00:00"
+_ACTIONS = {"email_open": "open", "email_click": "click", "email_bounce": "bounce"}
+_RECIPIENT_KINDS = frozenset({"email_send", "email_delivered", "email_open", "email_click", "email_bounce",
+                              "unsubscribe"})
+
+
+def emulator_spec() -> EmulatorSpec:
+    """The Mailchimp emulator, for a ``register_emulators`` hook implementation."""
+    return EmulatorSpec(
+        name="mailchimp", factory=MailchimpEmulator,
+        description="Mailchimp Marketing API 3.0 (lists, members, campaigns, email activity)",
+        notes={"auth": "basic anystring:<api_key> or Bearer <api_key>",
+               "docs": "https://mailchimp.com/developer/marketing/api/"})
+
+
+def member_id(email: str) -> str:
+    """Mailchimp's subscriber hash: the MD5 of the lower-cased address."""
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+
+
+def _dt(ms: int | None) -> str:
+    return "" if ms is None else format_ms(ms)[:19] + "+00:00"
+
+
+def _sec(ms: int) -> int:
+    return ms - ms % 1000
+
+
+def _hex(*parts: object, n: int = 10) -> str:
+    return hashlib.md5(":".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+class _MailchimpError(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"type": ERROR_TYPE, "title": title, "status": status, "detail": detail,
+                             "instance": str(uuid.uuid4())}, headers or {}, content_type=PROBLEM)
+
+
+def _paths(request: Request, name: str) -> list[list[str]]:
+    return [p.strip().split(".") for raw in request.query.get(name, []) for p in raw.split(",") if p.strip()]
+
+
+def _partial(body: Any, fields: list[list[str]], exclude: list[list[str]]) -> Any:
+    """Mailchimp's partial responses: ``fields`` keeps, ``exclude_fields`` drops dotted paths
+    (``members.email_address``); a path into a list applies to each item."""
+
+    def keep(node: Any, paths: list[list[str]]) -> Any:
+        if isinstance(node, list):
+            return [keep(x, paths) for x in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            sub = [p[1:] for p in paths if p[0] == key]
+            if not sub:
+                continue
+            out[key] = value if any(not p for p in sub) else keep(value, [p for p in sub if p])
+        return out
+
+    def drop(node: Any, paths: list[list[str]]) -> Any:
+        if isinstance(node, list):
+            return [drop(x, paths) for x in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            sub = [p[1:] for p in paths if p[0] == key]
+            if any(not p for p in sub):
+                continue
+            out[key] = drop(value, sub) if sub else value
+        return out
+
+    if fields:
+        body = keep(body, fields)
+    return drop(body, exclude) if exclude else body
+
+
+def _sort(request: Request, allowed: tuple[str, ...]) -> tuple[str | None, bool]:
+    """(sort field or None, descending) from ``sort_field`` and ``sort_dir``."""
+    field_name = request.arg("sort_field")
+    if field_name and field_name not in allowed:
+        raise _MailchimpError(400, "Invalid Resource", f"sort_field must be one of {', '.join(allowed)}")
+    direction = (request.arg("sort_dir") or "ASC").upper()
+    if direction not in ("ASC", "DESC"):
+        raise _MailchimpError(400, "Invalid Resource", "sort_dir must be ASC or DESC")
+    return field_name, direction == "DESC"
+
+
+def _link(rel: str, href: str, method: str = "GET") -> dict[str, str]:
+    return {"rel": rel, "href": f"{PUBLIC_BASE}{href}", "method": method}
+
+
+@dataclass
+class _Audience:
+    """The audience and campaign recipients at one tick, built incrementally from the previous tick."""
+
+    tick: int
+    #: person index -> that person's Mailchimp touches (members only)
+    touches: dict[int, list[Touch]] = field(default_factory=dict)
+    #: subscriber hash -> person index (the first person holding the address)
+    by_hash: dict[str, int] = field(default_factory=dict)
+    #: campaign index -> recipient person indexes (ascending)
+    recipients: dict[int, list[int]] = field(default_factory=dict)
+    #: (person index, status, last changed ms to the second) of every member, ascending; built on first use
+    rows: list[tuple[int, str, int]] | None = None
+
+
+class _Gate:
+    """At most ``MAX_CONNECTIONS`` requests in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self.in_flight >= MAX_CONNECTIONS:
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+_Route = tuple[str, re.Pattern[str], str]
+_ROUTES: tuple[_Route, ...] = tuple(
+    (m, re.compile(p), name) for m, p, name in (
+        ("GET", r"^/3\.0/?$", "root"),
+        ("GET", r"^/3\.0/ping/?$", "ping"),
+        ("GET", r"^/3\.0/lists/?$", "lists"),
+        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/?$", "list"),
+        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/?$", "members"),
+        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/(?P<hash>[^/]+)/?$", "member_get"),
+        ("GET", r"^/3\.0/campaigns/?$", "campaigns_route"),
+        ("GET", r"^/3\.0/campaigns/(?P<campaign_id>[^/]+)/?$", "campaign_get"),
+        ("GET", r"^/3\.0/reports/(?P<campaign_id>[^/]+)/email-activity/?$", "email_activity"),
+    )
+)
+_TEMPLATES = {
+    "root": "GET /3.0/", "ping": "GET /3.0/ping", "lists": "GET /3.0/lists", "list": "GET /3.0/lists/{list_id}",
+    "members": "GET /3.0/lists/{list_id}/members", "member_get": "GET /3.0/lists/{list_id}/members/{subscriber_hash}",
+    "campaigns_route": "GET /3.0/campaigns", "campaign_get": "GET /3.0/campaigns/{campaign_id}",
+    "email_activity": "GET /3.0/reports/{campaign_id}/email-activity",
+}
+
+
+class MailchimpEmulator(Emulator):
+    def __init__(self, world: World, options: EmulatorOptions) -> None:
+        self.world = world
+        self.journeys = Journeys(world)
+        self.rate_limits = options.rate_limits
+        self.gate = _Gate()
+        self.list_id = _hex("list", world.seed)
+        self._audience: _Audience | None = None
+        self._lock = threading.Lock()
+        self._campaign_ids = {_hex("campaign", world.seed, c): c for c in range(self.journeys.campaign_count())}
+
+    # -- Emulator protocol -----------------------------------------------------------------------
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {"base_url": base_url, "api_root": f"{base_url}/3.0", "api_key": API_KEY, "server": DATA_CENTER,
+                "list_id": self.list_id}
+
+    def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
+        for method, pattern, name in _ROUTES:
+            if method == request.method:
+                m = pattern.match(request.path)
+                if m:
+                    return name, m.groupdict()
+        return None
+
+    def route(self, request: Request) -> str:
+        found = self._match(request)
+        return _TEMPLATES[found[0]] if found else f"{request.method} (unknown)"
+
+    def fault_response(self, rule: FaultRule, request: Request) -> Response:
+        if rule.kind == "rate_limit":
+            return _problem(429, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections.",
+                            {"Retry-After": f"{rule.retry_after:g}"})
+        if rule.kind == "expired_token":
+            return _problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access "
+                                                    "the wrong datacenter.")
+        title = "Service Unavailable" if rule.status == 503 else "Internal Server Error"
+        return _problem(rule.status, title, "An unexpected internal error has occurred. Please contact Support "
+                                            "for more information.")
+
+    def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
+        body = response.body
+        records: Any = None
+        if isinstance(body, dict):
+            for key in ("members", "emails", "campaigns", "lists"):
+                if isinstance(body.get(key), list) and body[key]:
+                    records = body[key]
+                    break
+        if not records:
+            return response
+        target = records[rng.randrange(len(records))]
+        if kind == "missing_id":
+            target.pop("id", None)
+            target.pop("email_id", None)
+        else:
+            for key in ("last_changed", "send_time", "create_time", "date_created"):
+                if key in target:
+                    target[key] = _BAD_TIME
+            for act in target.get("activity", ()):
+                act["timestamp"] = _BAD_TIME
+        return response
+
+    def handle(self, request: Request) -> Response:
+        if not self.gate.enter():
+            return _problem(429, "Too Many Requests", "You have exceeded the limit of 10 simultaneous connections.")
+        try:
+            delay = request.headers.get("x-sandbox-delay-ms")
+            if delay:
+                time.sleep(min(float(delay), 30_000) / 1000)
+            self._authenticate(request)
+            found = self._match(request)
+            if found is None:
+                raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
+            name, params = found
+            resp: Response = getattr(self, f"_{name}")(request, **params)
+            fields = _paths(request, "fields")
+            exclude = _paths(request, "exclude_fields")
+            if (fields or exclude) and isinstance(resp.body, dict):
+                resp.body = _partial(resp.body, fields, exclude)
+        except _MailchimpError as exc:
+            resp = _problem(exc.status, exc.title, exc.detail)
+        finally:
+            self.gate.leave()
+        return resp
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _authenticate(request: Request) -> None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, cred = auth.partition(" ")
+        key: str | None = None
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(cred.strip()).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                key = None
+        elif scheme.lower() in ("bearer", "apikey", "oauth"):
+            key = cred.strip()
+        if not auth or key is None:
+            raise _MailchimpError(401, "API Key Missing", "Your request did not include an API key.")
+        if key != API_KEY:
+            raise _MailchimpError(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to "
+                                                          "access the wrong datacenter.")
+
+    # -- paging ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _paging(request: Request) -> tuple[int, int]:
+        try:
+            count = int(request.arg("count") or DEFAULT_COUNT)
+            offset = int(request.arg("offset") or 0)
+        except ValueError as exc:
+            raise _MailchimpError(400, "Invalid Resource", f"The resource submitted could not be validated: {exc}") \
+                from exc
+        if not 0 <= count <= MAX_COUNT:
+            raise _MailchimpError(400, "Invalid Resource",
+                                  f"The value you have specified for count ({count}) is greater than the maximum "
+                                  f"of {MAX_COUNT}." if count > MAX_COUNT else "count must not be negative")
+        if offset < 0:
+            raise _MailchimpError(400, "Invalid Resource", "offset must not be negative")
+        return count, offset
+
+    @staticmethod
+    def _time_arg(request: Request, name: str) -> int | None:
+        raw = request.arg(name)
+        if not raw:
+            return None
+        try:
+            ms = parse_time(raw)
+        except ValueError as exc:
+            raise _MailchimpError(400, "Invalid Resource",
+                                  f"The value for {name} must be an ISO 8601 date-time ('{raw}')") from exc
+        return ms - ms % 1000  # Mailchimp keeps times to the second; so do the comparisons
+
+    # -- audience --------------------------------------------------------------------------------
+
+    def audience(self) -> _Audience:
+        """The members and campaign recipients now (updated incrementally as the clock advances)."""
+        tick = self.world.tick
+        with self._lock:
+            old = self._audience
+            if old is not None and old.tick == tick:
+                return old
+            if old is None or old.tick > tick:
+                people: Iterable[int] = self.journeys.people_touched_since(0, tick)
+                touches: dict[int, list[Touch]] = {}
+            else:
+                people = self.journeys.people_touched_since(self.world.ticks[old.tick] + 1, tick)
+                touches = dict(old.touches)
+            for idx in set(people):
+                mine = [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+                if mine and self.world.person(idx, tick).email:
+                    touches[idx] = mine
+            aud = _Audience(tick)
+            for idx in sorted(touches):
+                h = member_id(self.world.person(idx, tick).email or "")
+                if h in aud.by_hash:
+                    continue  # a later person with an address the audience already holds
+                aud.by_hash[h] = idx
+                aud.touches[idx] = touches[idx]
+                for c in sorted({x.campaign_idx for x in touches[idx]
+                                 if x.campaign_idx is not None and x.kind in _RECIPIENT_KINDS}):
+                    aud.recipients.setdefault(c, []).append(idx)
+            self._audience = aud
+            return aud
+
+    def _status(self, person: Person, touches: list[Touch]) -> tuple[str, int]:
+        """(status, time it was last set)."""
+        if person.archived_ms is not None:
+            return "archived", person.archived_ms
+        unsub = next((x.at_ms for x in touches if x.kind == "unsubscribe"), None)
+        if unsub is not None:
+            return "unsubscribed", unsub
+        bounce = next((x.at_ms for x in touches if x.kind == "email_bounce"), None)
+        if bounce is not None:
+            return "cleaned", bounce
+        roll = int(_hex("status", person.idx, n=4), 16) % 100
+        if roll < 3:
+            return "pending", touches[0].at_ms
+        if roll < 5:
+            return "transactional", touches[0].at_ms
+        return "subscribed", touches[0].at_ms
+
+    def _member(self, idx: int, touches: list[Touch], tick: int) -> dict[str, Any]:
+        person = self.world.person(idx, tick)
+        email = (person.email or "").strip()
+        status, status_ms = self._status(person, touches)
+        opt_in = touches[0].at_ms
+        last_changed = max(status_ms, opt_in, person.modified_ms)
+        sends = sum(1 for x in touches if x.kind == "email_send") or 1
+        opens = sum(1 for x in touches if x.kind == "email_open")
+        clicks = sum(1 for x in touches if x.kind == "email_click")
+        h = member_id(email)
+        company = None if person.company_idx is None else self.world.company(person.company_idx, tick).name
+        return {
+            "id": h, "email_address": email, "unique_email_id": _hex("unique", self.world.seed, idx),
+            "contact_id": _hex("contact", self.world.seed, idx, n=32), "full_name": f"{person.first_name} "
+                                                                                  f"{person.last_name}",
+            "web_id": 100_000 + idx, "email_type": "html", "status": status,
+            "unsubscribe_reason": "N/A (Unsubscribed by the subscriber)" if status == "unsubscribed" else None,
+            "consents_to_one_to_one_messaging": True,
+            "merge_fields": {"FNAME": person.first_name, "LNAME": person.last_name, "PHONE": person.phone or "",
+                             "COMPANY": company or ""},
+            "stats": {"avg_open_rate": round(min(1.0, opens / sends), 2),
+                      "avg_click_rate": round(min(1.0, clicks / sends), 2)},
+            "ip_signup": "", "timestamp_signup": "", "ip_opt": f"198.51.100.{idx % 250 + 1}",
+            "timestamp_opt": _dt(opt_in), "member_rating": 2 + min(3, opens + clicks), "last_changed": _dt(last_changed),
+            "language": "", "vip": False, "email_client": "", "location": {
+                "latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0, "country_code": "", "timezone": "",
+                "region": ""},
+            "source": "API - Generic", "tags_count": 0, "tags": [], "list_id": self.list_id,
+            "_links": [_link("self", f"/lists/{self.list_id}/members/{h}"),
+                       _link("parent", f"/lists/{self.list_id}/members")],
+        }
+
+    def _check_list(self, list_id: str) -> None:
+        if list_id != self.list_id:
+            raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
+
+    # -- routes ----------------------------------------------------------------------------------
+
+    def _root(self, request: Request) -> Response:
+        aud = self.audience()
+        return Response(200, {
+            "account_id": _hex("account", self.world.seed, n=25), "login_id": "100001",
+            "account_name": "Factoryline Sandbox", "email": "marketing@factoryline.example",
+            "first_name": "Factory", "last_name": "Line", "username": "factoryline-sandbox", "avatar_url": "",
+            "role": "owner", "member_since": _dt(self.world.ticks[0] - 400 * 86_400_000), "pricing_plan_type":
+                "monthly", "first_payment": "", "account_timezone": "UTC", "account_industry": "Software",
+            "contact": {"company": "Factoryline", "addr1": "1 Main St", "addr2": "", "city": "Boston", "state": "MA",
+                        "zip": "02110", "country": "US"},
+            "pro_enabled": False, "last_login": _dt(self.world.ticks[self.world.tick]),
+            "total_subscribers": len(aud.by_hash),
+            "industry_stats": {"open_rate": 0.21, "bounce_rate": 0.01, "click_rate": 0.03},
+            "_links": [_link("self", "/"), _link("lists", "/lists"), _link("campaigns", "/campaigns")],
+        })
+
+    def _ping(self, request: Request) -> Response:
+        return Response(200, {"health_status": "Everything's Chimpy!"})
+
+    def _member_rows(self, aud: _Audience) -> list[tuple[int, str, int]]:
+        """(person, status, last changed) of every member, computed once per tick."""
+        rows = aud.rows
+        if rows is None:
+            rows = []
+            for idx in sorted(aud.touches):
+                touches = aud.touches[idx]
+                person = self.world.person(idx, aud.tick)
+                status, status_ms = self._status(person, touches)
+                rows.append((idx, status, _sec(max(status_ms, touches[0].at_ms, person.modified_ms))))
+            aud.rows = rows
+        return rows
+
+    def _list_record(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for _, status, _ in self._member_rows(self.audience()):
+            counts[status] = counts.get(status, 0) + 1
+        return {
+            "id": self.list_id, "web_id": 1001, "name": "Factoryline Newsletter",
+            "contact": {"company": "Factoryline", "address1": "1 Main St", "address2": "", "city": "Boston",
+                        "state": "MA", "zip": "02110", "country": "US", "phone": ""},
+            "permission_reminder": "You signed up on factoryline.example.", "use_archive_bar": True,
+            "campaign_defaults": {"from_name": "Factoryline", "from_email": "news@factoryline.example",
+                                  "subject": "", "language": "en"},
+            "notify_on_subscribe": "", "notify_on_unsubscribe": "",
+            "date_created": _dt(self.world.ticks[0] - 380 * 86_400_000), "list_rating": 3,
+            "email_type_option": False, "subscribe_url_short": "http://eepurl.com/sandbox",
+            "subscribe_url_long": f"https://factoryline.us21.list-manage.com/subscribe?u=sandbox&id={self.list_id}",
+            "beamer_address": "", "visibility": "prv", "double_optin": False, "has_welcome": False,
+            "marketing_permissions": False, "modules": [],
+            "stats": {"member_count": counts.get("subscribed", 0), "unsubscribe_count": counts.get("unsubscribed", 0),
+                      "cleaned_count": counts.get("cleaned", 0), "member_count_since_send": 0,
+                      "unsubscribe_count_since_send": 0, "cleaned_count_since_send": 0,
+                      "campaign_count": len(self._campaigns()), "avg_sub_rate": 0, "avg_unsub_rate": 0,
+                      "target_sub_rate": 0, "open_rate": 0.21, "click_rate": 0.03},
+            "_links": [_link("self", f"/lists/{self.list_id}"), _link("members", f"/lists/{self.list_id}/members")],
+        }
+
+    def _lists(self, request: Request) -> Response:
+        count, offset = self._paging(request)
+        rows = [self._list_record()][offset:offset + count]
+        return Response(200, {"lists": rows, "total_items": 1, "constraints": {
+            "may_create": True, "max_instances": 5, "current_total_instances": 1},
+            "_links": [_link("self", "/lists")]}, records=len(rows))
+
+    def _list(self, request: Request, list_id: str) -> Response:
+        self._check_list(list_id)
+        return Response(200, self._list_record(), records=1)
+
+    def _members(self, request: Request, list_id: str) -> Response:
+        self._check_list(list_id)
+        count, offset = self._paging(request)
+        since = self._time_arg(request, "since_last_changed")
+        before = self._time_arg(request, "before_last_changed")
+        wanted = request.arg("status")
+        aud, tick = self.audience(), self.world.tick
+        selected: list[dict[str, Any]] = []
+        matched = 0
+        sort_field, desc = _sort(request, ("timestamp_opt", "timestamp_signup", "last_changed"))
+        rows = self._member_rows(aud)
+        if sort_field == "last_changed":
+            rows = sorted(rows, key=lambda r: r[2], reverse=desc)
+        elif sort_field is not None:  # opt-in time: the first Mailchimp touch
+            rows = sorted(rows, key=lambda r: aud.touches[r[0]][0].at_ms, reverse=desc)
+        elif desc:
+            rows = rows[::-1]
+        for idx, status, changed in rows:
+            if (wanted is not None and status != wanted) or (wanted is None and status == "archived"):
+                continue
+            if (since is not None and changed < since) or (before is not None and changed > before):
+                continue
+            if offset <= matched < offset + count:
+                selected.append(self._member(idx, aud.touches[idx], tick))
+            matched += 1
+        return Response(200, {"members": selected, "list_id": self.list_id, "total_items": matched,
+                              "_links": [_link("self", f"/lists/{self.list_id}/members"),
+                                         _link("parent", f"/lists/{self.list_id}")]}, records=len(selected))
+
+    def _member_get(self, request: Request, list_id: str, hash: str) -> Response:
+        self._check_list(list_id)
+        aud = self.audience()
+        key = hash.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", hash) else member_id(hash)
+        idx = aud.by_hash.get(key)
+        if idx is None:
+            raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
+        return Response(200, self._member(idx, aud.touches[idx], self.world.tick), records=1)
+
+    def _campaigns(self) -> list[Campaign]:
+        now = self.world.ticks[self.world.tick]
+        out = []
+        for c in range(self.journeys.campaign_count()):
+            campaign = self.journeys.campaign(c)
+            if campaign.system == SYSTEM and campaign.created_ms <= now:
+                out.append(campaign)
+        return out
+
+    def _campaign_record(self, c: Campaign) -> dict[str, Any]:
+        aud = self.audience()
+        cid = _hex("campaign", self.world.seed, c.idx)
+        now = self.world.ticks[self.world.tick]
+        sent = c.start_ms <= now
+        status = "canceled" if c.status == "aborted" else "sent" if sent else "schedule"
+        recipients = aud.recipients.get(c.idx, [])
+        opens = clicks = unique_opens = subscriber_clicks = 0
+        for idx in recipients:
+            mine = [x for x in aud.touches[idx] if x.campaign_idx == c.idx]
+            o = sum(1 for x in mine if x.kind == "email_open")
+            k = sum(1 for x in mine if x.kind == "email_click")
+            opens, clicks = opens + o, clicks + k
+            unique_opens += o > 0
+            subscriber_clicks += k > 0
+        n = len(recipients)
+        return {
+            "id": cid, "web_id": 500_000 + c.idx, "parent_campaign_id": "", "type": "regular",
+            "create_time": _dt(c.created_ms),
+            "archive_url": f"http://eepurl.com/{cid[:6]}",
+            "long_archive_url": f"https://us21.campaign-archive.com/?u=sandbox&id={cid}",
+            "status": status, "emails_sent": n if sent else 0, "send_time": _dt(c.start_ms) if sent else "",
+            "content_type": "template", "needs_block_refresh": False, "resendable": False,
+            "recipients": {"list_id": self.list_id, "list_is_active": True, "list_name": "Factoryline Newsletter",
+                           "segment_text": "", "recipient_count": n},
+            "settings": {"subject_line": c.name, "preview_text": f"{c.kind.title()} news from Factoryline",
+                         "title": c.name, "from_name": "Factoryline", "reply_to": "news@factoryline.example",
+                         "use_conversation": False, "to_name": "*|FNAME|*", "folder_id": "", "authenticate": True,
+                         "auto_footer": False, "inline_css": False, "auto_tweet": False, "fb_comments": True,
+                         "timewarp": False, "template_id": 10_000 + c.idx % 7, "drag_and_drop": True},
+            "tracking": {"opens": True, "html_clicks": True, "text_clicks": False, "goal_tracking": False,
+                         "ecomm360": True, "google_analytics": self.journeys.campaign_slug(c.idx),
+                         "clicktale": ""},
+            "report_summary": {"opens": opens, "unique_opens": unique_opens,
+                               "open_rate": round(unique_opens / n, 4) if n else 0, "clicks": clicks,
+                               "subscriber_clicks": subscriber_clicks,
+                               "click_rate": round(subscriber_clicks / n, 4) if n else 0,
+                               "ecommerce": {"total_orders": 0, "total_spent": 0, "total_revenue": 0}},
+            "delivery_status": {"enabled": False},
+            "_links": [_link("self", f"/campaigns/{cid}"), _link("parent", "/campaigns")],
+        }
+
+    def _campaigns_route(self, request: Request) -> Response:
+        count, offset = self._paging(request)
+        since_send = self._time_arg(request, "since_send_time")
+        before_send = self._time_arg(request, "before_send_time")
+        since_create = self._time_arg(request, "since_create_time")
+        before_create = self._time_arg(request, "before_create_time")
+        status = request.arg("status")
+        rows = []
+        for c in self._campaigns():
+            send, create = _sec(c.start_ms), _sec(c.created_ms)
+            if (since_send is not None and send < since_send) or (before_send is not None and send > before_send):
+                continue
+            if (since_create is not None and create < since_create) or \
+                    (before_create is not None and create > before_create):
+                continue
+            rows.append(c)
+        sort_field, desc = _sort(request, ("create_time", "send_time"))
+        if sort_field == "send_time":
+            rows.sort(key=lambda c: c.start_ms, reverse=desc)
+        elif sort_field == "create_time":
+            rows.sort(key=lambda c: c.created_ms, reverse=desc)
+        elif desc:
+            rows.reverse()
+        records = [self._campaign_record(c) for c in rows]
+        if status:
+            records = [r for r in records if r["status"] == status]
+        if since_send is not None or before_send is not None:  # unsent campaigns have no send time
+            records = [r for r in records if r["send_time"]]
+        page = records[offset:offset + count]
+        return Response(200, {"campaigns": page, "total_items": len(records),
+                              "_links": [_link("self", "/campaigns")]}, records=len(page))
+
+    def _campaign_idx(self, campaign_id: str) -> int:
+        c = self._campaign_ids.get(campaign_id)
+        if c is None or not any(x.idx == c for x in self._campaigns()):
+            raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
+        return c
+
+    def _campaign_get(self, request: Request, campaign_id: str) -> Response:
+        return Response(200, self._campaign_record(self.journeys.campaign(self._campaign_idx(campaign_id))),
+                        records=1)
+
+    def _email_activity(self, request: Request, campaign_id: str) -> Response:
+        c = self._campaign_idx(campaign_id)
+        count, offset = self._paging(request)
+        since = self._time_arg(request, "since")
+        aud, tick = self.audience(), self.world.tick
+        emails: list[dict[str, Any]] = []
+        matched = 0
+        for idx in aud.recipients.get(c, ()):
+            acts = [x for x in aud.touches[idx] if x.campaign_idx == c and x.kind in _ACTIONS
+                    and (since is None or _sec(x.at_ms) >= since)]
+            if since is not None and not acts:
+                continue
+            if offset <= matched < offset + count:
+                email = (self.world.person(idx, tick).email or "").strip()
+                h = member_id(email)
+                activity = []
+                for x in acts:
+                    act: dict[str, Any] = {"action": _ACTIONS[x.kind], "type": "hard" if x.kind == "email_bounce"
+                                           else "", "timestamp": _dt(x.at_ms), "ip": f"198.51.100.{idx % 250 + 1}"}
+                    if x.kind == "email_click":
+                        act["url"] = x.url or "https://www.factoryline.example/"
+                    activity.append(act)
+                emails.append({"campaign_id": campaign_id, "list_id": self.list_id, "list_is_active": True,
+                               "email_id": h, "email_address": email, "activity": activity,
+                               "_links": [_link("parent", f"/reports/{campaign_id}/email-activity")]})
+            matched += 1
+        return Response(200, {"emails": emails, "campaign_id": campaign_id, "total_items": matched,
+                              "_links": [_link("self", f"/reports/{campaign_id}/email-activity"),
+                                         _link("parent", f"/reports/{campaign_id}")]},
+                        records=len(emails))
+
+
+_: Callable[[World, EmulatorOptions], Emulator] = MailchimpEmulator

@@ -1,0 +1,1008 @@
+"""Marketo Engage emulator for the sandbox: Identity, Lead Database (leads, activities, program
+members) and the Asset API's programs, in Marketo's wire format, over the shared sandbox world.
+
+Marketo knows the world's people who have at least one journey touch recorded by ``marketo``
+(mostly email sends, opens and clicks); such a person is a lead from their first Marketo touch on.
+Their Marketo touches are activities; the journeys' campaigns run by ``marketo`` are programs.
+
+Ids: leads ``LEAD_OFFSET + i`` (person ``i``), programs ``PROGRAM_OFFSET + c`` (campaign ``c``),
+smart campaigns ``SMART_CAMPAIGN_OFFSET + c``, email assets ``EMAIL_OFFSET + c``, activities
+``(i + 1) * 1_000_000 + seq + 1`` (the "New Lead" activity of a lead is ``(i + 1) * 1_000_000``).
+
+Routes: ``GET|POST /identity/oauth/token``; ``GET /rest/v1/leads/describe.json``;
+``/rest/v1/leads.json`` (``filterType`` id or email, ``filterValues`` <= 300, ``fields``,
+``batchSize`` <= 300, ``nextPageToken``); ``/rest/v1/lead/{id}.json``; ``/rest/v1/activities/types.json``;
+``/rest/v1/activities/pagingtoken.json?sinceDatetime=``; ``/rest/v1/activities.json``
+(``nextPageToken``, ``activityTypeIds`` <= 10, ``leadIds``, ``batchSize``; ``moreResult`` paging, and the
+last token resumes later with what happened since); ``/rest/v1/activities/deletedleads.json``
+(archived people, type 37); ``/rest/asset/v1/programs.json`` (``maxReturn`` <= 200, ``offset``,
+``earliestUpdatedAt``/``latestUpdatedAt``), ``/rest/asset/v1/program/{id}.json``;
+``/rest/v1/programs/{id}/members.json`` (``filterType`` leadId|statusName|reachedSuccess) and
+``/rest/v1/leads/programs/{id}.json`` (leads with ``membership``). Activities: 6/7/8/9/10/11 email,
+104 webinar attended, 1/2 web visits and forms, 12 New Lead at the first Marketo touch, 13 Change
+Data Value for lead score/status/title/stage changes at ticks, 46 for other touch kinds.
+
+Wire format: every REST answer is ``{requestId, success, errors, warnings, result, nextPageToken?,
+moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code, message}]``
+(600 token missing, 601 token invalid, 602 token expired, 606 rate limit of 100 calls / 20 s and
+607 daily quota of 50,000 with ``rate_limits``, 615 more than 10 concurrent requests, 610 unknown
+resource, 701/1003 bad parameters). Identity (``/identity/oauth/token``) answers OAuth2 JSON and is
+not counted against limits. Access tokens live ``expires_in`` seconds (3600; the environment
+variable ``FACTORYLINE_SANDBOX_MARKETO_TOKEN_TTL`` shortens it for tests); asking again while one is
+alive returns the same token with its remaining lifetime, like Marketo.
+
+Sandbox-only: a request header ``X-Sandbox-Delay-Ms`` makes the emulator hold the request that
+long while it counts as in flight (to exercise the concurrency limit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import os
+import random
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.faults import FaultRule
+from sandbox.journeys import Campaign, Journeys, Touch
+from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.world import Person, World, format_ms, parse_time
+
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "LEAD_OFFSET", "PROGRAM_OFFSET", "MarketoEmulator", "emulator_spec"]
+
+CLIENT_ID = "sandbox-marketo-client-0000"
+CLIENT_SECRET = "sandbox-marketo-secret-0000"
+MUNCHKIN_ID = "123-ABC-456"
+TOKEN_TTL_ENV = "FACTORYLINE_SANDBOX_MARKETO_TOKEN_TTL"
+DEFAULT_TOKEN_TTL = 3600.0
+LEAD_OFFSET = 100_000
+PROGRAM_OFFSET = 1000
+SMART_CAMPAIGN_OFFSET = 5000
+EMAIL_OFFSET = 9000
+ACTIVITY_STRIDE = 1_000_000
+RATE_WINDOW_S = 20.0
+RATE_LIMIT = 100
+DAILY_QUOTA = 50_000
+MAX_CONCURRENT = 10
+MAX_BATCH = 300
+MAX_FILTER_VALUES = 300
+MAX_ACTIVITY_TYPES = 10
+MAX_ASSET_RETURN = 200
+SYSTEM = "marketo"
+_BAD_TIME = "2026-02-31T25:61:00Z"
+
+
+def emulator_spec() -> EmulatorSpec:
+    """The Marketo emulator, for a ``register_emulators`` hook implementation."""
+    return EmulatorSpec(
+        name="marketo", factory=MarketoEmulator,
+        description="Marketo Engage REST (identity, leads, activities, programs, program members)",
+        notes={"auth": "GET /identity/oauth/token?grant_type=client_credentials&client_id=...&client_secret=...",
+               "docs": "https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/rest-api"})
+
+
+# -------------------------------------------------------------------------------------------
+# formats
+# -------------------------------------------------------------------------------------------
+
+
+def _dt(ms: int | None) -> str | None:
+    """Marketo REST datetimes: ``2026-01-02T03:04:05Z`` (seconds, UTC)."""
+    return None if ms is None else format_ms(ms)[:19] + "Z"
+
+
+def _asset_dt(ms: int) -> str:
+    """The Asset API's datetimes: ``2026-01-02T03:04:05Z+0000``."""
+    return format_ms(ms)[:19] + "Z+0000"
+
+
+def _request_id() -> str:
+    return f"{secrets.token_hex(2)[:4]}#{int(time.time() * 1000):x}"
+
+
+class _MarketoError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _envelope(result: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"requestId": _request_id()}
+    if result is not None:
+        body["result"] = result
+    body["success"] = True
+    body.update(extra)
+    body.setdefault("errors", [])
+    body.setdefault("warnings", [])
+    return body
+
+
+def _error(code: str, message: str) -> Response:
+    return Response(200, {"requestId": _request_id(), "success": False, "errors": [{"code": code, "message": message}],
+                          "warnings": []})
+
+
+# -------------------------------------------------------------------------------------------
+# activity types and lead fields
+# -------------------------------------------------------------------------------------------
+
+#: id -> (name, description, primary attribute (name, dataType), secondary attributes)
+_ACTIVITY_TYPES: dict[int, tuple[str, str, tuple[str, str], tuple[tuple[str, str], ...]]] = {
+    1: ("Visit Webpage", "User visits a web page", ("Webpage ID", "integer"),
+        (("Webpage URL", "string"), ("Query Parameters", "string"), ("Client IP Address", "string"),
+         ("Referrer URL", "string"), ("User Agent", "string"))),
+    2: ("Fill Out Form", "User fills out and submits a form on web page", ("Webform ID", "integer"),
+        (("Webpage ID", "integer"), ("Query Parameters", "string"), ("Client IP Address", "string"),
+         ("Referrer URL", "string"), ("User Agent", "string"), ("Form Fields", "text"))),
+    6: ("Send Email", "Send Marketo Email to a person", ("Mailing ID", "integer"),
+        (("Campaign Run ID", "integer"), ("Step ID", "integer"), ("Choice Number", "integer"))),
+    7: ("Email Delivered", "Marketo Email is delivered to a person", ("Mailing ID", "integer"),
+        (("Campaign Run ID", "integer"), ("Step ID", "integer"), ("Choice Number", "integer"))),
+    8: ("Email Bounced", "Marketo Email is bounced for a person", ("Mailing ID", "integer"),
+        (("Campaign Run ID", "integer"), ("Category", "string"), ("Details", "string"), ("Email", "string"),
+         ("Subcategory", "string"), ("Step ID", "integer"), ("Choice Number", "integer"))),
+    9: ("Unsubscribe Email", "Person unsubscribes from Marketo Emails", ("Mailing ID", "integer"),
+        (("Campaign Run ID", "integer"), ("Client IP Address", "string"), ("Form Fields", "text"),
+         ("User Agent", "string"), ("Webform ID", "integer"), ("Webpage ID", "integer"))),
+    10: ("Open Email", "User opens Marketo Email", ("Mailing ID", "integer"),
+         (("Campaign Run ID", "integer"), ("Device", "string"), ("Is Mobile Device", "boolean"),
+          ("Platform", "string"), ("User Agent", "string"), ("Step ID", "integer"), ("Choice Number", "integer"))),
+    11: ("Click Email", "User clicks on a link in a Marketo Email", ("Mailing ID", "integer"),
+         (("Campaign Run ID", "integer"), ("Link", "string"), ("Device", "string"), ("Is Mobile Device", "boolean"),
+          ("Platform", "string"), ("User Agent", "string"), ("Step ID", "integer"), ("Choice Number", "integer"))),
+    12: ("New Lead", "New person/record is added to the lead database", ("Lead ID", "integer"),
+         (("Source Type", "string"), ("Form Name", "string"), ("List Name", "string"), ("Created Date", "date"))),
+    13: ("Change Data Value", "Changed attribute value for a person", ("Attribute Name", "integer"),
+         (("New Value", "string"), ("Old Value", "string"), ("Reason", "string"), ("Source", "string"))),
+    34: ("Add to Opportunity", "Add to an Opportunity", ("Opportunity ID", "integer"),
+         (("Role", "string"), ("Is Primary", "boolean"))),
+    37: ("Delete Lead", "Delete a person from the lead database", ("Lead ID", "integer"),
+         (("Api Method Name", "string"), ("Modifying User", "string"), ("Request Id", "string"))),
+    46: ("Interesting Moment", "Interesting moment", ("Milestone ID", "integer"),
+         (("Type", "string"), ("Description", "string"), ("Source", "string"), ("Date", "datetime"))),
+    104: ("Change Status in Progression", "Change a person's Program Status", ("Program ID", "integer"),
+          (("New Status ID", "integer"), ("Old Status ID", "integer"), ("New Status", "string"),
+           ("Old Status", "string"), ("Reason", "string"), ("Success", "boolean"),
+           ("Program Member ID", "integer"), ("Acquired By", "boolean"))),
+}
+#: journey touch kind -> Marketo activity type id
+_TOUCH_TYPE = {"page_view": 1, "form_submission": 2, "email_send": 6, "email_delivered": 7, "email_bounce": 8,
+               "unsubscribe": 9, "email_open": 10, "email_click": 11, "webinar_attended": 104}
+_MOMENT = 46  # every other kind Marketo records (calls, meetings, ad clicks, mentions)
+_EMAIL_TYPES = frozenset({6, 7, 8, 9, 10, 11})
+_DEVICES = (("Desktop", False, "Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
+            ("iPhone", True, "iOS", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)"),
+            ("Desktop", False, "Mac OS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4)"),
+            ("Android", True, "Android", "Mozilla/5.0 (Linux; Android 14; Pixel 8)"))
+
+
+@dataclass(frozen=True)
+class _Field:
+    rest: str
+    display: str
+    data_type: str
+    length: int | None = None
+    read_only: bool = False
+
+
+_LEAD_FIELDS: tuple[_Field, ...] = (
+    _Field("id", "Id", "integer", read_only=True),
+    _Field("email", "Email Address", "email", 255),
+    _Field("firstName", "First Name", "string", 255),
+    _Field("lastName", "Last Name", "string", 255),
+    _Field("phone", "Phone Number", "phone", 255),
+    _Field("title", "Job Title", "string", 255),
+    _Field("company", "Company Name", "string", 255),
+    _Field("city", "City", "string", 255),
+    _Field("state", "State", "string", 255),
+    _Field("country", "Country", "string", 255),
+    _Field("leadSource", "Lead Source", "string", 255),
+    _Field("leadStatus", "Lead Status", "string", 255),
+    _Field("leadScore", "Lead Score", "integer"),
+    _Field("unsubscribed", "Unsubscribed", "boolean"),
+    _Field("emailInvalid", "Email Invalid", "boolean"),
+    _Field("createdAt", "Created At", "datetime", read_only=True),
+    _Field("updatedAt", "Updated At", "datetime", read_only=True),
+    _Field("acquisitionProgramId", "Acquisition Program Id", "string", 255),
+    # custom fields of this instance
+    _Field("factoryPreferredChannel", "Factory Preferred Channel", "string", 255),
+    _Field("factoryLifecycleStage", "Factory Lifecycle Stage", "string", 255),
+)
+_FIELD_NAMES = {f.rest.lower(): f.rest for f in _LEAD_FIELDS}
+_DEFAULT_LEAD_FIELDS = ("id", "firstName", "lastName", "email", "updatedAt", "createdAt")
+_SOURCES = {"ORGANIC_SEARCH": "Organic Search", "PAID_SEARCH": "Paid Search", "EMAIL_MARKETING": "Email",
+            "SOCIAL_MEDIA": "Social Media", "REFERRALS": "Referral", "OTHER_CAMPAIGNS": "Other",
+            "DIRECT_TRAFFIC": "Website", "OFFLINE": "List Import", "PAID_SOCIAL": "Paid Social"}
+
+#: campaign kind -> (program type, channel, statuses with success flags)
+_PROGRAM_KIND = {
+    "email": ("Email", "Email Send"), "webinar": ("Event", "Webinar"), "event": ("Event", "Tradeshow"),
+    "ads": ("Default", "Online Advertising"), "social": ("Default", "Social Media"),
+    "content": ("Default", "Content Syndication"),
+}
+#: member status: (rank, name, reached success) by the touch kinds that lead to it
+_STATUS_BY_KIND = {"email_send": (1, "Sent", False), "email_delivered": (2, "Delivered", False),
+                   "email_bounce": (2, "Bounced", False), "email_open": (3, "Opened", False),
+                   "unsubscribe": (3, "Unsubscribed", False), "page_view": (3, "Engaged", False),
+                   "email_click": (4, "Clicked", True), "form_submission": (5, "Filled-out Form", True),
+                   "webinar_attended": (6, "Attended", True), "call": (4, "Engaged", True),
+                   "meeting": (6, "Attended", True)}
+_MEMBER = (0, "Member", False)
+
+
+# -------------------------------------------------------------------------------------------
+# what Marketo knows at a tick
+# -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Known:
+    """The world's people Marketo knows at one tick, built incrementally from the previous tick."""
+
+    tick: int
+    #: person index -> that person's Marketo touches (time-ordered)
+    touches: dict[int, list[Touch]] = field(default_factory=dict)
+    #: normalised email -> person indexes
+    by_email: dict[str, list[int]] = field(default_factory=dict)
+    #: campaign index -> member person indexes (ascending)
+    members: dict[int, list[int]] = field(default_factory=dict)
+
+
+def _norm_email(email: str | None) -> str | None:
+    return email.strip().lower() if email else None
+
+
+class _Limiter:
+    """100 calls per 20 s rolling and 50,000 a day (with ``rate_limits``); at most 10 in flight."""
+
+    def __init__(self, enforce: bool) -> None:
+        self.enforce = enforce
+        self._lock = threading.Lock()
+        self._window: deque[float] = deque()
+        self._daily = 0
+        self.in_flight = 0
+
+    def enter(self) -> tuple[str, str] | None:
+        """Count one request in; the refusal (code, message) if it must not proceed."""
+        now = time.monotonic()
+        with self._lock:
+            if self.in_flight >= MAX_CONCURRENT:
+                return "615", "Concurrent access limit reached"
+            w = self._window
+            while w and now - w[0] >= RATE_WINDOW_S:
+                w.popleft()
+            if self.enforce:
+                if self._daily >= DAILY_QUOTA:
+                    return "607", "Daily quota reached"
+                if len(w) >= RATE_LIMIT:
+                    return "606", f"Max rate limit '{RATE_LIMIT}' exceeded with in '{RATE_WINDOW_S:g}' secs"
+            w.append(now)
+            self._daily += 1
+            self.in_flight += 1
+            return None
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+# -------------------------------------------------------------------------------------------
+# routes
+# -------------------------------------------------------------------------------------------
+
+_Route = tuple[str, re.Pattern[str], str]
+_ROUTES: tuple[_Route, ...] = tuple(
+    (m, re.compile(p), name) for m, p, name in (
+        ("GET", r"^/identity/oauth/token/?$", "identity"),
+        ("POST", r"^/identity/oauth/token/?$", "identity"),
+        ("GET", r"^/rest/v1/leads/describe\.json$", "describe"),
+        ("GET", r"^/rest/v1/leads\.json$", "leads"),
+        ("GET", r"^/rest/v1/lead/(?P<id>\d+)\.json$", "lead"),
+        ("GET", r"^/rest/v1/activities/types\.json$", "activity_types"),
+        ("GET", r"^/rest/v1/activities/pagingtoken\.json$", "paging_token"),
+        ("GET", r"^/rest/v1/activities\.json$", "activities"),
+        ("GET", r"^/rest/v1/activities/deletedleads\.json$", "deleted_leads"),
+        ("GET", r"^/rest/v1/leads/programs/(?P<id>\d+)\.json$", "leads_by_program"),
+        ("GET", r"^/rest/v1/programs/(?P<id>\d+)/members\.json$", "members"),
+        ("GET", r"^/rest/asset/v1/programs\.json$", "programs"),
+        ("GET", r"^/rest/asset/v1/program/(?P<id>\d+)\.json$", "program"),
+    )
+)
+_TEMPLATES = {
+    "identity": "{method} /identity/oauth/token", "describe": "GET /rest/v1/leads/describe.json",
+    "leads": "GET /rest/v1/leads.json", "lead": "GET /rest/v1/lead/{leadId}.json",
+    "activity_types": "GET /rest/v1/activities/types.json",
+    "paging_token": "GET /rest/v1/activities/pagingtoken.json", "activities": "GET /rest/v1/activities.json",
+    "deleted_leads": "GET /rest/v1/activities/deletedleads.json",
+    "leads_by_program": "GET /rest/v1/leads/programs/{programId}.json",
+    "members": "GET /rest/v1/programs/{programId}/members.json", "programs": "GET /rest/asset/v1/programs.json",
+    "program": "GET /rest/asset/v1/program/{id}.json",
+}
+
+#: an activity position: (activityDate ms, person index, seq; -1 for the New Lead activity,
+#: CHANGE_SEQ + 8 * tick + field for a Change Data Value activity)
+_Pos = tuple[int, int, int]
+#: what an activity renders: a touch, None (New Lead) or a field change (field, old value, new value)
+_Payload = Touch | tuple[str, Any, Any] | None
+CHANGE_SEQ = 500_000
+DELETE_SEQ = 999_998
+
+
+def _status_label(status: str | None) -> str | None:
+    return status.replace("_", " ").title() if status else None
+
+
+#: lead fields whose changes are "Change Data Value" activities
+_TRACKED: tuple[tuple[str, Callable[[Person], Any]], ...] = (
+    ("leadScore", lambda p: p.lead_score), ("leadStatus", lambda p: _status_label(p.lead_status)),
+    ("title", lambda p: p.job_title), ("factoryLifecycleStage", lambda p: p.lifecycle_stage),
+)
+_FIELD_IDS = {f.rest: (n, f.display) for n, f in enumerate(_LEAD_FIELDS, start=1)}
+
+
+class MarketoEmulator(Emulator):
+    def __init__(self, world: World, options: EmulatorOptions) -> None:
+        self.world = world
+        self.journeys = Journeys(world)
+        self.limiter = _Limiter(options.rate_limits)
+        self.token_ttl = float(os.environ.get(TOKEN_TTL_ENV) or DEFAULT_TOKEN_TTL)
+        self._lock = threading.Lock()
+        #: token -> expiry (monotonic seconds); expired tokens are kept so they answer 602, not 601
+        self._tokens: dict[str, float] = {}
+        self._current: str | None = None
+        self._known: _Known | None = None
+        self._known_lock = threading.Lock()
+        #: (since ms, tick, type ids) -> sorted activity positions and their touches
+        self._streams: OrderedDict[tuple[int, int, tuple[int, ...]], tuple[list[_Pos], list[_Payload]]] = (
+            OrderedDict())
+
+    # -- Emulator protocol -----------------------------------------------------------------------
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {"base_url": base_url, "identity_url": f"{base_url}/identity", "endpoint": f"{base_url}/rest",
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "munchkin_id": MUNCHKIN_ID}
+
+    def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
+        for method, pattern, name in _ROUTES:
+            if method == request.method:
+                m = pattern.match(request.path)
+                if m:
+                    return name, m.groupdict()
+        return None
+
+    def route(self, request: Request) -> str:
+        found = self._match(request)
+        if found is None:
+            return f"{request.method} (unknown)"
+        return _TEMPLATES[found[0]].replace("{method}", request.method)
+
+    def fault_response(self, rule: FaultRule, request: Request) -> Response:
+        # Marketo signals throttling and token expiry in the body of an HTTP 200, never with 429/401
+        if rule.kind == "rate_limit":
+            return _error("606", f"Max rate limit '{RATE_LIMIT}' exceeded with in '{RATE_WINDOW_S:g}' secs")
+        if rule.kind == "expired_token":
+            return _error("602", "Access token expired")
+        return Response(rule.status, {"requestId": _request_id(), "success": False,
+                                      "errors": [{"code": "611", "message": "System error"}], "warnings": []})
+
+    def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
+        body = response.body
+        records = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records:
+            return response
+        target = records[rng.randrange(len(records))]
+        if isinstance(target, dict):
+            if kind == "missing_id":
+                target.pop("id", None)
+                target.pop("marketoGUID", None)
+            else:
+                for key in ("activityDate", "updatedAt", "membershipDate"):
+                    if key in target:
+                        target[key] = _BAD_TIME
+        return response
+
+    def handle(self, request: Request) -> Response:
+        found = self._match(request)
+        if found is not None and found[0] == "identity":  # not counted against limits
+            return self._identity(request)
+        refused = self.limiter.enter()
+        if refused is not None:
+            return _error(*refused)
+        try:
+            delay = request.headers.get("x-sandbox-delay-ms")
+            if delay:
+                time.sleep(min(float(delay), 30_000) / 1000)
+            self._authenticate(request)
+            if found is None:
+                raise _MarketoError("610", "Requested resource not found")
+            name, params = found
+            resp: Response = getattr(self, f"_{name}")(request, **params)
+        except _MarketoError as exc:
+            resp = _error(exc.code, exc.message)
+        finally:
+            self.limiter.leave()
+        return resp
+
+    # -- identity --------------------------------------------------------------------------------
+
+    def _identity(self, request: Request) -> Response:
+        if request.arg("grant_type") != "client_credentials":
+            return Response(400, {"error": "unsupported_grant_type",
+                                  "error_description": f"Unsupported grant type: {request.arg('grant_type')}"})
+        if request.arg("client_id") != CLIENT_ID or request.arg("client_secret") != CLIENT_SECRET:
+            return Response(401, {"error": "invalid_client", "error_description": "Bad client credentials"})
+        now = time.monotonic()
+        with self._lock:
+            token = self._current
+            if token is None or self._tokens[token] <= now:
+                token = f"{secrets.token_hex(16)[:8]}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-" \
+                        f"{secrets.token_hex(2)}-{secrets.token_hex(6)}:ab"
+                self._tokens[token] = now + self.token_ttl
+                self._current = token
+            remaining = max(0, int(self._tokens[token] - now))
+        return Response(200, {"access_token": token, "token_type": "bearer", "expires_in": remaining,
+                              "scope": "sandbox-api-user@factoryline.example"})
+
+    def _authenticate(self, request: Request) -> None:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else request.arg("access_token")
+        if not token:
+            raise _MarketoError("600", "Access token not specified")
+        with self._lock:
+            expiry = self._tokens.get(token)
+        if expiry is None:
+            raise _MarketoError("601", "Access token invalid")
+        if expiry <= time.monotonic():
+            raise _MarketoError("602", "Access token expired")
+
+    # -- what Marketo knows ----------------------------------------------------------------------
+
+    def _marketo_touches(self, idx: int, tick: int) -> list[Touch]:
+        return [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+
+    def known(self) -> _Known:
+        """The people Marketo knows now (updated incrementally as the clock advances)."""
+        tick = self.world.tick
+        with self._known_lock:
+            old = self._known
+            if old is not None and old.tick == tick:
+                return old
+            if old is None or old.tick > tick:
+                people: Iterable[int] = self.journeys.people_touched_since(0, tick)
+                touches: dict[int, list[Touch]] = {}
+            else:
+                people = self.journeys.people_touched_since(self.world.ticks[old.tick] + 1, tick)
+                touches = dict(old.touches)
+            for idx in set(people):
+                mine = self._marketo_touches(idx, tick)
+                if mine:
+                    touches[idx] = mine
+            known = _Known(tick, touches)
+            for idx in sorted(touches):
+                email = _norm_email(self.world.person(idx, tick).email)
+                if email:
+                    known.by_email.setdefault(email, []).append(idx)
+                for c in sorted({x.campaign_idx for x in touches[idx] if x.campaign_idx is not None}):
+                    known.members.setdefault(c, []).append(idx)
+            self._known = known
+            return known
+
+    def _live(self, idx: int, tick: int) -> Person | None:
+        person = self.world.person(idx, tick)
+        return None if person.archived_ms is not None else person
+
+    # -- leads -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _fields(request: Request) -> tuple[str, ...]:
+        raw = [f.strip() for v in request.query.get("fields", []) for f in v.split(",") if f.strip()]
+        if not raw:
+            return _DEFAULT_LEAD_FIELDS
+        out: list[str] = []
+        for name in raw:
+            rest = _FIELD_NAMES.get(name.lower())
+            if rest is None:
+                raise _MarketoError("1006", f"Field '{name}' not found")
+            if rest not in out:
+                out.append(rest)
+        if "id" not in out:
+            out.insert(0, "id")
+        return tuple(out)
+
+    def _lead(self, request: Request, id: str) -> Response:
+        known, tick = self.known(), self.world.tick
+        idx = int(id) - LEAD_OFFSET
+        person = self._live(idx, tick) if idx in known.touches else None
+        rows = [] if person is None else [self._lead_record(person, known.touches[idx], self._fields(request))]
+        return Response(200, _envelope(rows), records=len(rows))
+
+    def _lead_record(self, person: Person, touches: list[Touch], wanted: tuple[str, ...]) -> dict[str, Any]:
+        created = touches[0].at_ms
+        unsub = next((x.at_ms for x in touches if x.kind == "unsubscribe"), None)
+        bounce = next((x.at_ms for x in touches if x.kind == "email_bounce"), None)
+        updated = max(created, person.modified_ms, unsub or 0, bounce or 0)
+        first_program = next((x.campaign_idx for x in touches if x.campaign_idx is not None), None)
+        rec: dict[str, Any] = {}
+        for name in wanted:
+            value: Any
+            if name == "id":
+                value = LEAD_OFFSET + person.idx
+            elif name == "email":
+                value = person.email
+            elif name == "firstName":
+                value = person.first_name
+            elif name == "lastName":
+                value = person.last_name
+            elif name == "phone":
+                value = person.phone
+            elif name == "title":
+                value = person.job_title
+            elif name == "company":
+                value = None if person.company_idx is None else self.world.company(person.company_idx).name
+            elif name in ("city", "state", "country"):
+                value = getattr(person, name)
+            elif name == "leadSource":
+                value = _SOURCES.get(person.source, person.source)
+            elif name == "leadStatus":
+                value = _status_label(person.lead_status)
+            elif name == "leadScore":
+                value = person.lead_score
+            elif name == "unsubscribed":
+                value = unsub is not None
+            elif name == "emailInvalid":
+                value = bounce is not None
+            elif name == "createdAt":
+                value = _dt(created)
+            elif name == "updatedAt":
+                value = _dt(updated)
+            elif name == "acquisitionProgramId":
+                value = None if first_program is None else str(PROGRAM_OFFSET + first_program)
+            elif name == "factoryPreferredChannel":
+                value = person.preferred_channel
+            else:  # factoryLifecycleStage
+                value = person.lifecycle_stage
+            rec[name] = value
+        return rec
+
+    def _leads(self, request: Request) -> Response:
+        filter_type = (request.arg("filterType") or "").strip()
+        if not filter_type:
+            raise _MarketoError("701", "'filterType' cannot be blank")
+        values = [v.strip() for raw in request.query.get("filterValues", []) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise _MarketoError("701", "'filterValues' cannot be blank")
+        if len(values) > MAX_FILTER_VALUES:
+            raise _MarketoError("1003", f"Too many values in filterValues, max {MAX_FILTER_VALUES}")
+        batch = self._batch_size(request)
+        wanted = self._fields(request)
+        known, tick = self.known(), self.world.tick
+        matched: list[int] = []
+        kind = filter_type.lower()
+        if kind == "id":
+            for v in values:
+                try:
+                    idx = int(v) - LEAD_OFFSET
+                except ValueError as exc:
+                    raise _MarketoError("1003", f"Invalid filterValues '{v}' for filterType 'id'") from exc
+                if idx in known.touches:
+                    matched.append(idx)
+        elif kind == "email":
+            for v in values:
+                matched.extend(known.by_email.get(v.lower(), ()))
+        else:
+            raise _MarketoError("1003", f"Invalid filterType '{filter_type}'")
+        matched = [i for i in dict.fromkeys(matched) if self._live(i, tick) is not None]
+        start = self._offset_token(request.arg("nextPageToken"))
+        page = matched[start:start + batch]
+        rows = [self._lead_record(self.world.person(i, tick), known.touches[i], wanted) for i in page]
+        body = _envelope(rows)
+        if start + batch < len(matched):
+            body["nextPageToken"] = self._make_offset_token(start + batch)
+            body["moreResult"] = True
+        return Response(200, body, records=len(rows))
+
+    @staticmethod
+    def _batch_size(request: Request) -> int:
+        raw = request.arg("batchSize")
+        try:
+            batch = int(raw) if raw else MAX_BATCH
+        except ValueError as exc:
+            raise _MarketoError("1003", f"Invalid batchSize '{raw}'") from exc
+        if not 1 <= batch <= MAX_BATCH:
+            raise _MarketoError("1003", f"batchSize must be between 1 and {MAX_BATCH}")
+        return batch
+
+    @staticmethod
+    def _make_offset_token(offset: int) -> str:
+        return base64.b32encode(f"o:{offset}".encode()).decode()
+
+    @staticmethod
+    def _offset_token(token: str | None) -> int:
+        if not token:
+            return 0
+        try:
+            kind, _, value = base64.b32decode(token.encode()).decode().partition(":")
+            if kind != "o":
+                raise ValueError(kind)
+            return int(value)
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise _MarketoError("1003", f"Invalid nextPageToken '{token}'") from exc
+
+    def _describe(self, request: Request) -> Response:
+        rows = []
+        for n, f in enumerate(_LEAD_FIELDS, start=1):
+            row: dict[str, Any] = {"id": n, "displayName": f.display, "dataType": f.data_type}
+            if f.length is not None:
+                row["length"] = f.length
+            row["rest"] = {"name": f.rest, "readOnly": f.read_only}
+            row["soap"] = {"name": f.rest[0].upper() + f.rest[1:] if f.rest != "id" else "Id",
+                           "readOnly": f.read_only}
+            rows.append(row)
+        return Response(200, _envelope(rows), records=len(rows))
+
+    # -- activities ------------------------------------------------------------------------------
+
+    def _activity_types(self, request: Request) -> Response:
+        rows = [{"id": tid, "name": name, "description": desc,
+                 "primaryAttribute": {"name": primary[0], "dataType": primary[1]},
+                 "attributes": [{"name": n, "dataType": d} for n, d in attrs]}
+                for tid, (name, desc, primary, attrs) in _ACTIVITY_TYPES.items()]
+        return Response(200, _envelope(rows), records=len(rows))
+
+    @staticmethod
+    def _make_activity_token(since: int, pos: _Pos) -> str:
+        return base64.b32encode(f"a:{since}:{pos[0]}:{pos[1]}:{pos[2]}".encode()).decode()
+
+    @staticmethod
+    def _activity_token(token: str) -> tuple[int, _Pos]:
+        try:
+            parts = base64.b32decode(token.encode()).decode().split(":")
+            if len(parts) != 5 or parts[0] != "a":
+                raise ValueError(token)
+            since, at, idx, seq = (int(p) for p in parts[1:])
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise _MarketoError("1003", f"Invalid nextPageToken '{token}'") from exc
+        return since, (at, idx, seq)
+
+    def _paging_token(self, request: Request) -> Response:
+        raw = request.arg("sinceDatetime")
+        if not raw:
+            raise _MarketoError("701", "'sinceDatetime' cannot be blank")
+        try:
+            since = parse_time(raw)
+        except ValueError as exc:
+            raise _MarketoError("1003", f"Invalid sinceDatetime '{raw}'") from exc
+        return Response(200, _envelope(None, nextPageToken=self._make_activity_token(since, (since, -1, -2))))
+
+    def _data_changes(self, idx: int, since: int, tick: int) -> list[tuple[_Pos, _Payload]]:
+        """"Change Data Value" activities: the lead's field changes at ticks at or after ``since``."""
+        space = self.world.people
+        out: list[tuple[_Pos, _Payload]] = []
+        for k in space.changes(idx, tick, space.created_tick(idx)):
+            at = self.world.ticks[k]
+            if at < since:
+                continue
+            old, new = self.world.person(idx, k - 1), self.world.person(idx, k)
+            for n, (name, getter) in enumerate(_TRACKED):
+                before, after = getter(old), getter(new)
+                if before != after:
+                    out.append(((at, idx, CHANGE_SEQ + k * 8 + n), (name, before, after)))
+        return out
+
+    def _stream(self, since: int, types: tuple[int, ...]) -> tuple[list[_Pos], list[_Payload]]:
+        """Every activity of the wanted types at or after ``since``, in (date, lead, seq) order."""
+        tick = self.world.tick
+        key = (since, tick, types)
+        with self._known_lock:
+            hit = self._streams.get(key)
+            if hit is not None:
+                self._streams.move_to_end(key)
+                return hit
+        known = self.known()
+        wanted = set(types)
+        found: list[tuple[_Pos, _Payload]] = []
+        for idx in self.journeys.people_touched_since(since, tick):
+            touches = known.touches.get(idx)
+            if not touches:
+                continue
+            first = touches[0]
+            if 12 in wanted and first.at_ms >= since:
+                found.append(((first.at_ms, idx, -1), None))
+            for x in touches:
+                if x.at_ms >= since and _TOUCH_TYPE.get(x.kind, _MOMENT) in wanted:
+                    found.append(((x.at_ms, idx, x.seq), x))
+            if 13 in wanted:
+                found.extend(self._data_changes(idx, max(since, first.at_ms), tick))
+        found = sorted(dict(found).items())
+        positions = [p for p, _ in found]
+        stream = (positions, [x for _, x in found])
+        with self._known_lock:
+            self._streams[key] = stream
+            while len(self._streams) > 8:
+                self._streams.popitem(last=False)
+        return stream
+
+    def _activities(self, request: Request) -> Response:
+        token = request.arg("nextPageToken")
+        if not token:
+            raise _MarketoError("701", "'nextPageToken' cannot be blank")
+        raw_types = [v.strip() for raw in request.query.get("activityTypeIds", []) for v in raw.split(",") if v.strip()]
+        if not raw_types:
+            raise _MarketoError("701", "'activityTypeIds' cannot be blank")
+        try:
+            types = tuple(sorted({int(v) for v in raw_types}))
+        except ValueError as exc:
+            raise _MarketoError("1003", f"Invalid activityTypeIds '{','.join(raw_types)}'") from exc
+        if len(types) > MAX_ACTIVITY_TYPES:
+            raise _MarketoError("1003", f"Too many activityTypeIds, max {MAX_ACTIVITY_TYPES}")
+        unknown = [t for t in types if t not in _ACTIVITY_TYPES]
+        if unknown:
+            raise _MarketoError("1003", f"Invalid activityTypeIds '{unknown[0]}'")
+        lead_ids = {int(v) - LEAD_OFFSET for raw in request.query.get("leadIds", []) for v in raw.split(",")
+                    if v.strip().isdigit()}
+        batch = self._batch_size(request)
+        since, pos = self._activity_token(token)
+        positions, touches = self._stream(since, types)
+        i = bisect.bisect_right(positions, pos)
+        rows: list[dict[str, Any]] = []
+        last = pos
+        tick = self.world.tick
+        while i < len(positions) and len(rows) < batch:
+            p = positions[i]
+            last = p
+            if not lead_ids or p[1] in lead_ids:
+                rows.append(self._activity(p, touches[i], tick))
+            i += 1
+        body = _envelope(rows if rows else None, nextPageToken=self._make_activity_token(since, last),
+                         moreResult=i < len(positions))
+        return Response(200, body, records=len(rows))
+
+    def _activity(self, pos: _Pos, touch: _Payload, tick: int) -> dict[str, Any]:
+        at, idx, seq = pos
+        lead_id = LEAD_OFFSET + idx
+        aid = (idx + 1) * ACTIVITY_STRIDE + seq + 1
+        rec: dict[str, Any] = {"id": aid, "marketoGUID": str(aid), "leadId": lead_id, "activityDate": _dt(at)}
+        if isinstance(touch, tuple):  # Change Data Value
+            name, before, after = touch
+            field_id, display = _FIELD_IDS[name]
+            rec.update(activityTypeId=13, primaryAttributeValueId=field_id, primaryAttributeValue=display,
+                       attributes=[{"name": "New Value", "value": after}, {"name": "Old Value", "value": before},
+                                   {"name": "Reason", "value": "Sales stage sync"},
+                                   {"name": "Source", "value": "Web service API"}])
+            return rec
+        if touch is None:  # New Lead
+            rec.update(activityTypeId=12, primaryAttributeValueId=lead_id,  # no primaryAttributeValue
+                       attributes=[{"name": "Source Type", "value": "New lead"},
+                                   {"name": "Created Date", "value": format_ms(at)[:10]}])
+            return rec
+        type_id = _TOUCH_TYPE.get(touch.kind, _MOMENT)
+        c = touch.campaign_idx
+        campaign = self.journeys.campaign(c) if c is not None else None
+        h = (idx * 31 + touch.seq) % len(_DEVICES)
+        attrs: list[dict[str, Any]]
+        if type_id in _EMAIL_TYPES:
+            name = f"{campaign.name}.Email" if campaign is not None else "Operational.Email"
+            rec.update(activityTypeId=type_id, primaryAttributeValueId=EMAIL_OFFSET + (c or 0),
+                       primaryAttributeValue=name)
+            attrs = [{"name": "Campaign Run ID", "value": (c or 0) * 10 + 1}]
+            if type_id in (10, 11):
+                device, mobile, platform, agent = _DEVICES[h]
+                attrs += [{"name": "Device", "value": device}, {"name": "Is Mobile Device", "value": mobile},
+                          {"name": "Platform", "value": platform}, {"name": "User Agent", "value": agent}]
+                if type_id == 11:
+                    attrs.append({"name": "Link", "value": touch.url or "https://www.factoryline.example/"})
+            elif type_id == 8:
+                attrs += [{"name": "Category", "value": "1"}, {"name": "Details", "value": "550 5.1.1 User unknown"},
+                          {"name": "Email", "value": _norm_email(self.world.person(idx, tick).email)},
+                          {"name": "Subcategory", "value": "1003"}]
+            attrs += [{"name": "Step ID", "value": 1}, {"name": "Choice Number", "value": 0}]
+        elif type_id == 1:
+            url = touch.url or "https://www.factoryline.example/"
+            rec.update(activityTypeId=1, primaryAttributeValueId=100 + (c or 0) % 50,
+                       primaryAttributeValue=url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0] or "index")
+            attrs = [{"name": "Webpage URL", "value": url.split("?")[0]},
+                     {"name": "Query Parameters", "value": url.partition("?")[2]},
+                     {"name": "Client IP Address", "value": f"203.0.113.{idx % 250 + 1}"},
+                     {"name": "User Agent", "value": _DEVICES[h][3]}]
+        elif type_id == 2:
+            rec.update(activityTypeId=2, primaryAttributeValueId=200 + (c or 0) % 20,
+                       primaryAttributeValue=f"{campaign.name} Form" if campaign else "Contact Us")
+            attrs = [{"name": "Webpage ID", "value": 100 + (c or 0) % 50},
+                     {"name": "Client IP Address", "value": f"203.0.113.{idx % 250 + 1}"},
+                     {"name": "Query Parameters", "value": ""}]
+        elif type_id == 104:
+            rec.update(activityTypeId=104, primaryAttributeValueId=PROGRAM_OFFSET + (c or 0),
+                       primaryAttributeValue=campaign.name if campaign else "Webinar")
+            attrs = [{"name": "New Status", "value": "Attended"}, {"name": "Old Status", "value": "Registered"},
+                     {"name": "Success", "value": True}, {"name": "Reason", "value": "Changed by Smart Campaign"}]
+        else:
+            rec.update(activityTypeId=_MOMENT, primaryAttributeValueId=1, primaryAttributeValue="Milestone")
+            attrs = [{"name": "Type", "value": "Milestone"},
+                     {"name": "Description", "value": touch.kind.replace("_", " ")},
+                     {"name": "Source", "value": "Smart Campaign"}]
+        if c is not None:
+            rec["campaignId"] = SMART_CAMPAIGN_OFFSET + c
+        rec["attributes"] = attrs
+        return rec
+
+    # -- programs and members --------------------------------------------------------------------
+
+    def _campaigns(self) -> list[Campaign]:
+        tick_ms = self.world.ticks[self.world.tick]
+        out = []
+        for c in range(self.journeys.campaign_count()):
+            campaign = self.journeys.campaign(c)
+            if campaign.system == SYSTEM and campaign.created_ms <= tick_ms:
+                out.append(campaign)
+        return out
+
+    def _program_updated(self, c: Campaign) -> int:
+        return max(c.created_ms, min(c.start_ms, self.world.ticks[self.world.tick]))
+
+    def _program_record(self, c: Campaign) -> dict[str, Any]:
+        ptype, channel = _PROGRAM_KIND.get(c.kind, ("Default", "Content Syndication"))
+        pid = PROGRAM_OFFSET + c.idx
+        updated = self._program_updated(c)
+        status = {"in_progress": "on", "completed": "completed", "aborted": "off", "planned": "unlocked"}.get(c.status, "")
+        if ptype == "Email":
+            status = "locked" if c.status in ("in_progress", "completed") else "unlocked"
+        return {
+            "id": pid, "name": c.name, "description": f"{c.kind.title()} program ({c.channel})",
+            "createdAt": _asset_dt(c.created_ms), "updatedAt": _asset_dt(updated),
+            "url": f"https://app-sj01.marketo.com/#PG{pid}A1", "type": ptype, "channel": channel,
+            "folder": {"type": "Folder", "value": 100 + c.idx % 5, "folderName": f"{c.kind.title()} Programs"},
+            "status": status, "workspace": "Default",
+            "tags": [{"tagType": "Campaign Kind", "tagValue": c.kind}],
+            "costs": [{"startDate": format_ms(c.start_ms)[:10], "cost": c.actual_cost // 100,
+                       "note": f"budget {c.budget // 100}"}],
+            "startDate": _asset_dt(c.start_ms) if ptype == "Event" else None,
+            "endDate": _asset_dt(c.end_ms) if ptype == "Event" else None,
+        }
+
+    def _programs(self, request: Request) -> Response:
+        try:
+            max_return = int(request.arg("maxReturn") or 20)
+            offset = int(request.arg("offset") or 0)
+        except ValueError as exc:
+            raise _MarketoError("1003", f"Invalid value: {exc}") from exc
+        if not 1 <= max_return <= MAX_ASSET_RETURN:
+            raise _MarketoError("1003", f"maxReturn must be between 1 and {MAX_ASSET_RETURN}")
+        campaigns = self._campaigns()
+        lo, hi = request.arg("earliestUpdatedAt"), request.arg("latestUpdatedAt")
+        try:
+            if lo:
+                campaigns = [c for c in campaigns if self._program_updated(c) >= parse_time(lo)]
+            if hi:
+                campaigns = [c for c in campaigns if self._program_updated(c) <= parse_time(hi)]
+        except ValueError as exc:
+            raise _MarketoError("1003", f"Invalid date: {exc}") from exc
+        rows = [self._program_record(c) for c in campaigns[offset:offset + max_return]]
+        if not rows:
+            return Response(200, _envelope(None, warnings=[{"code": 702,
+                                                            "message": "No assets found for the given search "
+                                                                       "criteria."}]))
+        return Response(200, _envelope(rows), records=len(rows))
+
+    def _program(self, request: Request, id: str) -> Response:
+        c = int(id) - PROGRAM_OFFSET
+        found = [x for x in self._campaigns() if x.idx == c]
+        if not found:
+            return Response(200, _envelope(None, warnings=[{"code": 702, "message": f"Program {id} not found"}]))
+        return Response(200, _envelope([self._program_record(found[0])]), records=1)
+
+    @staticmethod
+    def _member_status(touches: Iterable[Touch]) -> tuple[int, str, bool]:
+        best = _MEMBER
+        for x in touches:
+            st = _STATUS_BY_KIND.get(x.kind, _MEMBER)
+            if st[0] > best[0]:
+                best = st
+        return best
+
+    def _program_members(self, id: str) -> tuple[int, list[tuple[int, list[Touch], tuple[int, str, bool]]]]:
+        """(campaign index, [(person, its touches of the program, status)]) of a program id."""
+        c = int(id) - PROGRAM_OFFSET
+        if not any(x.idx == c for x in self._campaigns()):
+            raise _MarketoError("1013", f"Program '{id}' not found")
+        known, tick = self.known(), self.world.tick
+        rows_all: list[tuple[int, list[Touch], tuple[int, str, bool]]] = []
+        for idx in known.members.get(c, ()):
+            if idx in known.touches and self._live(idx, tick) is not None:
+                mine = [x for x in known.touches[idx] if x.campaign_idx == c]
+                rows_all.append((idx, mine, self._member_status(mine)))
+        return c, rows_all
+
+    def _leads_by_program(self, request: Request, id: str) -> Response:
+        c, members = self._program_members(id)
+        known, tick = self.known(), self.world.tick
+        batch = self._batch_size(request)
+        wanted = self._fields(request)
+        start = self._offset_token(request.arg("nextPageToken"))
+        rows = []
+        for idx, mine, status in members[start:start + batch]:
+            if idx not in known.touches:
+                continue
+            rec = self._lead_record(self.world.person(idx, tick), known.touches[idx], wanted)
+            first = next((x.campaign_idx for x in known.touches[idx] if x.campaign_idx is not None), None)
+            rec["membership"] = {"acquiredBy": first == c, "isExhausted": False, "membershipDate": _dt(mine[0].at_ms),
+                                 "progressionStatus": status[1], "reachedSuccess": status[2]}
+            rows.append(rec)
+        body = _envelope(rows)
+        if start + batch < len(members):
+            body["nextPageToken"] = self._make_offset_token(start + batch)
+            body["moreResult"] = True
+        return Response(200, body, records=len(rows))
+
+    def _deleted_leads(self, request: Request) -> Response:
+        """Leads deleted (archived people) at or after the paging token's time, as activity 37."""
+        token = request.arg("nextPageToken")
+        if not token:
+            raise _MarketoError("701", "'nextPageToken' cannot be blank")
+        batch = self._batch_size(request)
+        since, pos = self._activity_token(token)
+        known, tick = self.known(), self.world.tick
+        found: list[_Pos] = []
+        for idx in self.world.archived_indexes(self.world.people, tick):
+            if idx not in known.touches:
+                continue
+            archived = self.world.person(idx, tick).archived_ms
+            if archived is not None and archived >= since:
+                found.append((archived, idx, DELETE_SEQ))
+        found.sort()
+        i = bisect.bisect_right(found, pos)
+        page = found[i:i + batch]
+        rows = []
+        for at, idx, seq in page:
+            person = self.world.person(idx, tick)
+            aid = (idx + 1) * ACTIVITY_STRIDE + seq + 1
+            rows.append({"id": aid, "marketoGUID": str(aid), "leadId": LEAD_OFFSET + idx, "activityDate": _dt(at),
+                         "activityTypeId": 37, "primaryAttributeValueId": LEAD_OFFSET + idx,
+                         "primaryAttributeValue": f"{person.first_name} {person.last_name}",
+                         "attributes": [{"name": "Api Method Name", "value": "deleteLead"},
+                                        {"name": "Request Id", "value": "sandbox"}]})
+        last = page[-1] if page else pos
+        body = _envelope(rows if rows else None, nextPageToken=self._make_activity_token(since, last),
+                         moreResult=i + batch < len(found))
+        return Response(200, body, records=len(rows))
+
+    def _members(self, request: Request, id: str) -> Response:
+        c, rows_all = self._program_members(id)
+        known = self.known()
+        batch = self._batch_size(request)
+        filter_type = (request.arg("filterType") or "").strip().lower()
+        values = {v.strip().lower() for raw in request.query.get("filterValues", []) for v in raw.split(",")
+                  if v.strip()}
+        if filter_type == "leadid":
+            rows_all = [r for r in rows_all if str(LEAD_OFFSET + r[0]) in values]
+        elif filter_type == "statusname":
+            rows_all = [r for r in rows_all if r[2][1].lower() in values]
+        elif filter_type == "reachedsuccess":
+            rows_all = [r for r in rows_all if str(r[2][2]).lower() in values]
+        elif filter_type:
+            raise _MarketoError("1003", f"Invalid filterType '{request.arg('filterType')}'")
+        start = self._offset_token(request.arg("nextPageToken"))
+        page = rows_all[start:start + batch]
+        first_program = {idx: next((x.campaign_idx for x in known.touches[idx] if x.campaign_idx is not None), None)
+                         for idx, _, _ in page}
+        rows = [{"seq": n, "leadId": LEAD_OFFSET + idx, "programId": PROGRAM_OFFSET + c,
+                 "reachedSuccess": status[2], "acquiredBy": first_program[idx] == c,
+                 "membershipDate": _dt(mine[0].at_ms), "statusName": status[1],
+                 "updatedAt": _dt(mine[-1].at_ms)}
+                for n, (idx, mine, status) in enumerate(page)]
+        body = _envelope(rows)
+        if start + batch < len(rows_all):
+            body["nextPageToken"] = self._make_offset_token(start + batch)
+            body["moreResult"] = True
+        return Response(200, body, records=len(rows))
+
+
+_: Callable[[World, EmulatorOptions], Emulator] = MarketoEmulator

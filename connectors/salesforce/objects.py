@@ -1,0 +1,671 @@
+"""The Salesforce objects the emulator serves, built from the sandbox world and its journeys.
+
+Every object is a pure function of (world seed, index, tick): ``row(idx, t)`` gives the field
+values (datetimes as epoch ms, dates as ``YYYY-MM-DD``) or ``None`` when index ``idx`` is not a
+record of this object at tick ``t`` (a person is a Lead always and a Contact once converted).
+``indexes(t, since_ms)`` enumerates candidate indexes in ascending order: all of them, or (with a
+lower bound on SystemModstamp) only those a change since then can have touched, O(changed).
+
+Ids are 18-character Salesforce ids: key prefix, a fixed pod ``5g``, the index in base 62 (10
+characters, ASCII-ordered so that ``ORDER BY Id`` is index order) and the case-safe suffix.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.world import DAY_MS, OWNERS, World
+
+__all__ = ["CHILD_STRIDE", "Field", "SObject", "build_objects", "parse_id", "sf_date", "sf_datetime", "sf_id"]
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+POD = "5g"
+#: person-owned child records (campaign members, tasks, events): index = person * stride + child
+CHILD_STRIDE = 1_000_000
+ORG_ID_15 = "00D5g00000SbXy1"
+OWNER_FIRST = ("Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Avery", "Quinn", "Drew",
+               "Parker")
+
+
+def _suffix(id15: str) -> str:
+    out = []
+    for chunk in range(3):
+        bits = 0
+        for i, ch in enumerate(id15[chunk * 5:chunk * 5 + 5]):
+            if "A" <= ch <= "Z":
+                bits |= 1 << i
+        out.append(_SUFFIX[bits])
+    return "".join(out)
+
+
+def sf_id(prefix: str, idx: int) -> str:
+    digits = []
+    n = idx
+    for _ in range(10):
+        n, r = divmod(n, 62)
+        digits.append(_B62[r])
+    id15 = prefix + POD + "".join(reversed(digits))
+    return id15 + _suffix(id15)
+
+
+def parse_id(value: str) -> tuple[str, int] | None:
+    """(key prefix, index) of an id this emulator issued (15 or 18 characters), else ``None``."""
+    if len(value) not in (15, 18) or value[3:5] != POD:
+        return None
+    if len(value) == 18 and _suffix(value[:15]) != value[15:]:
+        return None
+    n = 0
+    for ch in value[5:15]:
+        k = _B62.find(ch)
+        if k < 0:
+            return None
+        n = n * 62 + k
+    return value[:3], n
+
+
+ORG_ID = ORG_ID_15 + _suffix(ORG_ID_15)
+
+
+def sf_datetime(ms: int) -> str:
+    """``2013-05-07T22:07:19.000+0000``, Salesforce's REST datetime format."""
+    sec, milli = divmod(ms, 1000)
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{milli:03d}+0000"
+
+
+def sf_date(ms: int) -> str:
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%d")
+
+
+def owner_user_id(owner: int) -> str:
+    return sf_id("005", OWNERS.index(owner))
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # id reference string email phone picklist boolean datetime date currency double int percent
+    #            textarea url address
+    label: str = ""
+    custom: bool = False
+    reference_to: tuple[str, ...] = ()
+    picklist: tuple[str, ...] = ()
+    compound: str | None = None  # compound (address) field this component belongs to
+    nillable: bool = True
+    length: int = 0
+
+
+@dataclass
+class SObject:
+    name: str
+    label: str
+    plural: str
+    prefix: str
+    fields: list[Field]
+    row: Callable[[int, int], dict[str, Any] | None]
+    indexes: Callable[[int, int | None], Iterable[int]]
+    custom: bool = False
+    by_lower: dict[str, Field] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_lower = {f.name.lower(): f for f in self.fields}
+
+
+def _system_fields(owner: bool = True) -> list[Field]:
+    out = [Field("Id", "id", "Record ID", nillable=False, length=18),
+           Field("IsDeleted", "boolean", "Deleted", nillable=False)]
+    if owner:
+        out.append(Field("OwnerId", "reference", "Owner ID", reference_to=("Group", "User"), nillable=False,
+                         length=18))
+    out += [Field("CreatedDate", "datetime", "Created Date", nillable=False),
+            Field("CreatedById", "reference", "Created By ID", reference_to=("User",), nillable=False, length=18),
+            Field("LastModifiedDate", "datetime", "Last Modified Date", nillable=False),
+            Field("LastModifiedById", "reference", "Last Modified By ID", reference_to=("User",), nillable=False,
+                  length=18),
+            Field("SystemModstamp", "datetime", "System Modstamp", nillable=False)]
+    return out
+
+
+def _address(prefix: str, compound: str, label: str) -> list[Field]:
+    return [Field(f"{prefix}Street", "textarea", f"{label} Street", compound=compound, length=255),
+            Field(f"{prefix}City", "string", f"{label} City", compound=compound, length=40),
+            Field(f"{prefix}State", "string", f"{label} State/Province", compound=compound, length=80),
+            Field(f"{prefix}PostalCode", "string", f"{label} Zip/Postal Code", compound=compound, length=20),
+            Field(f"{prefix}Country", "string", f"{label} Country", compound=compound, length=80),
+            Field(f"{prefix}Latitude", "double", f"{label} Latitude", compound=compound),
+            Field(f"{prefix}Longitude", "double", f"{label} Longitude", compound=compound),
+            Field(f"{prefix}GeocodeAccuracy", "picklist", f"{label} Geocode Accuracy", compound=compound,
+                  picklist=("Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "City", "State",
+                            "Country", "Unknown")),
+            Field(compound, "address", f"{label} Address")]
+
+
+def address_value(row: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+    parts = {"city": row.get(f"{prefix}City"), "country": row.get(f"{prefix}Country"),
+             "geocodeAccuracy": row.get(f"{prefix}GeocodeAccuracy"), "latitude": row.get(f"{prefix}Latitude"),
+             "longitude": row.get(f"{prefix}Longitude"), "postalCode": row.get(f"{prefix}PostalCode"),
+             "state": row.get(f"{prefix}State"), "street": row.get(f"{prefix}Street")}
+    return parts if any(v is not None for v in parts.values()) else None
+
+
+def _stamp(row: dict[str, Any], created: int, modified: int, owner: str | None, deleted: bool) -> dict[str, Any]:
+    row.update({"IsDeleted": deleted, "CreatedDate": created, "CreatedById": sf_id("005", 0),
+                "LastModifiedDate": modified, "LastModifiedById": owner or sf_id("005", 0),
+                "SystemModstamp": modified})
+    if owner is not None:
+        row["OwnerId"] = owner
+    return row
+
+
+_REGIONS = {"United States": "NA", "USA": "NA", "US": "NA", "united states": "NA", "Canada": "NA",
+            "Mexico": "LATAM", "Brazil": "LATAM", "Argentina": "LATAM", "Chile": "LATAM", "Colombia": "LATAM",
+            "Japan": "APAC", "India": "APAC", "Australia": "APAC", "Singapore": "APAC", "China": "APAC",
+            "South Korea": "APAC", "New Zealand": "APAC"}
+_LEAD_SOURCE = {"ORGANIC_SEARCH": "Web", "PAID_SEARCH": "Advertisement", "EMAIL_MARKETING": "Email",
+                "SOCIAL_MEDIA": "Social", "REFERRALS": "Partner Referral", "OTHER_CAMPAIGNS": "Other",
+                "DIRECT_TRAFFIC": "Web", "OFFLINE": "Trade Show", "PAID_SOCIAL": "Advertisement"}
+_CONVERTED_STAGES = ("opportunity", "customer", "evangelist")
+_LEAD_STAGES = ("lead", "marketingqualifiedlead", "salesqualifiedlead", *_CONVERTED_STAGES)
+_STAGE_NAMES = {"appointmentscheduled": "Prospecting", "qualifiedtobuy": "Qualification",
+                "presentationscheduled": "Needs Analysis", "decisionmakerboughtin": "Proposal/Price Quote",
+                "contractsent": "Negotiation/Review", "closedwon": "Closed Won", "closedlost": "Closed Lost"}
+_PROBABILITY = {"appointmentscheduled": 10.0, "qualifiedtobuy": 20.0, "presentationscheduled": 50.0,
+                "decisionmakerboughtin": 75.0, "contractsent": 90.0, "closedwon": 100.0, "closedlost": 0.0}
+_INDUSTRIES = {"COMPUTER_SOFTWARE": "Technology", "INFORMATION_TECHNOLOGY_AND_SERVICES": "Technology",
+               "MARKETING_AND_ADVERTISING": "Media", "FINANCIAL_SERVICES": "Finance", "HOSPITAL_HEALTH_CARE":
+               "Healthcare", "RETAIL": "Retail", "CONSUMER_GOODS": "Consumer Products"}
+_CAMPAIGN_TYPES = {"email": "Email", "webinar": "Webinar", "event": "Conference", "ads": "Advertisement",
+                   "social": "Social Media", "content": "Other"}
+_TIERS = ("Bronze", "Silver", "Gold", "Platinum")
+
+
+def _region(country: str | None) -> str | None:
+    if country is None:
+        return None
+    return _REGIONS.get(country, "EMEA")
+
+
+def _campaign_status(status: str) -> str:
+    s = status.lower()
+    if "plan" in s:
+        return "Planned"
+    if "progress" in s or "active" in s or "running" in s or "live" in s:
+        return "In Progress"
+    if "complete" in s or "end" in s or "done" in s or "finish" in s:
+        return "Completed"
+    if "abort" in s or "cancel" in s:
+        return "Aborted"
+    return status.replace("_", " ").title()
+
+
+class _Journeys:
+    """The shared journeys (``sandbox.journeys``), or nothing while that module does not exist."""
+
+    def __init__(self, world: World) -> None:
+        try:
+            from sandbox.journeys import Journeys
+        except ImportError:
+            self.j: Any = None
+        else:
+            self.j = Journeys(world)
+        self._lock = threading.Lock()
+        self._touches: OrderedDict[tuple[int, int], list[Any]] = OrderedDict()
+        self._campaigns: dict[int, Any] = {}
+
+    @property
+    def available(self) -> bool:
+        return self.j is not None
+
+    def campaign(self, c: int) -> Any:
+        found = self._campaigns.get(c)
+        if found is None:
+            found = self._campaigns[c] = self.j.campaign(c)
+        return found
+
+    def touches(self, p: int, t: int) -> list[Any]:
+        key = (p, t)
+        with self._lock:
+            found = self._touches.get(key)
+            if found is not None:
+                self._touches.move_to_end(key)
+                return found
+        found = list(self.j.touches(p, t))
+        with self._lock:
+            self._touches[key] = found
+            while len(self._touches) > 4096:
+                self._touches.popitem(last=False)
+        return found
+
+
+def build_objects(world: World) -> dict[str, SObject]:
+    w = world
+    jr = _Journeys(world)
+
+    def tick_ms(t: int) -> int:
+        return w.ticks[t]
+
+    def world_indexes(space: Any) -> Callable[[int, int | None], Iterable[int]]:
+        def indexes(t: int, since: int | None) -> Iterable[int]:
+            if since is None:
+                return range(space.count(t))
+            return sorted(set(w.changed_since(space, since, t)))
+        return indexes
+
+    def converted(stage: str) -> bool:
+        return stage in _CONVERTED_STAGES
+
+    def converted_ms(p: Any) -> int:
+        dates = [p.stage_dates[s] for s in _CONVERTED_STAGES if s in p.stage_dates]
+        return min(dates) if dates else p.created_ms
+
+    def lead_ms(p: Any) -> int | None:
+        """When the person became a sales lead (None: still a subscriber, or outside the funnel)."""
+        dates = [p.stage_dates[s] for s in _LEAD_STAGES if s in p.stage_dates]
+        return min(dates) if dates else None
+
+    names: dict[int, str] = {}
+
+    def company_name(j: int, t: int) -> str:
+        """Company names never change, so they are computed once (a bounded cache)."""
+        name = names.get(j)
+        if name is None:
+            name = w.company(j, t).name
+            if len(names) < 200_000:
+                names[j] = name
+        return name
+
+    def clean_email(email: str | None) -> str | None:
+        return email.strip() if email is not None else None  # Salesforce trims text fields on save
+
+    # -- Lead ------------------------------------------------------------------------------------
+    lead_fields = [
+        *_system_fields(),
+        Field("FirstName", "string", "First Name", length=40), Field("LastName", "string", "Last Name",
+                                                                     nillable=False, length=80),
+        Field("Name", "string", "Full Name", length=121), Field("Title", "string", "Title", length=128),
+        Field("Company", "string", "Company", nillable=False, length=255),
+        Field("Email", "email", "Email", length=80), Field("Phone", "phone", "Phone", length=40),
+        *_address("", "Address", "Lead"),
+        Field("Status", "picklist", "Status", nillable=False,
+              picklist=("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
+                        "Closed - Not Converted")),
+        Field("LeadSource", "picklist", "Lead Source", picklist=tuple(sorted(set(_LEAD_SOURCE.values())))),
+        Field("Rating", "picklist", "Rating", picklist=("Hot", "Warm", "Cold")),
+        Field("IsConverted", "boolean", "Converted", nillable=False),
+        Field("ConvertedDate", "date", "Converted Date"),
+        Field("ConvertedAccountId", "reference", "Converted Account ID", reference_to=("Account",), length=18),
+        Field("ConvertedContactId", "reference", "Converted Contact ID", reference_to=("Contact",), length=18),
+        Field("ConvertedOpportunityId", "reference", "Converted Opportunity ID", reference_to=("Opportunity",),
+              length=18),
+        Field("Region__c", "picklist", "Region", custom=True, picklist=("NA", "EMEA", "APAC", "LATAM")),
+    ]
+
+    def lead_row(i: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= i < w.people.count(t):
+            return None
+        p = w.person(i, t)
+        became_lead = lead_ms(p)
+        if became_lead is None:  # subscribers (and "other") live in marketing tools, not in the CRM
+            return None
+        conv = converted(p.lifecycle_stage)
+        company = company_name(p.company_idx, t) if p.company_idx is not None else f"{p.last_name} household"
+        if conv:
+            status = "Closed - Converted"
+        elif p.lead_status == "UNQUALIFIED":
+            status = "Closed - Not Converted"
+        elif p.lifecycle_stage in ("marketingqualifiedlead", "salesqualifiedlead"):
+            status = "Working - Contacted"
+        else:
+            status = "Open - Not Contacted"
+        deals = w.deals_of_person(i, t)
+        row = {"Id": sf_id("00Q", i), "FirstName": p.first_name, "LastName": p.last_name,
+               "Name": f"{p.first_name} {p.last_name}", "Title": p.job_title, "Company": company,
+               "Email": clean_email(p.email), "Phone": p.phone, "Street": None, "City": p.city, "State": p.state,
+               "PostalCode": None, "Country": p.country, "Latitude": None, "Longitude": None,
+               "GeocodeAccuracy": None, "Status": status, "LeadSource": _LEAD_SOURCE.get(p.source, "Other"),
+               "Rating": "Hot" if p.lead_score >= 60 else "Warm" if p.lead_score >= 30 else "Cold",
+               "IsConverted": conv, "ConvertedDate": sf_date(converted_ms(p)) if conv else None,
+               "ConvertedAccountId": sf_id("001", p.company_idx) if conv and p.company_idx is not None else None,
+               "ConvertedContactId": sf_id("003", i) if conv else None,
+               "ConvertedOpportunityId": sf_id("006", deals[0]) if conv and deals else None,
+               "Region__c": _region(p.country)}
+        return _stamp(row, became_lead, p.modified_ms, owner_user_id(p.owner_id), p.archived_ms is not None)
+
+    # -- Contact ---------------------------------------------------------------------------------
+    contact_fields = [
+        *_system_fields(),
+        Field("AccountId", "reference", "Account ID", reference_to=("Account",), length=18),
+        Field("FirstName", "string", "First Name", length=40), Field("LastName", "string", "Last Name",
+                                                                     nillable=False, length=80),
+        Field("Name", "string", "Full Name", length=121), Field("Title", "string", "Title", length=128),
+        Field("Email", "email", "Email", length=80), Field("Phone", "phone", "Business Phone", length=40),
+        *_address("Mailing", "MailingAddress", "Mailing"),
+        Field("LeadSource", "picklist", "Lead Source", picklist=tuple(sorted(set(_LEAD_SOURCE.values())))),
+        Field("Preferred_Channel__c", "picklist", "Preferred Channel", custom=True,
+              picklist=("email", "phone", "linkedin", "events", "webinar")),
+    ]
+
+    def contact_row(i: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= i < w.people.count(t):
+            return None
+        p = w.person(i, t)
+        if not converted(p.lifecycle_stage):
+            return None
+        row = {"Id": sf_id("003", i),
+               "AccountId": sf_id("001", p.company_idx) if p.company_idx is not None else None,
+               "FirstName": p.first_name, "LastName": p.last_name, "Name": f"{p.first_name} {p.last_name}",
+               "Title": p.job_title, "Email": clean_email(p.email), "Phone": p.phone, "MailingStreet": None,
+               "MailingCity": p.city, "MailingState": p.state, "MailingPostalCode": None, "MailingCountry": p.country,
+               "MailingLatitude": None, "MailingLongitude": None, "MailingGeocodeAccuracy": None,
+               "LeadSource": _LEAD_SOURCE.get(p.source, "Other"), "Preferred_Channel__c": p.preferred_channel}
+        return _stamp(row, converted_ms(p), p.modified_ms, owner_user_id(p.owner_id), p.archived_ms is not None)
+
+    # -- Account ---------------------------------------------------------------------------------
+    account_fields = [
+        *_system_fields(),
+        Field("Name", "string", "Account Name", nillable=False, length=255),
+        Field("Website", "url", "Website", length=255), Field("Phone", "phone", "Account Phone", length=40),
+        Field("Industry", "picklist", "Industry", picklist=tuple(sorted(set(_INDUSTRIES.values())))),
+        Field("NumberOfEmployees", "int", "Employees"), Field("AnnualRevenue", "currency", "Annual Revenue"),
+        Field("Type", "picklist", "Account Type", picklist=("Prospect", "Customer - Direct", "Other")),
+        *_address("Billing", "BillingAddress", "Billing"),
+        Field("Tier__c", "picklist", "Tier", custom=True, picklist=_TIERS),
+    ]
+
+    def account_row(j: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= j < w.companies.count(t):
+            return None
+        c = w.company(j, t)
+        row = {"Id": sf_id("001", j), "Name": c.name, "Website": f"https://www.{c.domain}", "Phone": c.phone,
+               "Industry": _INDUSTRIES.get(c.industry, "Other") if c.industry else None,
+               "NumberOfEmployees": c.employees,
+               "AnnualRevenue": float(c.annual_revenue) if c.annual_revenue is not None else None,
+               "Type": "Customer - Direct" if c.lifecycle_stage in ("customer", "evangelist") else "Prospect",
+               "BillingStreet": None, "BillingCity": c.city, "BillingState": c.state, "BillingPostalCode": None,
+               "BillingCountry": c.country, "BillingLatitude": None, "BillingLongitude": None,
+               "BillingGeocodeAccuracy": None,
+               "Tier__c": None if c.employees is None else _TIERS[min(3, len(str(c.employees)) - 1)]}
+        return _stamp(row, c.created_ms, c.modified_ms, owner_user_id(c.owner_id), c.archived_ms is not None)
+
+    # -- Opportunity -----------------------------------------------------------------------------
+    opp_fields = [
+        *_system_fields(),
+        Field("Name", "string", "Name", nillable=False, length=120),
+        Field("AccountId", "reference", "Account ID", reference_to=("Account",), length=18),
+        Field("Amount", "currency", "Amount"),
+        Field("StageName", "picklist", "Stage", nillable=False, picklist=tuple(_STAGE_NAMES.values())),
+        Field("Probability", "percent", "Probability (%)"),
+        Field("CloseDate", "date", "Close Date", nillable=False),
+        Field("IsClosed", "boolean", "Closed", nillable=False), Field("IsWon", "boolean", "Won", nillable=False),
+        Field("Type", "picklist", "Opportunity Type", picklist=("New Customer", "Existing Customer - Upgrade")),
+        Field("LeadSource", "picklist", "Lead Source", picklist=tuple(sorted(set(_LEAD_SOURCE.values())))),
+        Field("ContactId", "reference", "Contact ID", reference_to=("Contact",), length=18),
+        Field("Product_Line__c", "picklist", "Product Line", custom=True,
+              picklist=("Starter", "Professional", "Enterprise", "Add-on Seats", "Onboarding", "Annual Renewal")),
+    ]
+
+    def opp_row(d: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= d < w.deals.count(t):
+            return None
+        o = w.deal(d, t)
+        close = o.close_ms if o.close_ms is not None else o.created_ms + 90 * DAY_MS
+        p = w.person(o.contact_idx, t)
+        row = {"Id": sf_id("006", d), "Name": o.name,
+               "AccountId": sf_id("001", o.company_idx) if o.company_idx is not None else None,
+               "Amount": float(o.amount) if o.amount is not None else None, "StageName": _STAGE_NAMES[o.stage],
+               "Probability": _PROBABILITY[o.stage], "CloseDate": sf_date(close),
+               "IsClosed": o.stage in ("closedwon", "closedlost"), "IsWon": o.stage == "closedwon",
+               "Type": "Existing Customer - Upgrade" if o.deal_type == "existingbusiness" else "New Customer",
+               "LeadSource": _LEAD_SOURCE.get(p.source, "Other"),
+               "ContactId": sf_id("003", o.contact_idx) if converted(p.lifecycle_stage) else None,
+               "Product_Line__c": o.name.rsplit(" - ", 1)[-1]}
+        return _stamp(row, o.created_ms, o.modified_ms, owner_user_id(o.owner_id), o.archived_ms is not None)
+
+    # -- OpportunityContactRole ------------------------------------------------------------------
+    ocr_fields = [
+        *_system_fields(owner=False),
+        Field("OpportunityId", "reference", "Opportunity ID", reference_to=("Opportunity",), nillable=False,
+              length=18),
+        Field("ContactId", "reference", "Contact ID", reference_to=("Contact",), nillable=False, length=18),
+        Field("Role", "picklist", "Role", picklist=("Decision Maker", "Economic Buyer", "Business User",
+                                                     "Evaluator", "Influencer", "Other")),
+        Field("IsPrimary", "boolean", "Primary", nillable=False),
+    ]
+
+    def ocr_row(d: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= d < w.deals.count(t):
+            return None
+        o = w.deal(d, t)
+        p = w.person(o.contact_idx, t)
+        if not converted(p.lifecycle_stage):
+            return None
+        roles = ocr_fields[-2].picklist
+        row = {"Id": sf_id("00K", d), "OpportunityId": sf_id("006", d), "ContactId": sf_id("003", o.contact_idx),
+               "Role": roles[d % len(roles)], "IsPrimary": True}
+        return _stamp(row, max(o.created_ms, converted_ms(p)), max(o.modified_ms, p.modified_ms), None,
+                      o.archived_ms is not None or p.archived_ms is not None)
+
+    def ocr_indexes(t: int, since: int | None) -> Iterable[int]:
+        if since is None:
+            return range(w.deals.count(t))
+        found = set(w.changed_since(w.deals, since, t))
+        found.update(p // 4 for p in w.changed_since(w.people, since, t))
+        n = w.deals.count(t)
+        return sorted(d for d in found if d < n)
+
+    # -- User ------------------------------------------------------------------------------------
+    user_fields = [
+        *_system_fields(owner=False),
+        Field("Username", "string", "Username", nillable=False, length=80),
+        Field("FirstName", "string", "First Name", length=40), Field("LastName", "string", "Last Name",
+                                                                     nillable=False, length=80),
+        Field("Name", "string", "Full Name", length=121), Field("Email", "email", "Email", nillable=False,
+                                                                length=128),
+        Field("Alias", "string", "Alias", nillable=False, length=8),
+        Field("IsActive", "boolean", "Active", nillable=False),
+        Field("TimeZoneSidKey", "picklist", "Time Zone", nillable=False, picklist=("America/Los_Angeles",)),
+    ]
+    epoch = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+    def user_row(u: int, t: int) -> dict[str, Any] | None:
+        if not 0 <= u < len(OWNERS):
+            return None
+        first = OWNER_FIRST[u]
+        email = f"{first.lower()}@factoryline.example"
+        row = {"Id": sf_id("005", u), "Username": email, "FirstName": first, "LastName": "Rep",
+               "Name": f"{first} Rep", "Email": email, "Alias": first[:4].lower() + "rep"[: 4 - min(4, len(first))],
+               "IsActive": True, "TimeZoneSidKey": "America/Los_Angeles"}
+        return _stamp(row, epoch, epoch, None, False)
+
+    def user_indexes(t: int, since: int | None) -> Iterable[int]:
+        return range(len(OWNERS)) if since is None or since <= epoch else ()
+
+    # -- Campaign / CampaignMember / Task / Event (journeys) -------------------------------------
+    campaign_fields = [
+        *_system_fields(),
+        Field("Name", "string", "Name", nillable=False, length=80),
+        Field("Type", "picklist", "Type", picklist=tuple(sorted(set(_CAMPAIGN_TYPES.values())))),
+        Field("Status", "picklist", "Status", picklist=("Planned", "In Progress", "Completed", "Aborted")),
+        Field("StartDate", "date", "Start Date"), Field("EndDate", "date", "End Date"),
+        Field("BudgetedCost", "currency", "Budgeted Cost in Campaign"),
+        Field("ActualCost", "currency", "Actual Cost in Campaign"),
+        Field("IsActive", "boolean", "Active", nillable=False),
+        Field("Channel__c", "picklist", "Channel", custom=True,
+              picklist=("email", "web", "social", "paid", "event")),
+    ]
+
+    def sf_campaign(c: int) -> Any:
+        if not jr.available or not 0 <= c < jr.j.campaign_count():
+            return None
+        camp = jr.campaign(c)
+        return camp if camp.system == "salesforce" else None
+
+    def campaign_row(c: int, t: int) -> dict[str, Any] | None:
+        camp = sf_campaign(c)
+        if camp is None or camp.created_ms > tick_ms(t):
+            return None
+        status = _campaign_status(str(camp.status))
+        row = {"Id": sf_id("701", c), "Name": camp.name, "Type": _CAMPAIGN_TYPES.get(camp.kind, "Other"),
+               "Status": status, "StartDate": sf_date(camp.start_ms) if camp.start_ms is not None else None,
+               "EndDate": sf_date(camp.end_ms) if camp.end_ms is not None else None,
+               "BudgetedCost": camp.budget / 100 if camp.budget is not None else None,
+               "ActualCost": camp.actual_cost / 100 if camp.actual_cost is not None else None,
+               "IsActive": status == "In Progress", "Channel__c": camp.channel}
+        owner = owner_user_id(OWNERS[c % len(OWNERS)])
+        return _stamp(row, camp.created_ms, camp.created_ms, owner, False)
+
+    def campaign_indexes(t: int, since: int | None) -> Iterable[int]:
+        if not jr.available:
+            return ()
+        return range(jr.j.campaign_count())
+
+    def people_indexes(t: int, since: int | None) -> Iterator[int]:
+        if since is None:
+            yield from range(w.people.count(t))
+        else:
+            yield from sorted(set(jr.j.people_touched_since(since, t)))
+
+    def who_id(p: int, t: int) -> str | None:
+        person = w.person(p, t)
+        if converted(person.lifecycle_stage):
+            return sf_id("003", p)
+        return sf_id("00Q", p) if lead_ms(person) is not None else None
+
+    member_fields = [
+        *_system_fields(owner=False),
+        Field("CampaignId", "reference", "Campaign ID", reference_to=("Campaign",), nillable=False, length=18),
+        Field("LeadId", "reference", "Lead ID", reference_to=("Lead",), length=18),
+        Field("ContactId", "reference", "Contact ID", reference_to=("Contact",), length=18),
+        Field("Status", "picklist", "Status", picklist=("Sent", "Responded")),
+        Field("HasResponded", "boolean", "Responded", nillable=False),
+        Field("FirstRespondedDate", "date", "First Responded Date"),
+        Field("Email", "email", "Email", length=80),
+    ]
+
+    def member_touches(p: int, c: int, t: int) -> list[Any]:
+        return [x for x in jr.touches(p, t) if x.campaign_idx == c]
+
+    def member_row(idx: int, t: int) -> dict[str, Any] | None:
+        p, c = divmod(idx, CHILD_STRIDE)
+        if not jr.available or not 0 <= p < w.people.count(t) or sf_campaign(c) is None:
+            return None
+        touches = member_touches(p, c, t)
+        if not touches:
+            return None
+        responded = [x for x in touches if x.kind not in ("email_send", "email_delivered", "email_bounce")]
+        person = w.person(p, t)
+        if lead_ms(person) is None:  # a campaign member is a lead or a contact
+            return None
+        row = {"Id": sf_id("00v", idx), "CampaignId": sf_id("701", c), "LeadId": sf_id("00Q", p),
+               "ContactId": sf_id("003", p) if converted(person.lifecycle_stage) else None,
+               "Status": "Responded" if responded else "Sent", "HasResponded": bool(responded),
+               "FirstRespondedDate": sf_date(responded[0].at_ms) if responded else None,
+               "Email": clean_email(person.email)}
+        return _stamp(row, touches[0].at_ms, touches[-1].at_ms, None, False)
+
+    def member_indexes(t: int, since: int | None) -> Iterator[int]:
+        if not jr.available:
+            return
+        for p in people_indexes(t, since):
+            camps = sorted({x.campaign_idx for x in jr.touches(p, t) if x.campaign_idx is not None})
+            for c in camps:
+                if sf_campaign(c) is not None:
+                    yield p * CHILD_STRIDE + c
+
+    def activity_indexes(kind: str) -> Callable[[int, int | None], Iterator[int]]:
+        def indexes(t: int, since: int | None) -> Iterator[int]:
+            if not jr.available:
+                return
+            for p in people_indexes(t, since):
+                for x in jr.touches(p, t):
+                    if x.kind == kind and x.system == "salesforce":
+                        yield p * CHILD_STRIDE + x.seq
+        return indexes
+
+    def touch_of(idx: int, t: int, kind: str) -> Any:
+        p, seq = divmod(idx, CHILD_STRIDE)
+        if not jr.available or not 0 <= p < w.people.count(t):
+            return None
+        for x in jr.touches(p, t):
+            if x.seq == seq:
+                return x if x.kind == kind and x.system == "salesforce" else None
+        return None
+
+    activity_common = [
+        Field("WhoId", "reference", "Name ID", reference_to=("Contact", "Lead"), length=18),
+        Field("WhatId", "reference", "Related To ID", reference_to=("Account", "Campaign", "Opportunity"),
+              length=18),
+        Field("Subject", "string", "Subject", length=255), Field("ActivityDate", "date", "Due Date Only"),
+        Field("Description", "textarea", "Description", length=32000),
+    ]
+    task_fields = [
+        *_system_fields(), *activity_common,
+        Field("Status", "picklist", "Status", nillable=False, picklist=("Not Started", "In Progress", "Completed")),
+        Field("Priority", "picklist", "Priority", nillable=False, picklist=("High", "Normal", "Low")),
+        Field("TaskSubtype", "picklist", "Task Subtype", picklist=("Task", "Email", "Call")),
+        Field("CallType", "picklist", "Call Type", picklist=("Internal", "Inbound", "Outbound")),
+        Field("CallDurationInSeconds", "int", "Call Duration"),
+        Field("IsClosed", "boolean", "Closed", nillable=False),
+    ]
+    event_fields = [
+        *_system_fields(), *activity_common,
+        Field("ActivityDateTime", "datetime", "Due Date Time"), Field("StartDateTime", "datetime", "Start"),
+        Field("EndDateTime", "datetime", "End"), Field("DurationInMinutes", "int", "Duration"),
+        Field("Location", "string", "Location", length=255),
+    ]
+
+    def activity_base(idx: int, t: int, kind: str, prefix: str) -> tuple[Any, dict[str, Any]] | None:
+        x = touch_of(idx, t, kind)
+        if x is None:
+            return None
+        p = idx // CHILD_STRIDE
+        what = sf_id("701", x.campaign_idx) if x.campaign_idx is not None and sf_campaign(x.campaign_idx) else None
+        deals = w.deals_of_person(p, t)
+        if what is None and deals:
+            what = sf_id("006", deals[0])
+        return x, {"Id": sf_id(prefix, idx), "WhoId": who_id(p, t), "WhatId": what, "ActivityDate": sf_date(x.at_ms),
+                   "Description": x.url}
+
+    def task_row(idx: int, t: int) -> dict[str, Any] | None:
+        found = activity_base(idx, t, "call", "00T")
+        if found is None:
+            return None
+        x, row = found
+        row.update({"Subject": "Call", "Status": "Completed", "Priority": "Normal", "TaskSubtype": "Call",
+                    "CallType": "Outbound", "CallDurationInSeconds": 60 + (x.at_ms // 1000) % 1740,
+                    "IsClosed": True})
+        owner = owner_user_id(w.person(idx // CHILD_STRIDE, t).owner_id)
+        return _stamp(row, x.at_ms, x.at_ms, owner, False)
+
+    def event_row(idx: int, t: int) -> dict[str, Any] | None:
+        found = activity_base(idx, t, "meeting", "00U")
+        if found is None:
+            return None
+        x, row = found
+        minutes = 30 if (x.at_ms // 1000) % 2 else 60
+        row.update({"Subject": "Meeting", "ActivityDateTime": x.at_ms, "StartDateTime": x.at_ms,
+                    "EndDateTime": x.at_ms + minutes * 60_000, "DurationInMinutes": minutes,
+                    "Location": "Video call" if (x.at_ms // 1000) % 3 else "On site"})
+        owner = owner_user_id(w.person(idx // CHILD_STRIDE, t).owner_id)
+        return _stamp(row, x.at_ms, x.at_ms, owner, False)
+
+    objs = [
+        SObject("Account", "Account", "Accounts", "001", account_fields, account_row, world_indexes(w.companies)),
+        SObject("Campaign", "Campaign", "Campaigns", "701", campaign_fields, campaign_row, campaign_indexes),
+        SObject("CampaignMember", "Campaign Member", "Campaign Members", "00v", member_fields, member_row,
+                member_indexes),
+        SObject("Contact", "Contact", "Contacts", "003", contact_fields, contact_row, world_indexes(w.people)),
+        SObject("Event", "Event", "Events", "00U", event_fields, event_row, activity_indexes("meeting")),
+        SObject("Lead", "Lead", "Leads", "00Q", lead_fields, lead_row, world_indexes(w.people)),
+        SObject("Opportunity", "Opportunity", "Opportunities", "006", opp_fields, opp_row, world_indexes(w.deals)),
+        SObject("OpportunityContactRole", "Opportunity Contact Role", "Opportunity Contact Roles", "00K",
+                ocr_fields, ocr_row, ocr_indexes),
+        SObject("Task", "Task", "Tasks", "00T", task_fields, task_row, activity_indexes("call")),
+        SObject("User", "User", "Users", "005", user_fields, user_row, user_indexes),
+    ]
+    return {o.name: o for o in objs}

@@ -1,0 +1,995 @@
+"""Shopify GraphQL Admin API emulator for the sandbox: the shop's orders and customers.
+
+The shop's orders are the journeys' orders (:meth:`sandbox.journeys.Journeys.orders`); a person
+with orders is a Shopify customer unless the journeys make them a guest buyer
+(:meth:`~sandbox.journeys.Journeys.is_guest_buyer`: their orders have ``customer: null``). ``POST /admin/api/{version}/graphql.json`` with
+``X-Shopify-Access-Token`` runs real GraphQL (graphql-core over :mod:`connectors.shopify.graphql`):
+aliases, fragments, variables and field selection behave as at Shopify; unknown fields are
+``undefinedField`` errors. Served:
+
+* ``orders`` / ``customers`` connections (``first``/``after``, ``last``/``before``, ``reverse``,
+  ``sortKey``, ``query`` with ``updated_at:>'...'``, ``created_at``, ``processed_at``, ``id``,
+  ``email``, ``name``, ``test``, ``status``), ``edges {cursor node}``, ``nodes``, ``pageInfo``;
+  ``order(id:)``, ``customer(id:)``, ``shop``; at most 250 per page;
+* bulk operations: ``bulkOperationRunQuery`` / ``bulkOperationCancel``, ``currentBulkOperation`` and
+  ``bulkOperation(id:)`` (CREATED -> RUNNING -> COMPLETED, one step per poll); ``url`` points at a
+  small storage server of this emulator that streams the JSONL (nested connection rows carry
+  ``__parentId``), page by page, without building the file;
+* ``extensions.cost`` on every answer (1 per object, 2 + first x node per connection, 10 per
+  mutation; a query over 1000 is ``MAX_COST_EXCEEDED``); with ``rate_limits=True`` a leaky bucket
+  (2000 points, 100/s) answers ``THROTTLED`` without ``data``.
+
+Ids: orders ``gid://shopify/Order/{5000000000 + idx}``, customers ``gid://shopify/Customer/{7000000000
++ person}``, line items ``gid://shopify/LineItem/{13000000000 + 100 x order + line}``. Money: the
+shop's currency is USD (``shopMoney``); ``presentmentMoney`` is the order's own currency.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    GraphQLResolveInfo,
+    OperationDefinitionNode,
+    execute,
+    parse,
+    validate,
+)
+
+from connectors.shopify.graphql import SCHEMA, query_cost
+from sandbox.faults import FaultRule
+from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.world import World, _h
+
+__all__ = ["ACCESS_TOKEN", "ShopifyEmulator", "emulator_spec"]
+
+ACCESS_TOKEN = "shpat_sandbox0000000000000000000000000"
+SHOP_DOMAIN = "factoryline-sandbox.myshopify.com"
+SHOP_CURRENCY = "USD"
+ORDER_OFFSET = 5_000_000_000
+CUSTOMER_OFFSET = 7_000_000_000
+LINE_OFFSET = 13_000_000_000
+BULK_OFFSET = 3_100_000_000
+MAX_PAGE = 250
+MAX_QUERY_COST = 1000
+BUCKET_SIZE = 2000.0
+RESTORE_RATE = 100.0
+#: fixed conversion to the shop's currency
+FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "NZD": 0.61, "JPY": 0.0067,
+             "CHF": 1.13, "SEK": 0.095, "NOK": 0.093, "DKK": 0.145, "PLN": 0.25, "BRL": 0.2, "MXN": 0.058,
+             "INR": 0.012, "SGD": 0.74, "HKD": 0.128, "ZAR": 0.055, "CZK": 0.043}
+_PATH = re.compile(r"^/admin/api/(?P<version>\d{4}-\d{2}|unstable)/graphql\.json$")
+_AUTH_ERROR = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+_SALT = 7300
+
+
+def emulator_spec() -> EmulatorSpec:
+    """The Shopify GraphQL Admin API emulator, for a ``register_emulators`` hook implementation."""
+    return EmulatorSpec(name="shopify", factory=ShopifyEmulator,
+                        description="Shopify GraphQL Admin API (orders, customers, bulk operations)",
+                        notes={"endpoint": "POST {base_url}/admin/api/2025-01/graphql.json",
+                               "auth": "X-Shopify-Access-Token: settings['access_token']"})
+
+
+# -------------------------------------------------------------------------------------------
+# formatting
+# -------------------------------------------------------------------------------------------
+
+
+def _dt(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sec(ms: int) -> int:
+    """Shopify keeps (and filters on) whole seconds."""
+    return ms - ms % 1000
+
+
+def _amount(cents: int) -> str:
+    value = Decimal(cents) / 100
+    text = format(value.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def _money(cents: int, currency: str) -> dict[str, Any]:
+    return {"amount": _amount(cents), "currencyCode": currency}
+
+
+def _bag(cents: int, currency: str) -> dict[str, Any]:
+    shop = round(cents * FX_TO_USD.get(currency, 1.0))
+    return {"shopMoney": _money(shop, SHOP_CURRENCY), "presentmentMoney": _money(cents, currency)}
+
+
+def _to_usd(cents: int, currency: str) -> int:
+    return round(cents * FX_TO_USD.get(currency, 1.0))
+
+
+def _gid(kind: str, n: int) -> str:
+    return f"gid://shopify/{kind}/{n}"
+
+
+def _gid_number(gid: str, kind: str) -> int | None:
+    prefix = f"gid://shopify/{kind}/"
+    if not gid.startswith(prefix) or not gid[len(prefix):].isdigit():
+        return None
+    return int(gid[len(prefix):])
+
+
+def _cursor(key: Any, id_: int) -> str:
+    return base64.b64encode(orjson.dumps({"last_id": id_, "last_value": key})).decode()
+
+
+def _uncursor(raw: str) -> tuple[Any, int]:
+    try:
+        data = orjson.loads(base64.b64decode(raw.encode(), validate=True))
+        return data["last_value"], int(data["last_id"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise GraphQLError("Invalid cursor for current pagination sort.",
+                           extensions={"code": "BAD_REQUEST"}) from None
+
+
+# -------------------------------------------------------------------------------------------
+# search syntax
+# -------------------------------------------------------------------------------------------
+
+_TERM = re.compile(r"(-?)(\w+):(>=|<=|>|<)?('[^']*'|\"[^\"]*\"|\S+)|(\S+)")
+_Pred = Callable[[dict[str, Any]], bool]
+
+
+def _compile_search(query: str | None) -> list[_Pred]:
+    """Shopify's search syntax, the subset connectors use: AND of ``field:value`` and
+    ``field:>value`` terms (``>``, ``>=``, ``<``, ``<=``), quoted values, ``-field:value``."""
+    preds: list[_Pred] = []
+    if not query:
+        return preds
+    for m in _TERM.finditer(query):
+        neg, name, op, raw, bare = m.groups()
+        if bare is not None:
+            continue  # AND / OR / free text: ignored, as Shopify ignores terms it cannot match
+        value = raw.strip("'\"")
+        preds.append(_term(name.lower(), op or ":", value, bool(neg)))
+    return preds
+
+
+def _term(name: str, op: str, value: str, neg: bool) -> _Pred:
+    parsed: Any = value
+    if name in ("updated_at", "created_at", "processed_at"):
+        from sandbox.world import parse_time
+
+        try:
+            parsed = parse_time(value)
+        except ValueError:
+            parsed = None
+    elif name == "id":
+        parsed = int(value) if value.isdigit() else None
+    else:
+        parsed = value.lower()
+
+    def test(rec: dict[str, Any]) -> bool:
+        if name not in rec:
+            return True  # unknown search fields are ignored (Shopify warns in extensions.search)
+        got = rec[name]
+        if parsed is None or got is None:
+            ok = False
+        elif op == ">":
+            ok = got > parsed
+        elif op == ">=":
+            ok = got >= parsed
+        elif op == "<":
+            ok = got < parsed
+        elif op == "<=":
+            ok = got <= parsed
+        elif isinstance(got, int) and isinstance(parsed, int):
+            ok = got == parsed
+        elif name in ("updated_at", "created_at", "processed_at"):  # a day: that whole day
+            ok = parsed <= got < parsed + 86_400_000
+        else:
+            ok = str(got).lower() == parsed or (name == "status" and parsed == "any")
+        return ok != neg
+
+    return test
+
+
+# -------------------------------------------------------------------------------------------
+# the per-tick index of orders and customers
+# -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Index:
+    tick: int
+    #: order idx -> search record {id, person, created_at, updated_at, ...}
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: person idx -> order idxs
+    by_person: dict[int, list[int]] = field(default_factory=dict)
+    #: person idx -> customer search record (not for guests)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    sorted_cache: dict[tuple[str, str], list[tuple[Any, int]]] = field(default_factory=dict)
+
+
+_ORDER_SORT = {"CREATED_AT": "created_at", "PROCESSED_AT": "created_at", "UPDATED_AT": "updated_at",
+               "ORDER_NUMBER": "id", "TOTAL_PRICE": "total", "CUSTOMER_NAME": "customer_name"}
+_CUSTOMER_SORT = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "NAME": "name"}
+
+
+@dataclass
+class _Bulk:
+    number: int
+    query: str
+    document: DocumentNode
+    tick: int
+    created_ms: int
+    status: str = "CREATED"
+    completed_ms: int | None = None
+    object_count: int = 0
+    root_count: int = 0
+    file_size: int | None = None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def gid(self) -> str:
+        return _gid("BulkOperation", BULK_OFFSET + self.number)
+
+
+class _Bucket:
+    """Shopify's leaky bucket of query cost points."""
+
+    def __init__(self, enforce: bool) -> None:
+        self.enforce = enforce
+        self.available = BUCKET_SIZE
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.available = min(BUCKET_SIZE, self.available + (now - self._last) * RESTORE_RATE)
+        self._last = now
+
+    def take(self, cost: int) -> bool:
+        with self._lock:
+            self._refill()
+            if self.enforce and cost > self.available:
+                return False
+            self.available = max(0.0, self.available - cost)
+            return True
+
+    def refund(self, points: int) -> None:
+        with self._lock:
+            self.available = min(BUCKET_SIZE, self.available + max(0, points))
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            self._refill()
+            return {"maximumAvailable": BUCKET_SIZE, "currentlyAvailable": int(self.available),
+                    "restoreRate": RESTORE_RATE}
+
+
+def _cost_body(bucket: _Bucket, requested: int, actual: int | None) -> dict[str, Any]:
+    return {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": bucket.status()}}
+
+
+def _error(message: str, **extensions: Any) -> dict[str, Any]:
+    return {"message": message, "extensions": extensions} if extensions else {"message": message}
+
+
+def _format_error(err: GraphQLError) -> dict[str, Any]:
+    """graphql-core's error in the shape (and, for common cases, the words) of Shopify's."""
+    out: dict[str, Any] = {"message": err.message}
+    if err.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in err.locations]
+    if err.path:
+        out["path"] = list(err.path)
+    m = re.fullmatch(r"Cannot query field '(\w+)' on type '(\w+)'\.(?: .*)?", err.message)
+    if m:
+        out["message"] = f"Field '{m[1]}' doesn't exist on type '{m[2]}'"
+        out["extensions"] = {"code": "undefinedField", "typeName": m[2], "fieldName": m[1]}
+        return out
+    m = re.fullmatch(r"Unknown argument '(\w+)' on field '(\w+)\.(\w+)'\.(?: .*)?", err.message)
+    if m:
+        out["message"] = f"Field '{m[3]}' doesn't accept argument '{m[1]}'"
+        out["extensions"] = {"code": "argumentNotAccepted", "name": m[3], "typeName": "Field", "argumentName": m[1]}
+        return out
+    if err.extensions:
+        out["extensions"] = dict(err.extensions)
+    return out
+
+
+def _count_objects(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_count_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_objects(v) for v in value)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------
+# the emulator
+# -------------------------------------------------------------------------------------------
+
+
+class ShopifyEmulator(Emulator):
+    def __init__(self, world: World, options: EmulatorOptions) -> None:
+        from sandbox.journeys import Journeys
+
+        self.world = world
+        self.journeys = Journeys(world)
+        self.bucket = _Bucket(options.rate_limits)
+        self._lock = threading.Lock()
+        self._indexes: dict[int, _Index] = {}
+        self._bulk_lock = threading.Lock()
+        self._bulks: list[_Bulk] = []
+        self._storage: _Storage | None = None
+        self._root: dict[str, Any] = {
+            "orders": self._orders, "order": self._order, "customers": self._customers,
+            "customer": self._customer, "shop": self._shop, "currentBulkOperation": self._current_bulk,
+            "bulkOperation": self._bulk_by_id, "bulkOperationRunQuery": self._bulk_run,
+            "bulkOperationCancel": self._bulk_cancel,
+        }
+        # the first index costs O(buyers): build it before the first request needs it
+        threading.Thread(target=self.index, name="sandbox-shopify-warmup", daemon=True).start()
+
+    # -- Emulator protocol -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.stop()
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {"base_url": base_url, "access_token": ACCESS_TOKEN, "shop": SHOP_DOMAIN, "api_version": "2025-01",
+                "graphql_url": f"{base_url}/admin/api/2025-01/graphql.json"}
+
+    def route(self, request: Request) -> str:
+        if request.method == "POST" and _PATH.match(request.path):
+            return "POST /admin/api/{version}/graphql.json"
+        return f"{request.method} (unknown)"
+
+    def fault_response(self, rule: FaultRule, request: Request) -> Response:
+        if rule.kind == "rate_limit":
+            body = {"errors": [_error("Throttled", code="THROTTLED")], "extensions": _cost_body(self.bucket, 0, None)}
+            return Response(429, body, {"Retry-After": f"{rule.retry_after:g}"})
+        if rule.kind == "expired_token":
+            return Response(401, _AUTH_ERROR, {"WWW-Authenticate": 'Bearer realm="Shopify"'})
+        request_id = str(uuid.uuid4())
+        return Response(rule.status, {"errors": [_error(
+            f"Internal error. Looks like something went wrong on our end.\nRequest ID: {request_id} (include "
+            "this in support requests).", code="INTERNAL_SERVER_ERROR", requestId=request_id)]},
+            {"X-Request-Id": request_id})
+
+    def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
+        body = response.body
+        nodes: list[dict[str, Any]] = []
+        if isinstance(body, dict) and isinstance(body.get("data"), dict):
+            for conn in body["data"].values():
+                if isinstance(conn, dict):
+                    nodes.extend(n for n in conn.get("nodes") or () if isinstance(n, dict))
+                    nodes.extend(e["node"] for e in conn.get("edges") or () if isinstance(e, dict)
+                                 and isinstance(e.get("node"), dict))
+        if nodes:
+            target = nodes[rng.randrange(len(nodes))]
+            if kind == "missing_id":
+                target.pop("id", None)
+            else:
+                for key in ("updatedAt", "createdAt"):
+                    if key in target:
+                        target[key] = "2026-02-31T25:61:00Z"
+        return response
+
+    def handle(self, request: Request) -> Response:
+        m = _PATH.match(request.path)
+        token = request.headers.get("x-shopify-access-token")
+        if token != ACCESS_TOKEN:
+            return Response(401, _AUTH_ERROR)
+        if m is None or request.method != "POST":
+            return Response(404, {"errors": "Not Found"})
+        headers = {"X-Shopify-API-Version": m["version"], "X-Request-Id": str(uuid.uuid4())}
+        resp = self._graphql(request)
+        resp.headers.update(headers)
+        return resp
+
+    # -- GraphQL ---------------------------------------------------------------------------------
+
+    def _graphql(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        try:
+            if content_type.startswith("application/graphql"):
+                query, variables, op_name = request.body.decode(), cast(dict[str, Any], {}), None
+            else:
+                payload = request.json()
+                if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+                    return Response(400, {"errors": {"query": "Required parameter missing or invalid"}})
+                query = payload["query"]
+                variables = payload.get("variables") or {}
+                op_name = payload.get("operationName")
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            return Response(400, {"errors": "Bad Request"})
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return Response(200, {"errors": [_format_error(exc)]})
+        errors = validate(SCHEMA, document)
+        if errors:
+            return Response(200, {"errors": [_format_error(e) for e in errors]})
+        requested = query_cost(document, op_name, variables if isinstance(variables, dict) else {})
+        if requested > MAX_QUERY_COST:
+            msg = (f"Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST}).\n\n"
+                   "See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the\n"
+                   "cost of a query is calculated.\n\nTo query larger amounts of data with fewer limits, bulk "
+                   "operations should be used instead.\nSee https://shopify.dev/tutorials/perform-bulk-"
+                   "operations-with-admin-api for usage details.\n")
+            return Response(200, {"errors": [_error(msg, code="MAX_COST_EXCEEDED", cost=requested,
+                                                    maxCost=MAX_QUERY_COST)],
+                                  "extensions": _cost_body(self.bucket, requested, None)})
+        if not self.bucket.take(requested):
+            return Response(200, {"errors": [_error("Throttled", code="THROTTLED")],
+                                  "extensions": _cost_body(self.bucket, requested, None)})
+        context = {"tick": self.world.tick, "bulk": False}
+        result = execute(SCHEMA, document, root_value=self._root, context_value=context,
+                         variable_values=variables, operation_name=op_name)
+        assert isinstance(result, ExecutionResult)
+        actual = min(requested, max(1, _count_objects(result.data)))
+        self.bucket.refund(requested - actual)
+        body: dict[str, Any] = {}
+        if result.errors:
+            body["errors"] = [_format_error(e) for e in result.errors]
+        body["data"] = result.data
+        body["extensions"] = _cost_body(self.bucket, requested, actual)
+        return Response(200, body, records=int(context.get("records", 0)))
+
+    # -- the index -------------------------------------------------------------------------------
+
+    def index(self, tick: int | None = None) -> _Index:
+        t = self.world.tick if tick is None else tick
+        with self._lock:
+            found = self._indexes.get(t)
+            if found is not None:
+                return found
+            prev = max((k for k in self._indexes if k < t), default=None)
+            j = self.journeys
+            idx = _Index(t)
+            people: Any
+            if prev is None:
+                people = j.people_with_orders_since(0, t)
+            else:
+                old = self._indexes[prev]
+                changed = set(j.people_with_orders_since(self.world.ticks[prev] + 1, t))
+                changed.update(range(self.world.people.count(prev), self.world.people.count(t)))
+                for p, order_ids in old.by_person.items():
+                    if p not in changed:
+                        idx.by_person[p] = order_ids
+                        for o in order_ids:
+                            idx.orders[o] = old.orders[o]
+                        if p in old.customers:
+                            idx.customers[p] = old.customers[p]
+                people = changed
+            for p in people:
+                self._index_person(idx, p, t)
+            self._indexes[t] = idx
+            for k in [k for k in self._indexes if k < t - 1]:
+                del self._indexes[k]
+            return idx
+
+    def is_guest(self, person_idx: int) -> bool:
+        return bool(self.journeys.is_guest_buyer(person_idx))
+
+    def _index_person(self, idx: _Index, p: int, t: int) -> None:
+        orders = self.journeys.orders(p, t)
+        if not orders:
+            return
+        person = self.world.person(p, t)
+        name = f"{person.last_name} {person.first_name}".lower()
+        idx.by_person[p] = [o.idx for o in orders]
+        for o in orders:
+            total = sum(line.quantity * line.unit_price_cents for line in o.lines)
+            idx.orders[o.idx] = {
+                "id": ORDER_OFFSET + o.idx, "person": p, "created_at": _sec(o.created_ms),
+                "processed_at": _sec(o.created_ms), "updated_at": _sec(o.updated_ms), "email": (o.email or "").strip().lower() or None, "name": o.number.lower(),
+                "test": "true" if o.test else "false", "total": _to_usd(total, o.currency),
+                "status": "cancelled" if o.cancelled_ms is not None else "open", "customer_name": name}
+        if not self.is_guest(p):
+            latest = max(orders, key=lambda o: o.updated_ms)
+            idx.customers[p] = {
+                "id": CUSTOMER_OFFSET + p, "created_at": _sec(self._customer_created(p, orders)),
+                "updated_at": _sec(max(max(o.updated_ms for o in orders), self._customer_created(p, orders))),
+                "email": (latest.email or "").strip().lower() or None, "name": name,
+            }
+
+    def _customer_created(self, p: int, orders: list[Any]) -> int:
+        first = min(o.created_ms for o in orders)
+        return first - _h(self.world.seed, _SALT + 1, p) % 3_600_000
+
+    def _sorted(self, idx: _Index, kind: str, key: str) -> list[tuple[Any, int]]:
+        cached = idx.sorted_cache.get((kind, key))
+        if cached is None:
+            records = idx.orders.values() if kind == "orders" else idx.customers.values()
+            cached = sorted((r[key], r["id"]) for r in records)
+            idx.sorted_cache[(kind, key)] = cached
+        return cached
+
+    # -- connections -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _page_args(info: GraphQLResolveInfo, args: dict[str, Any]) -> tuple[int, bool]:
+        """(page size, forward?) of a connection, with Shopify's argument errors."""
+        first, last = args.get("first"), args.get("last")
+        bulk = info.context.get("bulk")
+        if bulk:
+            return MAX_PAGE, True
+        if first is None and last is None:
+            raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
+        if first is not None and last is not None:
+            raise GraphQLError("providing both first and last is not supported", extensions={"code": "BAD_REQUEST"})
+        size = first if first is not None else last
+        assert isinstance(size, int)
+        if size > MAX_PAGE or size < 0:
+            raise GraphQLError(f"The maximum page size is {MAX_PAGE} items; got {size}.",
+                               extensions={"code": "MAX_PAGE_SIZE_EXCEEDED"})
+        return size, first is not None
+
+    def _window(self, items: list[tuple[Any, int]], records: Callable[[int], dict[str, Any]],
+                preds: list[_Pred], size: int, forward: bool, reverse: bool, after: str | None,
+                before: str | None) -> tuple[list[tuple[Any, int]], bool, bool]:
+        """The page of ``items`` (ascending (sort value, id)) that matches ``preds``: the page in
+        display order, hasNextPage, hasPreviousPage."""
+        n = len(items)
+
+        # positions in display order: display i -> items[i] or items[n - 1 - i] when reversed
+        def at(i: int) -> tuple[Any, int]:
+            return items[n - 1 - i] if reverse else items[i]
+
+        def position_after(raw: str) -> int:
+            key = _uncursor(raw)
+            return n - bisect.bisect_left(items, key) if reverse else bisect.bisect_right(items, key)
+
+        def position_before(raw: str) -> int:
+            key = _uncursor(raw)
+            return n - bisect.bisect_right(items, key) if reverse else bisect.bisect_left(items, key)
+
+        lo = position_after(after) if after else 0
+        hi = position_before(before) if before else n
+        page: list[tuple[Any, int]] = []
+
+        def ok(item: tuple[Any, int]) -> bool:
+            return all(p(records(item[1])) for p in preds)
+
+        if forward:
+            i = lo
+            while i < hi and len(page) <= size:
+                if ok(at(i)):
+                    page.append(at(i))
+                i += 1
+            more = len(page) > size
+            return page[:size], more, lo > 0
+        i = hi - 1
+        while i >= lo and len(page) <= size:
+            if ok(at(i)):
+                page.append(at(i))
+            i -= 1
+        more = len(page) > size
+        return list(reversed(page[:size])), hi < n, more
+
+    def _connection(self, info: GraphQLResolveInfo, args: dict[str, Any], items: list[tuple[Any, int]],
+                    records: Callable[[int], dict[str, Any]], build: Callable[[list[int]], list[dict[str, Any]]],
+                    ) -> dict[str, Any]:
+        size, forward = self._page_args(info, args)
+        ctx = info.context
+        top = info.path.prev is None
+        after = args.get("after")
+        if ctx.get("bulk"):
+            after = ctx.get("after") if top else None
+            if not top:
+                size = len(items)
+        preds = _compile_search(args.get("query"))
+        page, has_next, has_prev = self._window(items, records, preds, size, forward, bool(args.get("reverse")),
+                                                after, args.get("before"))
+        nodes = build([id_ for _, id_ in page]) if page else []
+        cursors = [_cursor(key, id_) for key, id_ in page]
+        ctx["records"] = ctx.get("records", 0) + len(nodes)
+        if top and ctx.get("bulk"):
+            ctx["page"] = {"hasNextPage": has_next, "endCursor": cursors[-1] if cursors else None}
+        return {"edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)], "nodes": nodes,
+                "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_prev,
+                             "startCursor": cursors[0] if cursors else None,
+                             "endCursor": cursors[-1] if cursors else None}}
+
+    def _orders(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+        tick = info.context["tick"]
+        idx = self.index(tick)
+        key = _ORDER_SORT.get(args.get("sortKey") or "ID", "id")
+        return self._connection(info, args, self._sorted(idx, "orders", key),
+                                lambda i: idx.orders[i - ORDER_OFFSET],
+                                lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick), )
+
+    def _customers(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
+        tick = info.context["tick"]
+        idx = self.index(tick)
+        key = _CUSTOMER_SORT.get(args.get("sortKey") or "ID", "id")
+        return self._connection(info, args, self._sorted(idx, "customers", key),
+                                lambda i: idx.customers[i - CUSTOMER_OFFSET],
+                                lambda ids: [self._customer_node(i - CUSTOMER_OFFSET, tick) for i in ids])
+
+    def _order(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+        tick = info.context["tick"]
+        n = _gid_number(id, "Order")
+        if n is None or n - ORDER_OFFSET not in self.index(tick).orders:
+            return None
+        return self._order_nodes([n - ORDER_OFFSET], tick)[0]
+
+    def _customer(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+        tick = info.context["tick"]
+        n = _gid_number(id, "Customer")
+        if n is None or n - CUSTOMER_OFFSET not in self.index(tick).customers:
+            return None
+        return self._customer_node(n - CUSTOMER_OFFSET, tick)
+
+    @staticmethod
+    def _shop(info: GraphQLResolveInfo) -> dict[str, Any]:
+        return {"id": _gid("Shop", 60_000_000_001), "name": "Factoryline Sandbox Store", "email": "shop@factoryline.io",
+                "myshopifyDomain": SHOP_DOMAIN, "currencyCode": SHOP_CURRENCY, "ianaTimezone": "Etc/UTC"}
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def _order_nodes(self, order_idxs: list[int], tick: int) -> list[dict[str, Any]]:
+        idx = self.index(tick)
+        by_person: dict[int, dict[int, Any]] = {}
+        out = []
+        for o_idx in order_idxs:
+            p = idx.orders[o_idx]["person"]
+            if p not in by_person:
+                by_person[p] = {o.idx: o for o in self.journeys.orders(p, tick)}
+            out.append(self._order_node(by_person[p][o_idx], list(by_person[p]), tick))
+        return out
+
+    def _order_node(self, o: Any, siblings: list[int], tick: int) -> dict[str, Any]:
+        total = sum(line.quantity * line.unit_price_cents for line in o.lines)
+        cancelled = o.cancelled_ms is not None
+        h = _h(self.world.seed, _SALT + 2, o.idx)
+        if cancelled:
+            financial = "REFUNDED"
+        else:
+            financial = ("PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PENDING",
+                         "PARTIALLY_REFUNDED")[h % 10]
+        fulfilled = not cancelled and self.world.ticks[tick] - o.created_ms > 3 * 86_400_000
+        customer_p = None if self.is_guest(o.person_idx) else o.person_idx
+        tags = ["test"] if o.test else []
+        if h % 7 == 0:
+            tags.append("wholesale")
+        return {
+            "id": _gid("Order", ORDER_OFFSET + o.idx), "legacyResourceId": str(ORDER_OFFSET + o.idx),
+            "name": o.number, "email": o.email, "phone": None,
+            "createdAt": _dt(o.created_ms), "updatedAt": _dt(o.updated_ms), "processedAt": _dt(o.created_ms),
+            "cancelledAt": _dt(o.cancelled_ms), "closedAt": _dt(o.cancelled_ms if cancelled else None),
+            "cancelReason": "CUSTOMER" if cancelled else None, "closed": cancelled, "test": o.test,
+            "confirmed": True, "sourceName": "web", "displayFinancialStatus": financial,
+            "displayFulfillmentStatus": "FULFILLED" if fulfilled else "UNFULFILLED",
+            "currencyCode": SHOP_CURRENCY, "presentmentCurrencyCode": o.currency,
+            "totalPriceSet": _bag(total, o.currency), "subtotalPriceSet": _bag(total, o.currency),
+            "currentTotalPriceSet": _bag(0 if cancelled else total, o.currency),
+            "totalDiscountsSet": _bag(0, o.currency), "totalTaxSet": _bag(0, o.currency),
+            "customer": (lambda info: self._customer_node(customer_p, tick)) if customer_p is not None else None,
+            "customerJourneySummary": self._journey(o, siblings),
+            "lineItems": lambda info, **args: self._lines(info, args, o),
+            "tags": tags, "note": None,
+        }
+
+    def _journey(self, o: Any, siblings: list[int]) -> dict[str, Any]:
+        visit: dict[str, Any] | None = None
+        if o.landing_site or o.referring_site:
+            landing = o.landing_site
+            if landing and landing.startswith("/"):
+                landing = f"https://{SHOP_DOMAIN}{landing}"
+            utm = None
+            if o.utm_source or o.utm_medium or o.utm_campaign:
+                utm = {"source": o.utm_source, "medium": o.utm_medium, "campaign": o.utm_campaign, "content": None,
+                       "term": None}
+            referrer = o.referring_site or None
+            source = o.utm_source or (urlsplit(referrer).hostname if referrer else None) or "direct"
+            visit = {"id": _gid("CustomerVisit", 90_000_000_000 + o.idx), "landingPage": landing,
+                     "landingPageHtml": None, "referrerUrl": referrer, "referralCode": None, "source": source,
+                     "sourceType": "SEARCH" if o.utm_medium in ("cpc", "organic") else None,
+                     "sourceDescription": None,
+                     "occurredAt": _dt(o.created_ms - _h(self.world.seed, _SALT + 3, o.idx) % 86_400_000),
+                     "utmParameters": utm}
+        return {"ready": True, "customerOrderIndex": siblings.index(o.idx) if o.idx in siblings else 0,
+                "daysToConversion": 0 if visit else None, "momentsCount": 1 if visit else 0,
+                "firstVisit": visit, "lastVisit": visit}
+
+    def _lines(self, info: GraphQLResolveInfo, args: dict[str, Any], o: Any) -> dict[str, Any]:
+        lines = {LINE_OFFSET + 100 * o.idx + k: line for k, line in enumerate(o.lines)}
+        items = [(i, i) for i in lines]
+        cancelled = o.cancelled_ms is not None
+
+        def build(ids: list[int]) -> list[dict[str, Any]]:
+            out = []
+            for i in ids:
+                line = lines[i]
+                out.append({"id": _gid("LineItem", i), "sku": line.sku, "title": line.title, "name": line.title,
+                            "quantity": line.quantity, "currentQuantity": 0 if cancelled else line.quantity,
+                            "variantTitle": None, "vendor": "Factoryline",
+                            "originalUnitPriceSet": _bag(line.unit_price_cents, o.currency),
+                            "discountedUnitPriceSet": _bag(line.unit_price_cents, o.currency),
+                            "originalTotalSet": _bag(line.unit_price_cents * line.quantity, o.currency)})
+            return out
+
+        return self._connection(info, args, items, lambda i: {}, build)
+
+    def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
+        idx = self.index(tick)
+        rec = idx.customers[p]
+        orders = self.journeys.orders(p, tick)
+        person = self.world.person(p, tick)
+        real = [o for o in orders if not o.test]
+        spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
+                    for o in real if o.cancelled_ms is None)
+        latest = max(orders, key=lambda o: o.updated_ms)
+        state = "DISABLED" if _h(self.world.seed, _SALT + 4, p) % 3 else "ENABLED"
+        return {
+            "id": _gid("Customer", CUSTOMER_OFFSET + p), "legacyResourceId": str(CUSTOMER_OFFSET + p),
+            "email": latest.email, "firstName": person.first_name, "lastName": person.last_name,
+            "displayName": f"{person.first_name} {person.last_name}", "phone": None,
+            "createdAt": _dt(rec["created_at"]), "updatedAt": _dt(rec["updated_at"]),
+            "numberOfOrders": str(len(real)), "amountSpent": _money(spent, SHOP_CURRENCY), "state": state,
+            "verifiedEmail": state == "ENABLED", "tags": [], "note": None,
+            "orders": lambda info, **args: self._customer_orders(info, args, p, tick),
+        }
+
+    def _customer_orders(self, info: GraphQLResolveInfo, args: dict[str, Any], p: int, tick: int) -> dict[str, Any]:
+        idx = self.index(tick)
+        key = _ORDER_SORT.get(args.get("sortKey") or "ID", "id")
+        items = sorted((idx.orders[o][key], idx.orders[o]["id"]) for o in idx.by_person.get(p, ()))
+        return self._connection(info, args, items, lambda i: idx.orders[i - ORDER_OFFSET],
+                                lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick))
+
+    # -- bulk operations -------------------------------------------------------------------------
+
+    def _bulk_node(self, op: _Bulk, advance: bool) -> dict[str, Any]:
+        if advance:
+            self._step(op)
+        url = None
+        if op.status == "COMPLETED" and op.object_count:
+            url = self._storage_url(op)
+        return {"id": op.gid, "status": op.status, "errorCode": None, "createdAt": _dt(op.created_ms),
+                "completedAt": _dt(op.completed_ms), "objectCount": str(op.object_count),
+                "rootObjectCount": str(op.root_count), "fileSize": None if op.file_size is None else str(op.file_size),
+                "url": url, "partialDataUrl": None, "query": op.query, "type": "QUERY"}
+
+    def _step(self, op: _Bulk) -> None:
+        with self._bulk_lock:
+            if op.status == "CREATED":
+                op.status = "RUNNING"
+                return
+            if op.status != "RUNNING":
+                return
+        objects = roots = size = 0
+        for line in self.bulk_lines(op):
+            objects += 1
+            roots += b'"__parentId"' not in line
+            size += len(line)
+        with self._bulk_lock:
+            if op.status == "RUNNING":
+                op.object_count, op.root_count, op.file_size = objects, roots, size
+                op.completed_ms = int(time.time() * 1000)
+                op.status = "COMPLETED"
+
+    def _current_bulk(self, info: GraphQLResolveInfo, type: str = "QUERY") -> dict[str, Any] | None:
+        if type != "QUERY" or not self._bulks:
+            return None
+        return self._bulk_node(self._bulks[-1], True)
+
+    def _bulk_by_id(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+        n = _gid_number(id, "BulkOperation")
+        for op in self._bulks:
+            if n == BULK_OFFSET + op.number:
+                return self._bulk_node(op, True)
+        return None
+
+    def _bulk_cancel(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any]:
+        n = _gid_number(id, "BulkOperation")
+        for op in self._bulks:
+            if n == BULK_OFFSET + op.number:
+                with self._bulk_lock:
+                    if op.status in ("CREATED", "RUNNING"):
+                        op.status = "CANCELED"
+                        return {"bulkOperation": self._bulk_node(op, False), "userErrors": []}
+                return {"bulkOperation": self._bulk_node(op, False), "userErrors": [
+                    {"field": None, "message": f"A bulk operation cannot be canceled when it is {op.status.lower()}",
+                     "code": None}]}
+        return {"bulkOperation": None, "userErrors": [{"field": ["id"], "message": "Bulk operation does not exist",
+                                                       "code": None}]}
+
+    def _bulk_run(self, info: GraphQLResolveInfo, query: str, groupObjects: bool = False) -> dict[str, Any]:
+        def user_error(message: str, code: str = "INVALID") -> dict[str, Any]:
+            return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": message, "code": code}]}
+
+        with self._bulk_lock:
+            running = next((b for b in self._bulks if b.status in ("CREATED", "RUNNING")), None)
+        if running is not None:
+            return {"bulkOperation": None, "userErrors": [{
+                "field": None, "code": "OPERATION_IN_PROGRESS",
+                "message": f"A bulk query operation for this app and shop is already in progress: {running.gid}."}]}
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return user_error(f"Invalid bulk query: {exc.message}")
+        errors = validate(SCHEMA, document)
+        if errors:
+            return user_error(f"Invalid bulk query: {_format_error(errors[0])['message']}")
+        ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(ops) != 1 or ops[0].operation.value != "query":
+            return user_error("Bulk queries must contain exactly one query operation.")
+        top = [s for s in ops[0].selection_set.selections if isinstance(s, FieldNode)]
+        if len(top) != 1 or top[0].name.value not in ("orders", "customers"):
+            return user_error("Bulk queries must contain at least one connection.")
+        problem = _nested_connection_problem(top[0])
+        if problem:
+            return user_error(problem)
+        with self._bulk_lock:
+            op = _Bulk(len(self._bulks) + 1, query, document, info.context["tick"], int(time.time() * 1000))
+            self._bulks.append(op)
+        return {"bulkOperation": self._bulk_node(op, False), "userErrors": []}
+
+    def bulk_lines(self, op: _Bulk) -> Iterator[bytes]:
+        """The JSONL of a bulk operation, one page of 250 root objects at a time."""
+        after: str | None = None
+        while True:
+            context: dict[str, Any] = {"tick": op.tick, "bulk": True, "after": after}
+            result = execute(SCHEMA, op.document, root_value=self._root, context_value=context)
+            assert isinstance(result, ExecutionResult)
+            if result.errors or not result.data:
+                return
+            conn = next(iter(result.data.values()))
+            nodes = conn.get("nodes") or [e["node"] for e in conn.get("edges") or ()]
+            for node in nodes:
+                yield from _flatten(node, None)
+            page = context.get("page") or {}
+            if not page.get("hasNextPage"):
+                return
+            after = page["endCursor"]
+
+    def _storage_url(self, op: _Bulk) -> str:
+        with self._bulk_lock:
+            if self._storage is None:
+                self._storage = _Storage(self)
+        expires = int(time.time()) + 7 * 86_400
+        return (f"{self._storage.base_url}/shopify-tiers-assets-prod-us-east1/bulk-operation-outputs/{op.token}-final"
+                f"?GoogleAccessId=sandbox%40shopify-tiers.iam.gserviceaccount.com&Expires={expires}"
+                f"&Signature=sandbox&response-content-type=application%2Fjsonl")
+
+    def bulk_for_token(self, token: str) -> _Bulk | None:
+        return next((b for b in self._bulks if b.token == token and b.status == "COMPLETED"), None)
+
+
+def _is_connection(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and set(value) <= {"edges", "nodes", "pageInfo"} and (
+        "edges" in value or "nodes" in value)
+
+
+def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
+    row: dict[str, Any] = {}
+    children: list[dict[str, Any]] = []
+    for key, value in node.items():
+        if _is_connection(value):
+            children.append(value)
+        else:
+            row[key] = value
+    if parent_id is not None:
+        row["__parentId"] = parent_id
+    yield orjson.dumps(row) + b"\n"
+    for conn in children:
+        for child in conn.get("nodes") or [e["node"] for e in conn.get("edges") or ()]:
+            yield from _flatten(child, node.get("id"))
+
+
+def _nested_connection_problem(field: FieldNode) -> str | None:
+    """Shopify's bulk rule: a node with a nested connection must select ``id`` (without an alias)."""
+    def node_selections(conn: FieldNode) -> list[FieldNode]:
+        out = []
+        for sub in conn.selection_set.selections if conn.selection_set else ():
+            if isinstance(sub, FieldNode) and sub.name.value == "nodes":
+                out.append(sub)
+            elif isinstance(sub, FieldNode) and sub.name.value == "edges" and sub.selection_set:
+                out.extend(s for s in sub.selection_set.selections
+                           if isinstance(s, FieldNode) and s.name.value == "node")
+        return out
+
+    for node in node_selections(field):
+        subs = [s for s in node.selection_set.selections if isinstance(s, FieldNode)] if node.selection_set else []
+        nested = [s for s in subs if s.name.value in ("lineItems", "orders")]
+        if nested and not any(s.name.value == "id" and s.alias is None for s in subs):
+            return ("The parent 'node' field for a nested connection must select the 'id' field without an alias "
+                    "and must be of 'ID' return type.")
+        for conn in nested:
+            problem = _nested_connection_problem(conn)
+            if problem:
+                return problem
+    return None
+
+
+# -------------------------------------------------------------------------------------------
+# the storage server that holds bulk operation results (Google Cloud Storage at Shopify)
+# -------------------------------------------------------------------------------------------
+
+
+class _StorageHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _StorageServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        token = parts.path.rsplit("/", 1)[-1].removesuffix("-final")
+        op = self.server.emulator.bulk_for_token(token)
+        expires = parse_qs(parts.query).get("Expires", ["0"])[-1]
+        if op is None or not expires.isdigit() or int(expires) < time.time():
+            body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+                    b"<Message>Access denied.</Message></Error>")
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/jsonl")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        buf = bytearray()
+        for line in self.server.emulator.bulk_lines(op):
+            buf += line
+            if len(buf) >= 65_536:
+                self._chunk(bytes(buf))
+                buf.clear()
+        if buf:
+            self._chunk(bytes(buf))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _StorageServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, emulator: ShopifyEmulator) -> None:
+        super().__init__(("127.0.0.1", 0), _StorageHandler)
+        self.emulator = emulator
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+
+class _Storage:
+    def __init__(self, emulator: ShopifyEmulator) -> None:
+        self.server = _StorageServer(emulator)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="sandbox-shopify-storage", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

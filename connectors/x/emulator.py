@@ -1,0 +1,657 @@
+"""X (Twitter) API v2 emulator for the sandbox: brand mentions as tweets, in X's wire format.
+
+The world's people who have an X handle (:meth:`sandbox.journeys.Journeys.social_handle`) are X
+users; every journey touch of kind ``social_mention`` is one tweet of theirs that mentions the
+brand account ``@factoryline``. Served routes (app-only bearer token unless noted):
+
+* ``GET /2/tweets/search/recent`` -- the last 7 days before the world's clock, newest first;
+  ``query`` (keywords, ``@handle``, ``from:``, ``lang:``, ``OR``, ``-is:retweet``...),
+  ``max_results`` 10..100, ``next_token``, ``since_id``, ``until_id``, ``start_time``, ``end_time``;
+* ``GET /2/users/{id}/mentions`` -- the brand's 800 most recent mentions, ``max_results`` 5..100,
+  ``pagination_token``, ``since_id``, ``until_id``, ``start_time``, ``end_time``;
+* ``GET /2/users/{id}``, ``GET /2/users/by/username/{username}``, and ``GET /2/users/me`` (OAuth 2.0
+  user-context token only, as on X: the app-only token gets 403 Unsupported Authentication).
+
+``tweet.fields``, ``user.fields`` and ``expansions=author_id`` select fields as X does (default
+tweet fields: ``id``, ``text``, ``edit_history_tweet_ids``). Authors who are suspended (1 in 40)
+keep their tweets but are missing from ``includes.users`` and reported in a partial ``errors`` array.
+Tweet ids are snowflakes: ``(created_ms - 1288834974657) << 22 | 22 hash bits``, so they increase
+with time. Every response carries ``x-rate-limit-limit/-remaining/-reset`` (15-minute windows, the
+published app limits); with ``rate_limits=True`` an exhausted window answers 429 problem+json.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.faults import FaultRule
+from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.world import World, _h, format_ms, parse_time
+
+__all__ = ["ACCESS_TOKEN", "BRAND_ID", "BRAND_USERNAME", "USER_ACCESS_TOKEN", "XEmulator", "emulator_spec",
+           "tweet_id", "user_id"]
+
+#: app-only bearer token (what monitoring connectors use)
+ACCESS_TOKEN = "sandbox-x-app-bearer-AAAA0000"
+#: OAuth 2.0 user-context token of the brand account (needed by /2/users/me)
+USER_ACCESS_TOKEN = "sandbox-x-user-oauth2-0000"
+BRAND_ID = "1100000000000000001"
+BRAND_USERNAME = "factoryline"
+BRAND_CREATED = "2019-03-14T12:00:00.000Z"
+TWEPOCH = 1_288_834_974_657
+USER_ID_OFFSET = 1_400_000_000_000
+RECENT_WINDOW_MS = 7 * 86_400_000
+MENTIONS_CAP = 800
+WINDOW_S = 900
+#: requests per 15 minutes per endpoint (app-only limits as published; /users/me per user)
+LIMITS = {"search": 450, "mentions": 450, "user": 300, "by_username": 300, "me": 75}
+PROBLEM = "application/problem+json"
+JSON = "application/json; charset=utf-8"
+NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+INVALID = "https://api.twitter.com/2/problems/invalid-request"
+_SUSPENDED_ONE_IN = 40
+_SALT = 7100
+
+_DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
+_DEFAULT_USER_FIELDS = ("id", "name", "username")
+_TWEET_FIELDS = frozenset({"id", "text", "edit_history_tweet_ids", "author_id", "created_at", "public_metrics",
+                           "lang", "conversation_id", "entities", "possibly_sensitive", "reply_settings", "source",
+                           "attachments", "context_annotations", "edit_controls", "geo", "in_reply_to_user_id",
+                           "referenced_tweets", "withheld", "note_tweet", "organic_metrics", "promoted_metrics",
+                           "non_public_metrics", "article", "card_uri", "community_id", "display_text_range",
+                           "media_metadata", "scopes"})
+_USER_FIELDS = frozenset({"id", "name", "username", "created_at", "description", "public_metrics", "protected",
+                          "verified", "verified_type", "location", "url", "profile_image_url", "entities",
+                          "pinned_tweet_id", "withheld", "most_recent_tweet_id", "affiliation", "connection_status",
+                          "parody", "receives_your_dm", "subscription_type"})
+
+_TEMPLATES = (
+    "Been using @factoryline for our {topic} pipeline for a month now, honestly impressed",
+    "Anyone else at {event}? The @factoryline demo was the best part",
+    "Hey @factoryline, is there a way to export {topic} data to our warehouse?",
+    "Switched our {topic} reporting to @factoryline #factoryline",
+    "@factoryline support sorted out our {topic} sync in an hour. Thank you!",
+    "Not thrilled with the latest @factoryline update, {topic} dashboards load slowly",
+    "Great read from @factoryline on {topic} attribution {url}",
+)
+_TEMPLATES_DE = ("Wir nutzen @factoryline jetzt für {topic}, läuft super",)
+_TEMPLATES_FR = ("Super retour d'expérience de @factoryline sur {topic}",)
+_TOPICS = ("lead scoring", "CRM", "marketing attribution", "webinar", "email", "pipeline", "revenue ops")
+
+
+def emulator_spec() -> EmulatorSpec:
+    """The X API v2 emulator, for a ``register_emulators`` hook implementation."""
+    return EmulatorSpec(name="x", factory=XEmulator,
+                        description="X API v2 (recent search, brand mentions, users)",
+                        notes={"auth": "Authorization: Bearer settings['bearer_token']",
+                               "brand": f"@{BRAND_USERNAME} (id {BRAND_ID})"})
+
+
+def user_id(person_idx: int) -> str:
+    return str(USER_ID_OFFSET + person_idx)
+
+
+def tweet_id(at_ms: int, person_idx: int, seq: int) -> int:
+    return ((at_ms - TWEPOCH) << 22) | (hash((person_idx, seq, 0x5EED)) & 0x3FFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mention:
+    id: int
+    person: int
+    seq: int
+    at_ms: int
+    campaign: int | None
+
+
+class _XError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("detail", ""))
+        self.status = status
+        self.body = body
+
+
+def _problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> _XError:
+    return _XError(status, {"title": title, "detail": detail, "type": type_, "status": status, **extra})
+
+
+def _invalid(message: str, parameter: str, value: str) -> _XError:
+    return _XError(400, {"errors": [{"parameters": {parameter: [value]}, "message": message}],
+                         "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+                         "type": INVALID})
+
+
+def _iso(ms: int) -> str:
+    """X's timestamps: whole seconds, ``2026-01-02T03:04:05.000Z``."""
+    return format_ms(ms - ms % 1000)
+
+
+class _RateLimiter:
+    """Fixed 15-minute windows per endpoint, as X reports them."""
+
+    def __init__(self, enforce: bool) -> None:
+        self.enforce = enforce
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, int]] = {}  # endpoint -> (window start s, used)
+
+    def check(self, endpoint: str) -> tuple[dict[str, str], bool]:
+        limit = LIMITS.get(endpoint, 300)
+        now = int(time.time())
+        with self._lock:
+            start, used = self._windows.get(endpoint, (now, 0))
+            if now >= start + WINDOW_S:
+                start, used = now, 0
+            refused = self.enforce and used >= limit
+            if not refused:
+                used += 1
+            self._windows[endpoint] = (start, used)
+        headers = {"x-rate-limit-limit": str(limit), "x-rate-limit-remaining": str(max(0, limit - used)),
+                   "x-rate-limit-reset": str(start + WINDOW_S)}
+        return headers, refused
+
+
+_ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
+    (re.compile(p), name, template) for p, name, template in (
+        (r"^/2/tweets/search/recent/?$", "search", "GET /2/tweets/search/recent"),
+        (r"^/2/users/me/?$", "me", "GET /2/users/me"),
+        (r"^/2/users/by/username/(?P<username>[^/]+)/?$", "by_username", "GET /2/users/by/username/{username}"),
+        (r"^/2/users/(?P<id>[^/]+)/mentions/?$", "mentions", "GET /2/users/{id}/mentions"),
+        (r"^/2/users/(?P<id>[^/]+)/?$", "user", "GET /2/users/{id}"),
+    )
+)
+
+
+def _csv(request: Request, name: str) -> list[str]:
+    out: list[str] = []
+    for value in request.query.get(name, []):
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+class XEmulator(Emulator):
+    def __init__(self, world: World, options: EmulatorOptions) -> None:
+        from sandbox.journeys import Journeys
+
+        self.world = world
+        self.journeys = Journeys(world)
+        self.limiter = _RateLimiter(options.rate_limits)
+        self._lock = threading.Lock()
+        #: tick -> mentions newest first
+        self._index: dict[int, list[_Mention]] = {}
+        self._handles: dict[str, int] = {}
+        self._handles_count = -1
+        # the first index costs O(people with a handle): build it before the first request needs it
+        threading.Thread(target=self.mentions, name="sandbox-x-warmup", daemon=True).start()
+
+    # -- Emulator protocol -----------------------------------------------------------------------
+
+    def settings(self, base_url: str) -> dict[str, str]:
+        return {"base_url": base_url, "bearer_token": ACCESS_TOKEN, "user_access_token": USER_ACCESS_TOKEN,
+                "brand_user_id": BRAND_ID, "brand_username": BRAND_USERNAME}
+
+    def _match(self, request: Request) -> tuple[str, str, dict[str, str]] | None:
+        if request.method != "GET":
+            return None
+        for pattern, name, template in _ROUTES:
+            m = pattern.match(request.path)
+            if m:
+                return name, template, m.groupdict()
+        return None
+
+    def route(self, request: Request) -> str:
+        found = self._match(request)
+        return found[1] if found else f"{request.method} (unknown)"
+
+    def fault_response(self, rule: FaultRule, request: Request) -> Response:
+        found = self._match(request)
+        headers, _ = self.limiter.check(found[0] if found else "other")
+        if rule.kind == "rate_limit":
+            headers["x-rate-limit-remaining"] = "0"
+            headers["x-rate-limit-reset"] = str(int(time.time() + rule.retry_after))
+            return Response(429, _problem(429, "Too Many Requests", "Too Many Requests").body, headers, PROBLEM)
+        if rule.kind == "expired_token":
+            return Response(401, _problem(401, "Unauthorized", "Unauthorized").body, {}, PROBLEM)
+        title = {500: "Internal Server Error", 502: "Bad Gateway", 504: "Gateway Timeout"}.get(
+            rule.status, "Service Unavailable")
+        return Response(rule.status, _problem(rule.status, title, title).body, headers, PROBLEM)
+
+    def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
+        body = response.body
+        if not isinstance(body, dict):
+            return response
+        data = body.get("data")
+        records = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+        if records:
+            target = records[rng.randrange(len(records))]
+            if kind == "missing_id":
+                target.pop("id", None)
+            else:
+                target["created_at"] = "2026-02-31T25:61:00.000Z"
+        return response
+
+    def handle(self, request: Request) -> Response:
+        found = self._match(request)
+        try:
+            self._authenticate(request, found[0] if found else "")
+            if found is None:
+                raise _problem(404, "Not Found Error", f"The requested resource {request.path} was not found.",
+                               NOT_FOUND)
+        except _XError as exc:
+            return Response(exc.status, exc.body, {}, PROBLEM)
+        name, _, params = found
+        headers, refused = self.limiter.check(name)
+        if refused:
+            return Response(429, _problem(429, "Too Many Requests", "Too Many Requests").body, headers, PROBLEM)
+        try:
+            handler: Callable[..., Response] = getattr(self, f"_{name}")
+            resp = handler(request, **params)
+        except _XError as exc:
+            resp = Response(exc.status, exc.body, content_type=PROBLEM if exc.status >= 400 else JSON)
+        resp.headers.update(headers)
+        return resp
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _authenticate(request: Request, name: str) -> None:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        if token not in (ACCESS_TOKEN, USER_ACCESS_TOKEN):
+            raise _problem(401, "Unauthorized", "Unauthorized")
+        if name == "me" and token != USER_ACCESS_TOKEN:
+            raise _problem(403, "Unsupported Authentication",
+                           "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  "
+                           "Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].",
+                           "https://api.twitter.com/2/problems/unsupported-authentication")
+
+    def _now_ms(self, tick: int) -> int:
+        return max(int(time.time() * 1000), self.world.ticks[tick])
+
+    def mentions(self, tick: int | None = None) -> list[_Mention]:
+        """Every brand mention as of ``tick``, newest first (cached per tick)."""
+        t = self.world.tick if tick is None else tick
+        with self._lock:
+            cached = self._index.get(t)
+            if cached is not None:
+                return cached
+            prev_t = max((k for k in self._index if k < t), default=None)
+            j = self.journeys
+            out: list[_Mention]
+            if prev_t is None:
+                people: Any = range(self.world.people.count(t))
+                out = []
+            else:
+                since = self.world.ticks[prev_t] + 1
+                people = set(j.people_touched_since(since, t))
+                people.update(range(self.world.people.count(prev_t), self.world.people.count(t)))
+                out = [m for m in self._index[prev_t] if m.person not in people]
+            for p in people:
+                if j.social_handle(p) is None:
+                    continue
+                for touch in j.touches(p, t):
+                    if touch.kind == "social_mention":
+                        out.append(_Mention(tweet_id(touch.at_ms, p, touch.seq), p, touch.seq, touch.at_ms,
+                                            touch.campaign_idx))
+            out.sort(key=lambda m: m.id, reverse=True)
+            self._index[t] = out
+            for old in [k for k in self._index if k < t - 1]:
+                del self._index[old]
+            return out
+
+    def suspended(self, person_idx: int) -> bool:
+        return _h(self.world.seed, _SALT, person_idx) % _SUSPENDED_ONE_IN == 0
+
+    def _text(self, m: _Mention) -> tuple[str, str]:
+        h = _h(self.world.seed, _SALT + 1, m.id)
+        roll = h % 20
+        topic = _TOPICS[(h >> 8) % len(_TOPICS)]
+        event = "the summit"
+        if m.campaign is not None:
+            event = self.journeys.campaign(m.campaign).name
+        url = f"https://t.co/{(h >> 16) % 36**10:010x}"
+        if roll == 0:
+            return _TEMPLATES_DE[0].format(topic=topic), "de"
+        if roll == 1:
+            return _TEMPLATES_FR[0].format(topic=topic), "fr"
+        template = _TEMPLATES[(h >> 4) % len(_TEMPLATES)]
+        return template.format(topic=topic, event=event, url=url), "en"
+
+    def tweet(self, m: _Mention, tick: int) -> dict[str, Any]:
+        """The full tweet object (every field this emulator knows)."""
+        text, lang = self._text(m)
+        h = _h(self.world.seed, _SALT + 2, m.id)
+        age_days = max(0, (self.world.ticks[tick] - m.at_ms) // 86_400_000)
+        likes = (h % 40) + min(age_days, 30) * ((h >> 8) % 3)
+        tid = str(m.id)
+        return {
+            "id": tid, "text": text, "edit_history_tweet_ids": [tid], "author_id": user_id(m.person),
+            "created_at": _iso(m.at_ms), "lang": lang, "conversation_id": tid, "possibly_sensitive": False,
+            "reply_settings": "everyone",
+            "public_metrics": {"retweet_count": (h >> 16) % 8, "reply_count": (h >> 20) % 5, "like_count": likes,
+                               "quote_count": (h >> 24) % 3, "bookmark_count": (h >> 28) % 4,
+                               "impression_count": 40 + likes * 25 + (h >> 32) % 500},
+            "entities": {"mentions": [{"start": text.index("@factoryline"), "end": text.index("@factoryline") + 12,
+                                       "username": BRAND_USERNAME, "id": BRAND_ID}]},
+        }
+
+    def user(self, person_idx: int, tick: int) -> dict[str, Any]:
+        person = self.world.person(person_idx, tick)
+        handle = self.journeys.social_handle(person_idx) or f"user{person_idx}"
+        h = _h(self.world.seed, _SALT + 3, person_idx)
+        description = f"{person.job_title}" if person.job_title else ""
+        user: dict[str, Any] = {
+            "id": user_id(person_idx), "name": f"{person.first_name} {person.last_name}", "username": handle,
+            "created_at": _iso(person.created_ms - (h % 2000) * 86_400_000), "description": description,
+            "protected": False, "verified": False, "verified_type": "none",
+            "public_metrics": {"followers_count": h % 5000, "following_count": (h >> 12) % 2000,
+                               "tweet_count": (h >> 24) % 20000, "listed_count": (h >> 36) % 50,
+                               "like_count": (h >> 40) % 30000},
+        }
+        if person.city:
+            user["location"] = person.city
+        return user
+
+    @staticmethod
+    def brand_user() -> dict[str, Any]:
+        return {"id": BRAND_ID, "name": "Factoryline", "username": BRAND_USERNAME, "created_at": BRAND_CREATED,
+                "description": "Marketing and sales data, one pipeline.", "protected": False, "verified": True,
+                "verified_type": "business",
+                "public_metrics": {"followers_count": 18_200, "following_count": 310, "tweet_count": 4_120,
+                                   "listed_count": 96, "like_count": 2_050}}
+
+    @staticmethod
+    def _fields(request: Request, param: str, known: frozenset[str], default: tuple[str, ...]) -> list[str]:
+        fields = _csv(request, param)
+        for f in fields:
+            if f not in known:
+                raise _invalid(f"The `{param}` query parameter value [{f}] is not one of [{','.join(sorted(known))}]",
+                               param, f)
+        return list(dict.fromkeys([*default, *fields]))
+
+    @staticmethod
+    def _select(obj: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        return {f: obj[f] for f in fields if f in obj}
+
+    def _user_for(self, request: Request, raw: dict[str, Any]) -> dict[str, Any]:
+        return self._select(raw, self._fields(request, "user.fields", _USER_FIELDS, _DEFAULT_USER_FIELDS))
+
+    # -- timelines -------------------------------------------------------------------------------
+
+    def _int_param(self, request: Request, name: str, lo: int, hi: int, default: int) -> int:
+        raw = request.arg(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not lo <= int(raw) <= hi:
+            raise _invalid(f"The `{name}` query parameter value [{raw}] is not between {lo} and {hi}", name, raw)
+        return int(raw)
+
+    def _id_param(self, request: Request, name: str) -> int | None:
+        raw = request.arg(name)
+        if raw is None:
+            return None
+        if not raw.isdigit() or len(raw) > 19:
+            raise _invalid(f"The `{name}` query parameter value [{raw}] does not match ^[0-9]{{1,19}}$", name, raw)
+        return int(raw)
+
+    def _time_param(self, request: Request, name: str) -> int | None:
+        raw = request.arg(name)
+        if raw is None:
+            return None
+        try:
+            return parse_time(raw)
+        except ValueError:
+            raise _invalid(f"Invalid '{name}':'{raw}'. '{name}' must be a valid RFC3339 date-time.", name,
+                           raw) from None
+
+    @staticmethod
+    def _token(request: Request, name: str) -> int | None:
+        raw = request.arg(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw[1:], 36) if raw.startswith("b") else -1
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise _invalid(f"The `{name}` query parameter value [{raw}] is not valid", name, raw)
+        return value
+
+    def _timeline(self, request: Request, matches: Callable[[_Mention], bool], candidates: list[_Mention],
+                  page_size: int, token_param: str, floor_ms: int | None) -> Response:
+        tick = self.world.tick
+        tweet_fields = self._fields(request, "tweet.fields", _TWEET_FIELDS, _DEFAULT_TWEET_FIELDS)
+        expansions = _csv(request, "expansions")
+        for e in expansions:
+            if e not in ("author_id", "referenced_tweets.id", "entities.mentions.username",
+                         "in_reply_to_user_id", "attachments.media_keys", "referenced_tweets.id.author_id"):
+                raise _invalid(f"The `expansions` query parameter value [{e}] is not one of "
+                               "[author_id,referenced_tweets.id,entities.mentions.username,...]", "expansions", e)
+        since_id = self._id_param(request, "since_id")
+        until_id = self._id_param(request, "until_id")
+        start = self._time_param(request, "start_time")
+        end = self._time_param(request, "end_time")
+        if floor_ms is not None and start is not None and start < floor_ms:
+            raw = request.arg("start_time") or ""
+            raise _invalid(f"Invalid 'start_time':'{raw}'. 'start_time' must be on or after {_iso(floor_ms)}",
+                           "start_time", raw)
+        if start is None:
+            start = floor_ms
+        after = self._token(request, token_param)  # the last id served: continue below it
+        page: list[_Mention] = []
+        more = False
+        for m in candidates:
+            if after is not None and m.id >= after:
+                continue
+            if since_id is not None and m.id <= since_id:
+                break
+            if until_id is not None and m.id >= until_id:
+                continue
+            if start is not None and m.at_ms < start:
+                break
+            if end is not None and m.at_ms >= end:
+                continue
+            if not matches(m):
+                continue
+            if len(page) == page_size:
+                more = True
+                break
+            page.append(m)
+        body: dict[str, Any] = {}
+        if page:
+            want_author = "author_id" in expansions
+            fields = [*tweet_fields, "author_id"] if want_author and "author_id" not in tweet_fields else tweet_fields
+            body["data"] = [self._select(self.tweet(m, tick), fields) for m in page]
+            if want_author:
+                users: list[dict[str, Any]] = []
+                errors: list[dict[str, Any]] = []
+                seen: set[int] = set()
+                for m in page:
+                    if m.person in seen:
+                        continue
+                    seen.add(m.person)
+                    if self.suspended(m.person):
+                        uid = user_id(m.person)
+                        errors.append({"value": uid, "detail": f"Could not find user with author_id: [{uid}].",
+                                       "title": "Not Found Error", "resource_type": "user",
+                                       "parameter": "author_id", "resource_id": uid, "type": NOT_FOUND})
+                    else:
+                        users.append(self._user_for(request, self.user(m.person, tick)))
+                if users:
+                    body["includes"] = {"users": users}
+                if errors:
+                    body["errors"] = errors
+        meta: dict[str, Any] = {}
+        if page:
+            meta["newest_id"] = str(page[0].id)
+            meta["oldest_id"] = str(page[-1].id)
+        meta["result_count"] = len(page)
+        if more:
+            meta["next_token"] = "b" + _b36(page[-1].id)
+        body["meta"] = meta
+        return Response(200, body, records=len(page))
+
+    def _search(self, request: Request) -> Response:
+        query = request.arg("query")
+        if not query or not query.strip():
+            raise _invalid("The `query` query parameter can not be empty", "query", query or "")
+        if len(query) > 512:
+            raise _invalid(f"The `query` query parameter value [{query}] is not valid", "query", query)
+        tick = self.world.tick
+        matcher = _compile_query(query, self)
+        floor = self._now_ms(tick) - RECENT_WINDOW_MS
+        size = self._int_param(request, "max_results", 10, 100, 10)
+        token = "next_token" if request.arg("next_token") is not None else "pagination_token"
+        return self._timeline(request, matcher, self.mentions(tick), size, token, floor)
+
+    def _mentions(self, request: Request, id: str) -> Response:
+        if not id.isdigit():
+            raise _invalid(f"The `id` query parameter value [{id}] does not match ^[0-9]{{1,19}}$", "id", id)
+        size = self._int_param(request, "max_results", 5, 100, 10)
+        if id != BRAND_ID:
+            self._person_of(id)  # 404-like errors for unknown users
+            return Response(200, {"meta": {"result_count": 0}})
+        recent = self.mentions()[:MENTIONS_CAP]
+        return self._timeline(request, lambda m: True, recent, size, "pagination_token", None)
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def _person_of(self, uid: str) -> int | None:
+        if uid == BRAND_ID:
+            return None
+        idx = int(uid) - USER_ID_OFFSET if uid.isdigit() else -1
+        if not 0 <= idx < self.world.people.count(self.world.tick) or self.journeys.social_handle(idx) is None:
+            raise _XError(200, {"errors": [{"value": uid, "detail": f"Could not find user with id: [{uid}].",
+                                            "title": "Not Found Error", "resource_type": "user", "parameter": "id",
+                                            "resource_id": uid, "type": NOT_FOUND}]})
+        return idx
+
+    def _user_body(self, request: Request, idx: int | None, value: str, parameter: str) -> Response:
+        if idx is not None and self.suspended(idx):
+            return Response(200, {"errors": [{"value": value, "detail": f"User has been suspended: [{value}].",
+                                              "title": "Forbidden", "resource_type": "user", "parameter": parameter,
+                                              "resource_id": value,
+                                              "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
+        raw = self.brand_user() if idx is None else self.user(idx, self.world.tick)
+        return Response(200, {"data": self._user_for(request, raw)}, records=1)
+
+    def _user(self, request: Request, id: str) -> Response:
+        return self._user_body(request, self._person_of(id), id, "id")
+
+    def _me(self, request: Request) -> Response:
+        return self._user_body(request, None, BRAND_ID, "id")
+
+    def _by_username(self, request: Request, username: str) -> Response:
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", username):
+            raise _invalid(f"The `username` query parameter value [{username}] does not match ^[A-Za-z0-9_]{{1,15}}$",
+                           "username", username)
+        if username.lower() == BRAND_USERNAME:
+            return self._user_body(request, None, username, "username")
+        idx = self._handle_index().get(username.lower())
+        if idx is None:
+            return Response(200, {"errors": [{"value": username,
+                                              "detail": f"Could not find user with username: [{username}].",
+                                              "title": "Not Found Error", "resource_type": "user",
+                                              "parameter": "username", "resource_id": username, "type": NOT_FOUND}]})
+        return self._user_body(request, idx, username, "username")
+
+    def _handle_index(self) -> dict[str, int]:
+        count = self.world.people.count(self.world.tick)
+        cache = self._handles
+        if self._handles_count != count:
+            cache = {}
+            for p in range(count):
+                handle = self.journeys.social_handle(p)
+                if handle:
+                    cache[handle.lower()] = p
+            self._handles, self._handles_count = cache, count
+        return cache
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+_TOKEN_RE = re.compile(r'-?"[^"]*"|\(|\)|[^\s()]+')
+
+
+def _compile_query(query: str, emu: XEmulator) -> Callable[[_Mention], bool]:
+    """A small subset of X's search syntax: AND of terms, ``OR`` between terms, parentheses, ``-``
+    negation, quoted phrases, ``@user``, ``#tag``, ``from:``, ``lang:``, ``is:retweet|reply|quote``,
+    ``has:mentions``. Text terms match whole words of the tweet, ignoring case and ``@``/``#``."""
+    tokens = _TOKEN_RE.findall(query)
+    pos = 0
+
+    def term(tok: str) -> Callable[[_Mention], bool]:
+        neg = tok.startswith("-") and len(tok) > 1
+        tok = tok[1:] if neg else tok
+        low = tok.lower()
+        test: Callable[[_Mention], bool]
+        if low.startswith("from:"):
+            name = low[5:].lstrip("@")
+            test = lambda m: (emu.journeys.social_handle(m.person) or "").lower() == name  # noqa: E731
+        elif low.startswith("lang:"):
+            lang = low[5:]
+            test = lambda m: emu._text(m)[1] == lang  # noqa: E731
+        elif low in ("is:retweet", "is:reply", "is:quote", "is:nullcast", "has:media", "has:links:none"):
+            test = lambda m: False  # noqa: E731
+        elif low in ("has:mentions", "is:verified"):
+            test = (lambda m: True) if low == "has:mentions" else (lambda m: False)
+        elif low.startswith('"'):
+            phrase = low.strip('"')
+            test = lambda m: phrase in emu._text(m)[0].lower()  # noqa: E731
+        elif ":" in low:
+            raise _invalid(f"There were errors processing your request: Reference to invalid operator "
+                           f"'{low.split(':')[0]}'. Operator is not available in current product or product "
+                           f"packaging. Please refer to complete available operator list at "
+                           f"https://developer.twitter.com/en/docs/twitter-api/tweets/search/integrate/"
+                           f"build-a-query. (at position 1)", "query", query)
+        else:
+            word = low.lstrip("@#")
+            test = lambda m: word in _words(emu._text(m)[0])  # noqa: E731
+        return (lambda m: not test(m)) if neg else test
+
+    def parse_or() -> Callable[[_Mention], bool]:
+        alts = [parse_and()]
+        nonlocal pos
+        while pos < len(tokens) and tokens[pos] == "OR":
+            pos += 1
+            alts.append(parse_and())
+        return alts[0] if len(alts) == 1 else (lambda m: any(a(m) for a in alts))
+
+    def parse_and() -> Callable[[_Mention], bool]:
+        nonlocal pos
+        parts: list[Callable[[_Mention], bool]] = []
+        while pos < len(tokens) and tokens[pos] not in ("OR", ")"):
+            tok = tokens[pos]
+            pos += 1
+            if tok == "(":
+                parts.append(parse_or())
+                if pos < len(tokens) and tokens[pos] == ")":
+                    pos += 1
+            else:
+                parts.append(term(tok))
+        if not parts:
+            raise _invalid(f"There were errors processing your request: Ambiguous use of OR (at position {pos})",
+                           "query", query)
+        return parts[0] if len(parts) == 1 else (lambda m: all(p(m) for p in parts))
+
+    matcher = parse_or()
+    return matcher
+
+
+_WORD_RE = re.compile(r"[@#]?(\w+)")
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD_RE.findall(text)}

@@ -1,0 +1,305 @@
+"""The X API v2 emulator over real HTTP (plain httpx), checked against the journeys and X's OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from sandbox import FaultRule, Sandbox, start_sandbox
+from sandbox.journeys import Journeys
+from sandbox.world import World, format_ms, parse_time
+from tests.conftest import VENDOR_REFERENCE
+
+SIZE = 600
+SPEC = "connectors.x.emulator:emulator_spec"
+OPENAPI = VENDOR_REFERENCE / "x" / "x_api_v2_openapi_2.159.json"
+BRAND_ID = "1100000000000000001"
+SEARCH = "/2/tweets/search/recent"
+MENTIONS = f"/2/users/{BRAND_ID}/mentions"
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with start_sandbox([SPEC], size=SIZE, seed=7, in_process=True) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def faults(sb: Sandbox) -> Iterator[Sandbox]:
+    yield sb
+    sb.set_faults("x", [])
+
+
+def http(sandbox: Sandbox, token: str | None = None, timeout: float = 10) -> httpx.Client:
+    x = sandbox.emulators["x"]
+    return httpx.Client(base_url=x.base_url, timeout=timeout,
+                        headers={"Authorization": f"Bearer {token or x.settings['bearer_token']}"})
+
+
+def journeys_of(sandbox: Sandbox) -> Journeys:
+    clock = sandbox.clock()
+    return Journeys(World(seed=clock["seed"], size=clock["size"], ticks=[parse_time(t) for t in clock["ticks"]]))
+
+
+def expected_mentions(j: Journeys, since_ms: int = 0) -> set[tuple[str | None, str]]:
+    """(author handle, created_at) of every brand mention from the journeys, at or after ``since_ms``."""
+    out: set[tuple[str | None, str]] = set()
+    for p in range(j.world.people.count(j.world.tick)):
+        handle = j.social_handle(p)
+        if handle is None:
+            continue
+        for touch in j.touches(p):
+            if touch.kind == "social_mention" and touch.at_ms >= since_ms:
+                out.add((handle, format_ms(touch.at_ms - touch.at_ms % 1000)))
+    return out
+
+
+def page_all(client: httpx.Client, path: str, params: dict[str, Any], token_param: str) -> list[dict[str, Any]]:
+    bodies = []
+    params = dict(params)
+    while True:
+        r = client.get(path, params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        bodies.append(body)
+        token = body["meta"].get("next_token")
+        if not token:
+            return bodies
+        params[token_param] = token
+
+
+def handles_of(bodies: list[dict[str, Any]], j: Journeys) -> set[tuple[str | None, str]]:
+    """(handle, created_at) of the tweets served, the handle from the author id (users may be
+    suspended and then missing from includes)."""
+    users = {u["id"]: u["username"] for b in bodies for u in b.get("includes", {}).get("users", [])}
+    out = set()
+    for body in bodies:
+        for tweet in body.get("data", []):
+            handle = users.get(tweet["author_id"])
+            if handle is None:  # suspended: reported in errors, resolve through the journeys
+                assert any(e["resource_id"] == tweet["author_id"] for e in body["errors"])
+                handle = j.social_handle(int(tweet["author_id"]) - 1_400_000_000_000)
+            out.add((handle, tweet["created_at"]))
+    return out
+
+
+# -- schema -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    return json.loads(OPENAPI.read_text())
+
+
+def validate(openapi: dict[str, Any], schema_name: str, body: Any) -> None:
+    """Validate against a component schema, resolving its $refs inside the OpenAPI document."""
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": openapi["components"]}
+    jsonschema.Draft7Validator(schema).validate(body)
+
+
+def test_emulator_spec_loads_by_reference() -> None:
+    from connectors.x.emulator import emulator_spec
+
+    assert emulator_spec().name == "x"
+
+
+def test_responses_validate_against_the_openapi(sb: Sandbox, openapi: dict[str, Any]) -> None:
+    tweet_props = set(openapi["components"]["schemas"]["Tweet"]["properties"])
+    user_props = set(openapi["components"]["schemas"]["User"]["properties"])
+    params: dict[str, Any] = {"max_results": 100, "expansions": "author_id",
+                              "tweet.fields": "created_at,author_id,public_metrics,lang,conversation_id,entities",
+                              "user.fields": "created_at,public_metrics,description,location,verified"}
+    with http(sb) as c:
+        mentions = c.get(MENTIONS, params=params).json()
+        search = c.get(SEARCH, params={**params, "query": "@factoryline -is:retweet"}).json()
+        validate(openapi, "Get2UsersIdMentionsResponse", mentions)
+        validate(openapi, "Get2TweetsSearchRecentResponse", search)
+        for body in (mentions, search):
+            assert body["data"], "needs tweets to check"
+            for tweet in body["data"]:
+                assert set(tweet) <= tweet_props
+                assert tweet["created_at"].endswith(".000Z")
+                assert set(tweet["public_metrics"]) >= {"retweet_count", "reply_count", "like_count",
+                                                        "quote_count", "impression_count"}
+            for user in body["includes"]["users"]:
+                assert set(user) <= user_props
+        validate(openapi, "Get2UsersByUsernameUsernameResponse", c.get("/2/users/by/username/factoryline").json())
+        for problem in (c.get(SEARCH).json(), httpx.get(sb.emulators["x"].base_url + SEARCH,
+                                                        params={"query": "a"}).json()):
+            validate(openapi, "Problem", problem)
+
+
+def test_tweets_default_fields_and_snowflake_ids(sb: Sandbox) -> None:
+    with http(sb) as c:
+        body = c.get(MENTIONS, params={"max_results": 20}).json()
+    tweets = body["data"]
+    assert all(set(t) == {"id", "text", "edit_history_tweet_ids"} for t in tweets)
+    ids = [int(t["id"]) for t in tweets]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)  # newest first, unique
+    assert body["meta"]["newest_id"] == tweets[0]["id"] and body["meta"]["oldest_id"] == tweets[-1]["id"]
+    assert body["meta"]["result_count"] == 20 and "next_token" in body["meta"]
+    assert all("@factoryline" in t["text"] for t in tweets)
+
+
+# -- paging equals the journeys ----------------------------------------------------------------------
+
+
+def test_search_pages_with_next_token_to_exactly_the_recent_mentions(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    start = int(time.time() * 1000) - 6 * DAY_MS
+    expected = expected_mentions(j, start)
+    assert len(expected) > 10  # more than one page
+    params = {"query": "@factoryline -is:retweet", "max_results": 10, "expansions": "author_id",
+              "tweet.fields": "created_at,author_id", "start_time": format_ms(start)}
+    with http(sb) as c:
+        bodies = page_all(c, SEARCH, params, "next_token")
+    assert len(bodies) == (len(expected) + 9) // 10
+    assert sum(b["meta"]["result_count"] for b in bodies) == len(expected)
+    assert handles_of(bodies, j) == expected
+
+
+def test_search_window_is_seven_days(sb: Sandbox) -> None:
+    with http(sb) as c:
+        r = c.get(SEARCH, params={"query": "factoryline",
+                                  "start_time": format_ms(int(time.time() * 1000) - 8 * DAY_MS)})
+    assert r.status_code == 400
+    assert r.json()["type"] == "https://api.twitter.com/2/problems/invalid-request"
+    assert "start_time" in r.json()["errors"][0]["message"]
+
+
+def test_mentions_page_to_the_end_and_report_suspended_authors(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    expected = expected_mentions(j)
+    assert 30 < len(expected) <= 800
+    with http(sb) as c:
+        bodies = page_all(c, MENTIONS, {"max_results": 25, "expansions": "author_id", "tweet.fields": "created_at"},
+                          "pagination_token")
+    assert handles_of(bodies, j) == expected
+    errors = [e for b in bodies for e in b.get("errors", [])]
+    assert errors, "some authors are suspended"
+    for e in errors:
+        assert e["type"] == "https://api.twitter.com/2/problems/resource-not-found" and e["resource_type"] == "user"
+
+
+def test_query_operators(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    with http(sb) as c:
+        every = page_all(c, SEARCH, {"query": "@factoryline", "max_results": 100, "expansions": "author_id",
+                                     "tweet.fields": "created_at"},
+                         "next_token")
+        handle = next(iter(handles_of(every, j)))[0]
+        mine = c.get(SEARCH, params={"query": f"from:{handle} @factoryline", "expansions": "author_id"}).json()
+        assert mine["meta"]["result_count"] >= 1
+        assert {u["username"] for u in mine["includes"]["users"]} == {handle}
+        assert c.get(SEARCH, params={"query": "@factoryline is:retweet"}).json() == {"meta": {"result_count": 0}}
+        assert c.get(SEARCH, params={"query": "foo:bar"}).status_code == 400
+        assert c.get(SEARCH, params={"query": "x", "max_results": 5}).status_code == 400
+
+
+def test_since_id_after_advance_returns_only_new_mentions() -> None:
+    with start_sandbox([SPEC], size=SIZE, seed=7, in_process=True) as sb, http(sb) as c:
+        before = c.get(MENTIONS, params={"max_results": 5}).json()["meta"]["newest_id"]
+        old = expected_mentions(journeys_of(sb))
+        sb.advance(ticks=25)
+        new = expected_mentions(journeys_of(sb)) - old
+        assert new, "25 ticks bring new mentions"
+        params = {"query": "@factoryline", "since_id": before, "max_results": 10, "expansions": "author_id",
+                  "tweet.fields": "created_at"}
+        bodies = page_all(c, SEARCH, params, "next_token")
+        assert handles_of(bodies, journeys_of(sb)) == new
+        timeline = page_all(c, MENTIONS, {"since_id": before, "expansions": "author_id", "tweet.fields": "created_at"},
+                            "pagination_token")
+        assert handles_of(timeline, journeys_of(sb)) == new
+
+
+# -- users, auth, rate limits ---------------------------------------------------------------------------
+
+
+def test_users_and_auth(sb: Sandbox) -> None:
+    x = sb.emulators["x"]
+    with http(sb) as c:
+        brand = c.get("/2/users/by/username/factoryline", params={"user.fields": "public_metrics"}).json()["data"]
+        assert brand["id"] == BRAND_ID and "followers_count" in brand["public_metrics"]
+        missing = c.get("/2/users/by/username/nobody_here").json()
+        assert "data" not in missing and missing["errors"][0]["title"] == "Not Found Error"
+        me = c.get("/2/users/me")
+        assert me.status_code == 403 and me.json()["title"] == "Unsupported Authentication"
+    with http(sb, x.settings["user_access_token"]) as c:
+        assert c.get("/2/users/me").json()["data"]["username"] == "factoryline"
+    r = httpx.get(x.base_url + SEARCH, params={"query": "factoryline"}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json() == {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+
+
+def test_rate_limit_headers_count_down(sb: Sandbox) -> None:
+    with http(sb) as c:
+        a = c.get(SEARCH, params={"query": "factoryline"}).headers
+        b = c.get(SEARCH, params={"query": "factoryline"}).headers
+    assert a["x-rate-limit-limit"] == "450"
+    assert int(b["x-rate-limit-remaining"]) == int(a["x-rate-limit-remaining"]) - 1
+    assert time.time() < int(a["x-rate-limit-reset"]) <= time.time() + 900
+
+
+def test_rate_limit_enforced_with_problem_body() -> None:
+    with start_sandbox([SPEC], size=100, seed=7, in_process=True, rate_limits=True) as sb:
+        x = sb.emulators["x"]
+        with http(sb, x.settings["user_access_token"]) as c:
+            statuses = [c.get("/2/users/me").status_code for _ in range(76)]
+            last = c.get("/2/users/me")
+    assert statuses[:75] == [200] * 75 and statuses[75] == 429
+    assert last.status_code == 429 and last.headers["x-rate-limit-remaining"] == "0"
+    assert last.headers["content-type"].startswith("application/problem+json")
+    assert last.json() == {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank",
+                           "status": 429}
+
+
+# -- faults ----------------------------------------------------------------------------------------------
+
+
+def test_fault_kinds(faults: Sandbox) -> None:
+    faults.set_faults("x", [FaultRule("rate_limit", route=SEARCH, at=1, retry_after=30),
+                            FaultRule("server_error", route=MENTIONS, at=1),
+                            FaultRule("expired_token", route="/2/users/by/username", at=1),
+                            FaultRule("missing_id", route=MENTIONS, at=2),
+                            FaultRule("bad_timestamp", route=MENTIONS, at=3)])
+    params: dict[str, Any] = {"max_results": 10, "tweet.fields": "created_at"}
+    with http(faults) as c:
+        r = c.get(SEARCH, params={"query": "factoryline"})
+        assert r.status_code == 429 and r.json()["title"] == "Too Many Requests"
+        assert int(r.headers["x-rate-limit-reset"]) >= time.time() + 25
+        r = c.get(MENTIONS, params=params)
+        assert r.status_code == 503 and r.json()["title"] == "Service Unavailable"
+        assert c.get("/2/users/by/username/factoryline").status_code == 401
+        assert sum("id" not in t for t in c.get(MENTIONS, params=params).json()["data"]) == 1
+        stamps = [t["created_at"] for t in c.get(MENTIONS, params=params).json()["data"]]
+        bad = [s for s in stamps if not _parses(s)]
+        assert len(bad) == 1
+        assert c.get(MENTIONS, params=params).status_code == 200  # rules fired once
+    faults.set_faults("x", [FaultRule("truncate", route=SEARCH, at=1), FaultRule("drop", route=MENTIONS, at=1),
+                            FaultRule("timeout", route="/2/users/by/username", at=1, delay=2)])
+    with http(faults, timeout=0.5) as c:
+        r = c.get(SEARCH, params={"query": "factoryline"})
+        assert r.status_code == 200
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(r.text)
+        with pytest.raises(httpx.TransportError):
+            c.get(MENTIONS)
+        with pytest.raises(httpx.TimeoutException):
+            c.get("/2/users/by/username/factoryline")
+    assert set(faults.stats("x")["routes"]) >= {"GET /2/tweets/search/recent", "GET /2/users/{id}/mentions"}
+
+
+def _parses(stamp: str) -> bool:
+    try:
+        parse_time(stamp)
+    except ValueError:
+        return False
+    return True
