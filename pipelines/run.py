@@ -23,7 +23,7 @@ from core.errors import FactorylineError
 from core.mapping import load_mapping
 from core.plugins import get_registry
 from pipelines.config import resolve_config
-from pipelines.destination import Target, make_pipeline
+from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline
 from pipelines.load import ProgressFn, StreamLoad, StreamResult
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
@@ -83,6 +83,9 @@ def _chunk_source(load: StreamLoad) -> Callable[[], list[Any]]:
 
 def _fail(status: RunStatus, connector: str, results: Any, exc: Exception) -> None:
     message = str(exc) if isinstance(exc, FactorylineError) else f"{type(exc).__name__}: {exc}"
+    if "Out of Memory" in message:
+        message += (" -- DuckDB hit its memory limit: raise FACTORYLINE_DUCKDB_MEMORY_LIMIT (default "
+                    f"{DUCKDB_MEMORY_LIMIT}) and run again; the pending load is finished first, nothing is lost")
     log.error("connector %s: %s", connector, message)
     status.errors.append(f"{connector}: {message}")
     for r in results:
