@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +37,33 @@ def _isolated_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins.reset()
     yield
     plugins.reset()
+
+
+# trust auth ignores the password, but dlt requires one to be set
+PG_DSN = "postgresql://postgres:unused@127.0.0.1:5432/test"
+
+
+@pytest.fixture()
+def pg_dataset() -> Iterator[str]:
+    """A fresh dataset name on the local PostgreSQL, dropped afterwards (with dlt's staging schema).
+
+    In CI the server must be there: a missing server fails the test. Elsewhere it is skipped."""
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+    except OSError:
+        if IN_CI:
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432: CI must provide it")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (not in CI, so skipped)")
+    import psycopg2
+
+    dataset = f"fl_test_{secrets.token_hex(4)}"
+    yield dataset
+    con = psycopg2.connect(PG_DSN)
+    con.autocommit = True
+    with con.cursor() as cur:
+        for suffix in ("", "_staging"):
+            cur.execute(f'DROP SCHEMA IF EXISTS "{dataset}{suffix}" CASCADE')
+    con.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,43 +6,11 @@ In CI the server must be there: a missing server fails the test. Elsewhere it is
 from __future__ import annotations
 
 import json
-import secrets
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, cli
-
-# trust auth ignores the password, but dlt requires one to be set
-PG_DSN = "postgresql://postgres:unused@127.0.0.1:5432/test"
-
-
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture()
-def pg_dataset() -> Iterator[str]:
-    if not _pg_up():
-        if IN_CI:
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432: CI must provide it")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (not in CI, so skipped)")
-    import psycopg2
-
-    dataset = f"fl_test_{secrets.token_hex(4)}"
-    yield dataset
-    con = psycopg2.connect(PG_DSN)
-    con.autocommit = True
-    with con.cursor() as cur:
-        for suffix in ("", "_staging"):
-            cur.execute(f'DROP SCHEMA IF EXISTS "{dataset}{suffix}" CASCADE')
-    con.close()
+from tests.conftest import PG_DSN, cli
 
 
 @pytest.mark.postgres

@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import pytest
 
 from core.mapping import load_mapping
 from pipelines.report import mask_email, mask_value, scrub_text
-from tests.conftest import IN_CI, ROOT, cli
+from tests.conftest import IN_CI, PG_DSN, ROOT, cli
 
 #: a raw email address, as a reader (or a regulator) would recognise one
 RAW_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -399,29 +396,6 @@ def test_hubspot_sandbox_report(tmp_path: Path, chromium: str, monkeypatch: pyte
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL: the same SQL, another dialect
 # ---------------------------------------------------------------------------------------------
-
-PG_DSN = "postgresql://postgres:unused@127.0.0.1:5432/test"
-
-
-@pytest.fixture()
-def pg_dataset() -> Iterator[str]:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
-    except OSError:
-        if IN_CI:
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432: CI must provide it")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (not in CI, so skipped)")
-    import psycopg2
-
-    dataset = f"fl_report_{secrets.token_hex(4)}"
-    yield dataset
-    con = psycopg2.connect(PG_DSN)
-    con.autocommit = True
-    with con.cursor() as cur:
-        for suffix in ("", "_staging"):
-            cur.execute(f'DROP SCHEMA IF EXISTS "{dataset}{suffix}" CASCADE')
-    con.close()
-
 
 @pytest.mark.postgres
 def test_report_from_postgres(drifty_site: Path, tmp_path: Path, pg_dataset: str) -> None:
