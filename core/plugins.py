@@ -102,6 +102,8 @@ class Registry:
     plugins: dict[str, str] = field(default_factory=dict)
     #: registrations core refused (outside strict mode), with the reason
     refused: list[str] = field(default_factory=list)
+    #: the plugin manager the registry was built from, for the run lifecycle hooks
+    plugin_manager: pluggy.PluginManager | None = None
 
     def connector(self, name: str) -> ConnectorSpec:
         try:
@@ -179,7 +181,7 @@ def _refusing_warns(register: Callable[..., None], registry: Registry) -> Callab
 
 def build_registry(pm: pluggy.PluginManager, *, strict: bool = False) -> Registry:
     """Collect and validate every registration. ``strict`` raises the first RegistrationError."""
-    registry = Registry()
+    registry = Registry(plugin_manager=pm)
     for name, plugin in pm.list_name_plugin():
         registry.plugins[name] = getattr(plugin, "__name__", repr(plugin))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import dlt
 from core.connector import ConnectorSpec, RunContext
 from core.errors import FactorylineError
 from core.mapping import load_mapping
-from core.plugins import get_registry
+from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
 from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline
 from pipelines.load import ProgressFn, StreamLoad, StreamResult
@@ -206,7 +207,21 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
         _record_run(pipeline, status, specs)
     except Exception as exc:
         status.errors.append(f"recording the run failed: {type(exc).__name__}: {exc}")
+    _announce(status)
     return status
+
+
+def _announce(status: RunStatus) -> None:
+    """Call every plugin's run_finished; a failing hook warns and never changes the run's outcome."""
+    pm = get_registry().plugin_manager
+    if pm is None:
+        return
+    for impl in pm.hook.run_finished.get_hookimpls():
+        try:
+            impl.function(status=status.as_dict())
+        except Exception as exc:
+            warnings.warn(f"factoryline plugin {impl.plugin_name!r} failed in run_finished: "
+                          f"{type(exc).__name__}: {exc}", PluginWarning, stacklevel=2)
 
 
 def table_counts(target: Target, tables: Sequence[str]) -> dict[str, int]:

@@ -49,6 +49,8 @@ def test_builtin_connector_is_declared_as_an_entry_point_and_loaded() -> None:
     assert pm.get_plugin("hubspot").__name__ == "connectors.hubspot"
     assert "hubspot" in get_registry().connectors
     assert get_registry().connectors["hubspot"].plugin == "hubspot"
+    # every built-in vendor registers its sandbox emulator through register_emulators
+    assert {"hubspot", "salesforce", "marketo", "mailchimp", "x", "shopify"} <= set(get_registry().emulators)
 
 
 def test_duplicate_connector_name_is_refused_naming_both_plugins() -> None:
@@ -106,9 +108,12 @@ def test_third_party_distribution_shows_up_and_runs(acme_site: Path, tmp_path: P
     # the broken entry point in the same distribution warns with its name and takes nothing down
     assert "'broken' failed to load" in listed.stderr
 
+    announced = tmp_path / "announced.jsonl"
     done = cli("run", "acme", "--db", str(tmp_path / "acme.duckdb"), cwd=tmp_path,
-               env={**env, "SOURCES__ACME__API_KEY": "k-123456"})
+               env={**env, "SOURCES__ACME__API_KEY": "k-123456", "ACME_STATUS_FILE": str(announced)})
     status = json.loads(done.stdout.strip().splitlines()[-1])
+    # the plugin's run_finished hook received the same status the CLI printed
+    assert [json.loads(line) for line in announced.read_text().splitlines()] == [status]
     assert done.returncode == 0, done.stderr
     assert status["status"] == "success"
     assert status["streams"][0]["records"] == 4
