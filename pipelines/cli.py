@@ -22,7 +22,7 @@ from rich.table import Table
 from core.errors import FactorylineError
 from core.plugins import get_registry
 from pipelines.config import missing_required
-from pipelines.destination import DEFAULT_DATASET, Target
+from pipelines.destination import DEFAULT_DATASET, RunLocked, Target
 from pipelines.run import EXIT_CODES, RunStatus, run, table_counts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -117,9 +117,13 @@ def run_cmd(
         if sandbox:
             sb = _start_sandbox(stack, db, sandbox_size, 7, advance=True, connectors=names)
             overrides = _sandbox_overrides(sb)
-        status = _progress_runner(lambda progress: run(
-            names, target=_target(destination, db, dataset), overrides=overrides, streams=stream,
-            full_refresh=full_refresh, progress=progress))
+        try:
+            status = _progress_runner(lambda progress: run(
+                names, target=_target(destination, db, dataset), overrides=overrides, streams=stream,
+                full_refresh=full_refresh, progress=progress))
+        except RunLocked as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_CODES["error"]) from None
     _print_status(status)
     raise typer.Exit(status.exit_code)
 

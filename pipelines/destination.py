@@ -6,9 +6,12 @@ its credentials come from dlt's providers (``DESTINATION__POSTGRES__CREDENTIALS`
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,9 @@ from typing import Any
 import dlt
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-__all__ = ["Target", "make_pipeline"]
+from core.errors import FactorylineError
+
+__all__ = ["RunLocked", "Target", "make_pipeline", "run_lock"]
 
 PIPELINE_NAME = "factoryline"
 DUCKDB_MEMORY_LIMIT = "256MB"
@@ -56,6 +61,37 @@ class Target:
             return base.parent / ".factoryline" / f"{base.stem}-pipelines"
         tag = hashlib.sha1(f"{self.destination}|{self.credentials}|{self.dataset}".encode()).hexdigest()[:10]
         return Path(".factoryline") / f"{self.destination}-{tag}-pipelines"
+
+
+class RunLocked(FactorylineError):
+    """Another factoryline run is loading into the same destination and dataset."""
+
+
+@contextmanager
+def run_lock(target: Target) -> Iterator[None]:
+    """One run per destination and dataset at a time (cron-safe): a second run fails at once.
+
+    Two dlt pipelines sharing one working folder would interleave their load packages and state.
+    The lock is an OS file lock, so a killed run never leaves it held.
+    """
+    folder = target.pipelines_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "run.lock", "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunLocked(f"another factoryline run ({holder}) is loading into {target.describe()}; "
+                            "this run did nothing. Let it finish, or schedule runs further apart") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def make_pipeline(target: Target) -> Any:

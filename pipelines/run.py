@@ -24,7 +24,7 @@ from core.errors import FactorylineError
 from core.mapping import load_mapping
 from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
-from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline
+from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock
 from pipelines.load import ProgressFn, StreamLoad, StreamResult
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
@@ -161,6 +161,13 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
     Never raises for a vendor or plugin failure: the status says what happened.
     """
     target = target or Target()
+    with run_lock(target):
+        return _run(connectors, target, overrides, streams, full_refresh, progress, started_at)
+
+
+def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[str, Mapping[str, Any]] | None,
+         streams: Sequence[str] | None, full_refresh: bool, progress: ProgressFn | None,
+         started_at: datetime | None) -> RunStatus:
     registry = get_registry()
     names = list(connectors) if connectors else sorted(registry.connectors)
     started = started_at or datetime.now(UTC)

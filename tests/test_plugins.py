@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,18 @@ def test_run_without_credentials_names_the_setting(acme_site: Path, tmp_path: Pa
     assert done.returncode == 1
     assert status["status"] == "failed"
     assert "SOURCES__ACME__API_KEY" in status["errors"][0]
+
+
+def test_a_second_run_on_the_same_destination_refuses_to_start(acme_site: Path, tmp_path: Path) -> None:
+    from pipelines.destination import Target, run_lock
+
+    db = tmp_path / "locked.duckdb"
+    with run_lock(Target(db_path=db)):  # as a run still loading would hold it
+        done = cli("run", "acme", "--db", str(db), cwd=tmp_path,
+                   env={"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1"})
+    assert done.returncode == 2
+    assert "another factoryline run" in done.stderr and f"pid {os.getpid()}" in done.stderr
+    assert not db.exists()  # it did nothing
+    after = cli("run", "acme", "--db", str(db), cwd=tmp_path,
+                env={"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1"})
+    assert after.returncode == 0, after.stderr  # the lock went with its holder
