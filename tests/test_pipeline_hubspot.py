@@ -182,3 +182,32 @@ def test_demo_twice_with_every_default(tmp_path: Path) -> None:
         assert fetched[obj] <= 0.02 * count + 2, (obj, fetched, counts)
     assert fetched["contacts"] > 0, fetched
     assert "Tables now in" in second.stdout and "person" in second.stdout
+
+
+def test_a_stream_that_cannot_finish_makes_the_run_partial_and_keeps_the_rest(tmp_path: Path) -> None:
+    from sandbox.api import FaultRule
+
+    expired = FaultRule(kind="expired_token", route="/crm/v3/objects/companies", rate=1.0)
+    with start_sandbox(["hubspot"], size=300, seed=3, state_dir=tmp_path / "world", faults=[expired]) as sb:
+        env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in sb.emulators["hubspot"].settings.items()}
+        db = tmp_path / "p.duckdb"
+        done = cli("run", "hubspot", "--no-sandbox", "--db", str(db), cwd=tmp_path, env=dict(env))
+        assert done.returncode == 3, done.stderr  # partial: some streams did not finish
+        status = json.loads(done.stdout.strip().splitlines()[-1])
+        by_stream = {s["stream"]: s for s in status["streams"]}
+        assert status["status"] == "partial"
+        assert by_stream["contacts"]["status"] == by_stream["deals"]["status"] == "success"
+        assert by_stream["companies"]["status"] == "failed" and "401" in by_stream["companies"]["error"]
+        assert env["SOURCES__HUBSPOT__ACCESS_TOKEN"] not in done.stdout + done.stderr
+        con = _db(db)
+        assert con.sql("SELECT count(*) FROM factory.person").fetchall()[0][0] == 300
+        assert con.sql("SELECT count(*) FROM factory.run_streams WHERE status = 'failed'").fetchall() == [(1,)]
+        con.close()
+
+        # the vendor recovers: the next run reads companies from the start (its cursor never moved)
+        sb.set_faults("hubspot", [])
+        again = cli("run", "hubspot", "--no-sandbox", "--db", str(db), cwd=tmp_path, env=dict(env))
+        assert again.returncode == 0, again.stderr
+        companies = next(s for s in json.loads(again.stdout.strip().splitlines()[-1])["streams"]
+                         if s["stream"] == "companies")
+        assert companies["records"] == len(_vendor_ids(sb, "companies")) + len(_vendor_ids(sb, "companies", True))
