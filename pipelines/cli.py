@@ -28,7 +28,8 @@ from pipelines.run import EXIT_CODES, RunStatus, run, table_counts
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="factoryline: marketing and sales data from vendor APIs to canonical tables, traceable.")
 err = Console(stderr=True)
-out = Console()
+# piped into a log, rich would assume 80 columns and fold the tables
+out = Console(width=None if sys.stdout.isatty() else 140)
 
 DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB file (embedded default destination).")]
 DestOpt = Annotated[str, typer.Option("--destination", "-d", help="dlt destination: duckdb or postgres.")]
