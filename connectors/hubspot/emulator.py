@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from connectors.hubspot.emulator_marketing import HubSpotError as _HubSpotError
+from connectors.hubspot.emulator_marketing import Marketing, merged_ids, merged_survivor
 from sandbox.faults import FaultRule
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.readahead import ReadAhead
@@ -209,15 +211,6 @@ class _PageKey(NamedTuple):
     tick: int
 
 
-class _HubSpotError(Exception):
-    def __init__(self, status: int, message: str, category: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.category = category
-        self.extra = extra
-
-
 def _error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
     return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,
             **extra}
@@ -309,6 +302,10 @@ _ROUTES: tuple[_Route, ...] = tuple(
         ("POST", r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to>[^/]+)/batch/read/?$", "assoc_batch"),
         ("GET", r"^/crm/v4/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/associations/(?P<to>[^/]+)/?$", "assoc_get"),
         ("GET", r"^/crm/v3/owners/?$", "owners"),
+        ("GET", r"^/email/public/v1/events/?$", "email_events"),
+        ("GET", r"^/marketing/v3/forms/?$", "forms"),
+        ("GET", r"^/form-integrations/v1/submissions/forms/(?P<guid>[^/]+)/?$", "form_submissions"),
+        ("GET", r"^/marketing/v3/emails/?$", "marketing_emails"),
     )
 )
 _TEMPLATES = {
@@ -318,6 +315,9 @@ _TEMPLATES = {
     "pipeline": "GET /crm/v3/pipelines/{type}/{pipelineId}",
     "assoc_batch": "POST /crm/v4/associations/{from}/{to}/batch/read",
     "assoc_get": "GET /crm/v4/objects/{from}/{id}/associations/{to}", "owners": "GET /crm/v3/owners",
+    "email_events": "GET /email/public/v1/events", "forms": "GET /marketing/v3/forms",
+    "form_submissions": "GET /form-integrations/v1/submissions/forms/{guid}",
+    "marketing_emails": "GET /marketing/v3/emails",
 }
 
 
@@ -332,6 +332,7 @@ class HubSpotEmulator(Emulator):
         self._pages: ReadAhead[_PageKey, tuple[list[dict[str, Any]], int | None]] = ReadAhead(self._list_page)
         self._builders: dict[str, Callable[[int, int], tuple[Props, int, int, int | None]]] = {
             "contacts": self._contact, "companies": self._company, "deals": self._deal}
+        self.marketing = Marketing(world)
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -481,7 +482,8 @@ class HubSpotEmulator(Emulator):
             "associatedcompanyid": None if j is None else str(2_000_000_000 + j),
             "num_associated_deals": str(len(w.deals_of_person(idx, tick))),
             "hs_email_domain": email.rsplit("@", 1)[-1].strip().lower() if email else None,
-            "hs_merged_object_ids": None, "factory_lead_score": str(p.lead_score),
+            "hs_merged_object_ids": ";".join(str(m) for m in merged_ids(w.seed, idx)) or None,
+            "factory_lead_score": str(p.lead_score),
             "preferred_channel": p.preferred_channel,
         }
         props.update(_NO_STAGE_DATES)
@@ -582,6 +584,18 @@ class HubSpotEmulator(Emulator):
         idx = self._idx(t, id, tick)
         archived = (request.arg("archived") or "false").lower() == "true"
         space = self.world.space(t.space)
+        if idx is None and t.name == "contacts" and id.isdigit():
+            survivor = merged_survivor(self.world.seed, int(id))
+            if survivor is not None and survivor < space.count(tick) and not archived \
+                    and not self.world.is_archived(space, survivor, tick):
+                # a merged-away contact: HubSpot points at the record it was merged into
+                location = f"{request.base_url}/crm/v3/objects/contacts/{1000 + survivor}"
+                query = request.target.partition("?")[2]
+                if query:
+                    location += "?" + query
+                return Response(301, _error_body(f"Contact {id} was merged into {1000 + survivor}.",
+                                                 "MOVED_PERMANENTLY", context={"id": [str(1000 + survivor)]}),
+                                {"Location": location})
         if idx is None or self.world.is_archived(space, idx, tick) != archived:
             raise _HubSpotError(404, "Object not found.", "OBJECT_NOT_FOUND")
         rec = self._record(t, idx, tick, self._wanted(t, request.query.get("properties")))
@@ -614,6 +628,20 @@ class HubSpotEmulator(Emulator):
                                           "or not exist. Check that ids are valid.",
                                "context": {"ids": missing}}]
         return Response(207 if missing else 200, body, records=len(results))
+
+    # -- marketing (connectors/hubspot/emulator_marketing.py) ---------------------------------------
+
+    def _email_events(self, request: Request) -> Response:
+        return self.marketing.email_events(request)
+
+    def _forms(self, request: Request) -> Response:
+        return self.marketing.forms(request)
+
+    def _form_submissions(self, request: Request, guid: str) -> Response:
+        return self.marketing.form_submissions(request, guid)
+
+    def _marketing_emails(self, request: Request) -> Response:
+        return self.marketing.marketing_emails(request)
 
     # -- search ----------------------------------------------------------------------------------
 
