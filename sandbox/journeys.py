@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sandbox.world import DAY_MS, LIFECYCLE_STAGES, YEAR_MS, Person, World
+from sandbox.world import _h as _world_h
 
 __all__ = [
     "CAMPAIGN_KINDS",
@@ -38,6 +39,8 @@ __all__ = [
     "Order",
     "OrderLine",
     "Touch",
+    "tweet_id",
+    "tweet_url",
 ]
 
 _M64 = (1 << 64) - 1
@@ -47,6 +50,10 @@ MINUTE_MS = 60_000
 ACTIVE_MS = 150 * DAY_MS
 #: order ids: person_idx * ORDER_SLOTS + n (n-th order of that person); at most this many per person
 ORDER_SLOTS = 64
+#: a base person's background social mentions lie within this long after its creation
+SOCIAL_WINDOW_MS = 60 * DAY_MS
+#: X's snowflake epoch (ms): tweet ids are ``(created_ms - TWEPOCH) << 22 | 22 hash bits``
+TWEPOCH = 1_288_834_974_657
 SITE = "https://www.factoryline.example"
 SHOP = "https://shop.factoryline.example"
 
@@ -112,8 +119,10 @@ _STAGE_RANK = {s: n for n, s in enumerate(LIFECYCLE_STAGES)}
 _CUSTOMER_RANK = _STAGE_RANK["customer"]
 
 # salts (distinct from sandbox.world's 1..3999)
-_S_SYSTEM, _S_HANDLE, _S_CAMPAIGN, _S_TOUCH, _S_TICK, _S_ORDER, _S_GUEST, _S_SHOPMAIL = (
-    9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008)
+_S_SYSTEM, _S_HANDLE, _S_CAMPAIGN, _S_TOUCH, _S_TICK, _S_ORDER, _S_GUEST, _S_SHOPMAIL, _S_SOCIAL = (
+    9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008, 9009)
+#: sandbox.world's salt of the hash that picks a person's base stage (see ``World.person``)
+_WORLD_S_STAGE = 15
 
 # -- rates (documented in docs/journeys.md) -------------------------------------------------------
 HANDLE_PCT = 35          # people with an X handle
@@ -136,6 +145,16 @@ UNSUB_PER_MILLE = 15
 def _h(seed: int, salt: int, a: int, b: int = 0) -> int:
     """64 pseudo-random bits; CPython's tuple hash of ints is fixed across runs and platforms."""
     return hash((seed, salt, a, b)) & _M64
+
+
+def tweet_id(at_ms: int, person_idx: int) -> int:
+    """The id of the tweet behind a ``social_mention`` touch: a snowflake, increasing with time."""
+    return ((at_ms - TWEPOCH) << 22) | (hash((person_idx, at_ms, 0x5EED)) & 0x3FFFFF)
+
+
+def tweet_url(handle: str, person_idx: int, at_ms: int) -> str:
+    """The URL a ``social_mention`` touch carries (the X emulator serves this tweet id)."""
+    return f"https://x.com/{handle}/status/{tweet_id(at_ms, person_idx)}"
 
 
 class _Rng:
@@ -331,6 +350,47 @@ class Journeys:
         sep = "_" if person_idx < 1_000_000 else ""
         return f"{first[0]}{last[:7]}{sep}{person_idx}".lower()
 
+    def has_handle(self, person_idx: int) -> bool:
+        """Whether :meth:`social_handle` is not ``None`` (one hash, no name)."""
+        return _h(self.seed, _S_HANDLE, person_idx) % 100 < HANDLE_PCT
+
+    def _background_draws(self, idx: int, created: int, horizon: int) -> list[tuple[int, int]]:
+        """(time, campaign roll) of a base person's background mentions: 0-2 within
+        ``SOCIAL_WINDOW_MS`` of creation, from their own stream so they cost O(1) to list."""
+        rng = _Rng(self.seed, _S_SOCIAL, idx)
+        hi = min(horizon, created + SOCIAL_WINDOW_MS)
+        return [(rng.between(created, hi), rng.next()) for _ in range(rng.below(3))]
+
+    def _background_mentions(self, idx: int, created: int, horizon: int) -> list[tuple[int, int | None]]:
+        return [(at, self._campaign_at(_SOCIAL_SLOTS, at, roll >> 8) if roll % 100 < 35 else None)
+                for at, roll in self._background_draws(idx, created, horizon)]
+
+    def base_mentions_between(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int]]:
+        """``(at_ms, person_idx)`` of every ``social_mention`` before tick 0 of the base people
+        with ``lo_ms <= at_ms <= hi_ms``, unsorted. O(people created between 60 days before
+        ``lo_ms`` and ``hi_ms``), a few hashes each: no person is built."""
+        w = self.world
+        space = w.people
+        base = space.base_count
+        lo_i = max(0, (lo_ms - SOCIAL_WINDOW_MS - space.slot_ms - self._start) * base // YEAR_MS - 1)
+        hi_i = min(base, max(0, (hi_ms - self._start) * base // YEAR_MS + 2))
+        seed = self.seed
+        end = self._end
+        out: list[tuple[int, int]] = []
+        for i in range(lo_i, hi_i):
+            if (hash((seed, _S_HANDLE, i, 0)) & _M64) % 100 >= HANDLE_PCT:
+                continue
+            _, created, modified, _, _ = w._meta(space, i, 0)
+            if created > hi_ms or created + SOCIAL_WINDOW_MS < lo_ms:
+                continue
+            # the evangelist stage (World.person: stage 6 from this roll) is entered at the last base edit
+            if lo_ms <= modified <= hi_ms and 975 <= (_world_h(seed, _WORLD_S_STAGE, i) >> 48) % 1000 < 990:
+                out.append((modified, i))
+            for at, _ in self._background_draws(i, created, min(end, created + ACTIVE_MS)):
+                if lo_ms <= at <= hi_ms:
+                    out.append((at, i))
+        return out
+
     def crm_knows_handle(self, person_idx: int) -> bool:
         """Whether the CRM stores the person's handle (~70% of those who have one)."""
         h = _h(self.seed, _S_HANDLE, person_idx)
@@ -456,7 +516,7 @@ class Journeys:
             elif stage == "evangelist":
                 if handle is not None:
                     add((at, "social_mention", camp(_SOCIAL_SLOTS, at, 30), "x",
-                         f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+                         tweet_url(handle, idx, at)))
                 else:
                     add((at, "form_submission", None, "hubspot", SITE + "/review"))
             prev = at
@@ -475,10 +535,10 @@ class Journeys:
             c = camp(_CONTENT_SLOTS, at, 30)
             add((at, "page_view", c, "hubspot", click_url(_PAGES[rng.below(len(_PAGES))], c)))
         if handle is not None:
-            for _ in range(rng.below(3)):
-                at = rng.between(created, horizon)
-                add((at, "social_mention", camp(_SOCIAL_SLOTS, at, 35), "x",
-                     f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+            for _ in range(rng.below(3)):  # draws kept so that the other touches stay put
+                camp(_SOCIAL_SLOTS, rng.between(created, horizon), 35)
+            for at, c in self._background_mentions(idx, created, horizon):
+                add((at, "social_mention", c, "x", tweet_url(handle, idx, at)))
         if rng.pct() < 30:
             at = rng.between(created, horizon)
             c = camp(_ADS_SLOTS, at)
@@ -529,7 +589,7 @@ class Journeys:
             elif stage == "evangelist":
                 if handle is not None:
                     out.append((at, "social_mention", None, "x",
-                                f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+                                tweet_url(handle, idx, at)))
                 else:
                     out.append((at, "form_submission", None, "hubspot", SITE + "/review"))
             elif roll < 30 and p.email is not None:
@@ -537,7 +597,7 @@ class Journeys:
                 out.append((at, "email_open", c, system, None))
             elif roll < 45 and handle is not None:
                 out.append((at, "social_mention", self._campaign_at(_SOCIAL_SLOTS, at, h >> 8), "x",
-                            f"https://x.com/{handle}/status/{_h(self.seed, _S_TOUCH, idx, at) % 10**18}"))
+                            tweet_url(handle, idx, at)))
             elif roll < 55 and _STAGE_RANK.get(p.lifecycle_stage, 0) >= _STAGE_RANK["salesqualifiedlead"] \
                     and p.lifecycle_stage != "other":
                 out.append((at, "call", None, "salesforce", None))

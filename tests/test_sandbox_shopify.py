@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -365,3 +366,64 @@ def test_fault_kinds(faults: Sandbox) -> None:
         with pytest.raises(httpx.TimeoutException):
             c.post(GQL, json={"query": q})
     assert faults.stats("shopify")["routes"][ROUTE]["statuses"]["429"] == 1
+
+
+# -- listing without an index: ids follow the person index ---------------------------------------------
+
+ID_PAGE = """query($first: Int, $last: Int, $after: String, $before: String, $reverse: Boolean, $query: String) {
+  orders(first: $first, last: $last, after: $after, before: $before, reverse: $reverse, query: $query) {
+    edges { cursor node { id updatedAt } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
+
+
+def _ids(conn: dict[str, Any]) -> list[int]:
+    return [int(e["node"]["id"].rpartition("/")[2]) for e in conn["edges"]]
+
+
+def test_id_sort_pages_forward_backward_and_reversed_like_the_journeys(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    expected = sorted(5_000_000_000 + o.idx for o in expected_orders(j).values())
+    got: list[int] = []
+    after = None
+    with http(sb) as c:
+        while True:
+            conn = gql(c, ID_PAGE, {"first": 40, "after": after})["data"]["orders"]
+            got += _ids(conn)
+            if not conn["pageInfo"]["hasNextPage"]:
+                break
+            after = conn["pageInfo"]["endCursor"]
+        assert got == expected
+        first = gql(c, ID_PAGE, {"first": 10})["data"]["orders"]
+        back = gql(c, ID_PAGE, {"last": 3, "before": first["edges"][9]["cursor"]})["data"]["orders"]
+        assert _ids(back) == expected[6:9] and back["pageInfo"]["hasPreviousPage"] is True
+        assert back["pageInfo"]["hasNextPage"] is True
+        rev = gql(c, ID_PAGE, {"first": 5, "reverse": True})["data"]["orders"]
+        assert _ids(rev) == expected[::-1][:5]
+        rev2 = gql(c, ID_PAGE, {"first": 5, "reverse": True, "after": rev["pageInfo"]["endCursor"]})
+        assert _ids(rev2["data"]["orders"]) == expected[::-1][5:10]
+        tail = gql(c, ID_PAGE, {"last": 4})["data"]["orders"]
+        assert _ids(tail) == expected[-4:] and tail["pageInfo"]["hasNextPage"] is False
+
+
+def test_a_million_people_answer_at_once_and_since_queries_scan_only_the_changed() -> None:
+    started = time.perf_counter()
+    with start_sandbox([SPEC], size=1_000_000, seed=7, in_process=True) as big, http(big) as c:
+        first = gql(c, ID_PAGE, {"first": 50})["data"]["orders"]
+        elapsed = time.perf_counter() - started
+        assert len(_ids(first)) == 50 and _ids(first) == sorted(_ids(first)) and elapsed < 5
+        tick0 = big.clock()["ticks"][0]
+        big.advance(at=format_ms(parse_time(tick0) + 60_000))
+        since = parse_time(tick0) + 1
+        j = journeys_of(big)
+        expected: list[int] = []
+        for p in j.people_with_orders_since(since):
+            expected += [5_000_000_000 + o.idx for o in j.orders(p) if o.updated_ms >= since]
+            if len(expected) >= 20:
+                break
+        started = time.perf_counter()
+        changed = gql(c, ID_PAGE, {"first": 20, "query": f"updated_at:>'{tick0}'"})["data"]["orders"]
+        by_time = gql(c, ORDERS_PAGE, {"first": 20, "query": f"updated_at:>'{tick0}'"})["data"]["orders"]
+        assert time.perf_counter() - started < 5
+        stamps = [e["node"]["updatedAt"] for e in by_time["edges"]]
+        assert stamps and stamps == sorted(stamps) and all(parse_time(s) > parse_time(tick0) for s in stamps)
+    assert _ids(changed) == expected[:20]
+    assert all(parse_time(e["node"]["updatedAt"]) > parse_time(tick0) for e in changed["edges"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,14 +152,14 @@ def test_tweets_default_fields_and_snowflake_ids(sb: Sandbox) -> None:
 # -- paging equals the journeys ----------------------------------------------------------------------
 
 
-def test_search_pages_with_next_token_to_exactly_the_recent_mentions(sb: Sandbox) -> None:
-    j = journeys_of(sb)
-    start = int(time.time() * 1000) - 6 * DAY_MS
-    expected = expected_mentions(j, start)
-    assert len(expected) > 10  # more than one page
-    params = {"query": "@factoryline -is:retweet", "max_results": 10, "expansions": "author_id",
-              "tweet.fields": "created_at,author_id", "start_time": format_ms(start)}
-    with http(sb) as c:
+def test_search_pages_with_next_token_to_exactly_the_recent_mentions() -> None:
+    with start_sandbox([SPEC], size=2000, seed=7, in_process=True) as sb, http(sb) as c:
+        j = journeys_of(sb)
+        start = int(time.time() * 1000) - 6 * DAY_MS
+        expected = expected_mentions(j, start)
+        assert len(expected) > 10  # more than one page
+        params = {"query": "@factoryline -is:retweet", "max_results": 10, "expansions": "author_id",
+                  "tweet.fields": "created_at,author_id", "start_time": format_ms(start)}
         bodies = page_all(c, SEARCH, params, "next_token")
     assert len(bodies) == (len(expected) + 9) // 10
     assert sum(b["meta"]["result_count"] for b in bodies) == len(expected)
@@ -303,3 +304,60 @@ def _parses(stamp: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- pure listing, journeys alignment, scale -------------------------------------------------------------
+
+
+def test_mention_touch_urls_carry_the_served_tweet_ids(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    urls = {}
+    for p in range(j.world.people.count(j.world.tick)):
+        for touch in j.touches(p):
+            if touch.kind == "social_mention":
+                assert touch.url is not None
+                urls[touch.url.rpartition("/")[2]] = touch.url
+    with http(sb) as c:
+        bodies = page_all(c, MENTIONS, {"max_results": 100, "expansions": "author_id"}, "pagination_token")
+    users = {u["id"]: u["username"] for b in bodies for u in b.get("includes", {}).get("users", [])}
+    served = [t for b in bodies for t in b.get("data", [])]
+    assert served and {t["id"] for t in served} == set(urls)
+    for t in served:  # the URL names the author's handle and the tweet id the API serves
+        handle = users.get(t["author_id"]) or j.social_handle(int(t["author_id"]) - 1_400_000_000_000)
+        assert urls[t["id"]] == f"https://x.com/{handle}/status/{t['id']}"
+
+
+def test_pages_resume_from_the_token_alone_and_usernames_resolve_by_index(tmp_path: Path) -> None:
+    """A token is a position in the time layout: a fresh emulator (no cache) continues from it."""
+    with start_sandbox([SPEC], size=SIZE, seed=7, in_process=True, state_dir=tmp_path) as sb, http(sb) as c:
+        first = c.get(MENTIONS, params={"max_results": 5}).json()
+        token = first["meta"]["next_token"]
+        expected = c.get(MENTIONS, params={"max_results": 5, "pagination_token": token}).json()
+        j = journeys_of(sb)
+        holder = next(p for p in range(50) if j.social_handle(p) is not None)
+        other = next(p for p in range(holder + 1, 60) if j.social_handle(p) is not None)
+        found = c.get(f"/2/users/by/username/{j.social_handle(holder)}").json()
+        # the right index under someone else's name is not a user
+        forged = f"{j.social_handle(other)}".rpartition("_")[0] + f"_{holder}"
+        missing = c.get(f"/2/users/by/username/{forged}").json()
+    assert found["data"]["id"] == str(1_400_000_000_000 + holder)
+    assert "data" not in missing and missing["errors"][0]["title"] == "Not Found Error"
+    with start_sandbox([SPEC], size=SIZE, seed=7, in_process=True, state_dir=tmp_path) as fresh, \
+            http(fresh) as c:
+        again = c.get(MENTIONS, params={"max_results": 5, "pagination_token": token}).json()
+    assert again["data"] == expected["data"] and again["data"][0]["id"] < first["data"][-1]["id"]
+
+
+def test_first_request_on_a_million_people_is_fast_and_flat() -> None:
+    started = time.perf_counter()
+    with start_sandbox([SPEC], size=1_000_000, seed=7, in_process=True) as big, http(big) as c:
+        x = big.emulators["x"]
+        r = c.get(SEARCH, params={"query": "@factoryline", "max_results": 100, "tweet.fields": "created_at"})
+        elapsed = time.perf_counter() - started
+        body = r.json()
+        nxt = c.get(SEARCH, params={"query": "@factoryline", "max_results": 100,
+                                    "next_token": body["meta"]["next_token"]}).json()
+    assert x.base_url and r.status_code == 200 and body["meta"]["result_count"] == 100
+    ids = [int(t["id"]) for t in body["data"] + nxt["data"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 200  # newest first across pages
+    assert elapsed < 5, f"first request took {elapsed:.2f}s: is something indexing the population?"

@@ -19,6 +19,12 @@ aliases, fragments, variables and field selection behave as at Shopify; unknown 
   mutation; a query over 1000 is ``MAX_COST_EXCEEDED``); with ``rate_limits=True`` a leaky bucket
   (2000 points, 100/s) answers ``THROTTLED`` without ``data``.
 
+Listing by the default ``ID`` sort holds no index: an order's idx is ``person * 64 + n``, so a
+cursor is a position over person indexes and each page walks the people from there (an
+``updated_at:>`` bound after tick 0 visits only :meth:`~sandbox.journeys.Journeys.people_with_orders_since`:
+O(changed), also for the other sort keys). Other sort keys without such a bound build a per-tick
+index of the buyers on first use (O(buyers) time and memory).
+
 Ids: orders ``gid://shopify/Order/{5000000000 + idx}``, customers ``gid://shopify/Customer/{7000000000
 + person}``, line items ``gid://shopify/LineItem/{13000000000 + 100 x order + line}``. Money: the
 shop's currency is USD (``shopMoney``); ``presentmentMoney`` is the order's own currency.
@@ -34,6 +40,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +64,7 @@ from graphql import (
 
 from connectors.shopify.graphql import SCHEMA, query_cost
 from sandbox.faults import FaultRule
+from sandbox.journeys import ORDER_SLOTS
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.world import World, _h
 
@@ -80,6 +88,24 @@ FX_TO_USD = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "NZ
 _PATH = re.compile(r"^/admin/api/(?P<version>\d{4}-\d{2}|unstable)/graphql\.json$")
 _AUTH_ERROR = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 _SALT = 7300
+#: person records kept (an LRU: recent pages, not the population)
+_RECORDS_CACHE = 4096
+_SINCE = re.compile(r"(?:^|\s)updated_at:(>=?)('[^']*'|\"[^\"]*\"|\S+)")
+
+
+def _updated_since(query: str | None) -> int | None:
+    """The lower bound (ms) of an ``updated_at:>`` / ``>=`` term of an AND-only query, else ``None``."""
+    if not query or re.search(r"\bOR\b", query):
+        return None
+    m = _SINCE.search(query)
+    if m is None:
+        return None
+    from sandbox.world import parse_time
+
+    try:
+        return int(parse_time(m.group(2).strip("'\"")))
+    except ValueError:
+        return None
 
 
 def emulator_spec() -> EmulatorSpec:
@@ -346,8 +372,10 @@ class ShopifyEmulator(Emulator):
             "bulkOperation": self._bulk_by_id, "bulkOperationRunQuery": self._bulk_run,
             "bulkOperationCancel": self._bulk_cancel,
         }
-        # the first index costs O(buyers): build it before the first request needs it
-        threading.Thread(target=self.index, name="sandbox-shopify-warmup", daemon=True).start()
+        self._records_lock = threading.Lock()
+        #: (person, tick) -> (order records, customer record or None): a small LRU, not an index
+        self._records: OrderedDict[tuple[int, int], tuple[list[dict[str, Any]], dict[str, Any] | None]] = \
+            OrderedDict()
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -493,26 +521,125 @@ class ShopifyEmulator(Emulator):
         return bool(self.journeys.is_guest_buyer(person_idx))
 
     def _index_person(self, idx: _Index, p: int, t: int) -> None:
-        orders = self.journeys.orders(p, t)
+        orders, customer = self.person_records(p, t)
         if not orders:
             return
-        person = self.world.person(p, t)
-        name = f"{person.last_name} {person.first_name}".lower()
-        idx.by_person[p] = [o.idx for o in orders]
-        for o in orders:
-            total = sum(line.quantity * line.unit_price_cents for line in o.lines)
-            idx.orders[o.idx] = {
-                "id": ORDER_OFFSET + o.idx, "person": p, "created_at": _sec(o.created_ms),
-                "processed_at": _sec(o.created_ms), "updated_at": _sec(o.updated_ms), "email": (o.email or "").strip().lower() or None, "name": o.number.lower(),
-                "test": "true" if o.test else "false", "total": _to_usd(total, o.currency),
-                "status": "cancelled" if o.cancelled_ms is not None else "open", "customer_name": name}
-        if not self.is_guest(p):
-            latest = max(orders, key=lambda o: o.updated_ms)
-            idx.customers[p] = {
-                "id": CUSTOMER_OFFSET + p, "created_at": _sec(self._customer_created(p, orders)),
-                "updated_at": _sec(max(max(o.updated_ms for o in orders), self._customer_created(p, orders))),
-                "email": (latest.email or "").strip().lower() or None, "name": name,
-            }
+        idx.by_person[p] = [r["id"] - ORDER_OFFSET for r in orders]
+        for r in orders:
+            idx.orders[r["id"] - ORDER_OFFSET] = r
+        if customer is not None:
+            idx.customers[p] = customer
+
+    def person_records(self, p: int, t: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The search records of person ``p``'s orders (by id) and of its customer (``None`` for
+        guests and people without orders) at tick ``t``: a pure function of ``(p, t)``."""
+        key = (p, t)
+        with self._records_lock:
+            found = self._records.get(key)
+            if found is not None:
+                self._records.move_to_end(key)
+                return found
+        if not 0 <= p < self.world.people.count(t):
+            return [], None
+        orders = self.journeys.orders(p, t)
+        records: list[dict[str, Any]] = []
+        customer: dict[str, Any] | None = None
+        if orders:
+            person = self.world.person(p, t)
+            name = f"{person.last_name} {person.first_name}".lower()
+            for o in orders:
+                total = sum(line.quantity * line.unit_price_cents for line in o.lines)
+                records.append({
+                    "id": ORDER_OFFSET + o.idx, "person": p, "created_at": _sec(o.created_ms),
+                    "processed_at": _sec(o.created_ms), "updated_at": _sec(o.updated_ms),
+                    "email": (o.email or "").strip().lower() or None, "name": o.number.lower(),
+                    "test": "true" if o.test else "false", "total": _to_usd(total, o.currency),
+                    "status": "cancelled" if o.cancelled_ms is not None else "open", "customer_name": name})
+            if not self.is_guest(p):
+                latest = max(orders, key=lambda o: o.updated_ms)
+                created = self._customer_created(p, orders)
+                customer = {
+                    "id": CUSTOMER_OFFSET + p, "created_at": _sec(created),
+                    "updated_at": _sec(max(max(o.updated_ms for o in orders), created)),
+                    "email": (latest.email or "").strip().lower() or None, "name": name,
+                }
+        with self._records_lock:
+            self._records[key] = (records, customer)
+            while len(self._records) > _RECORDS_CACHE:
+                self._records.popitem(last=False)
+        return records, customer
+
+    def _order_record(self, o_idx: int, t: int) -> dict[str, Any] | None:
+        if o_idx < 0:
+            return None
+        orders, _ = self.person_records(o_idx // ORDER_SLOTS, t)
+        return next((r for r in orders if r["id"] == ORDER_OFFSET + o_idx), None)
+
+    def _people(self, t: int, start: int, descending: bool, query: str | None) -> Iterator[int]:
+        """Person indexes from ``start`` (inclusive) up or down that may hold matching records: every
+        person, or with an ``updated_at:>`` bound only the people with orders updated since (O(changed))."""
+        count = self.world.people.count(t)
+        since = _updated_since(query)
+        if since is None:
+            yield from (range(min(start, count - 1), -1, -1) if descending else range(max(0, start), count))
+        elif descending:
+            yield from reversed([p for p in self.journeys.people_with_orders_since(since, t) if p <= start])
+        else:
+            yield from (p for p in self.journeys.people_with_orders_since(since, t) if p >= start)
+
+    def _changed_records(self, kind: str, t: int, query: str | None) -> dict[int, dict[str, Any]] | None:
+        """id -> record of the records an ``updated_at:>`` bound after tick 0 can match (O(changed)),
+        or ``None`` when the query has no such bound (then other sort keys need the index)."""
+        since = _updated_since(query)
+        if since is None or since <= self.world.ticks[0] - 86_400_000:  # base edits end a day before tick 0
+            return None
+        out: dict[int, dict[str, Any]] = {}
+        for p in self.journeys.people_with_orders_since(since, t):
+            orders, customer = self.person_records(p, t)
+            for r in (orders if kind == "orders" else [customer] if customer is not None else []):
+                out[r["id"]] = r
+        return out
+
+    def _walk(self, kind: str, t: int, after_id: int | None, descending: bool,
+              query: str | None) -> Iterator[dict[str, Any]]:
+        """Records of ``kind`` in id order (descending if asked), strictly past ``after_id``."""
+        offset = ORDER_OFFSET if kind == "orders" else CUSTOMER_OFFSET
+        count = self.world.people.count(t)
+        if after_id is None:
+            start = count - 1 if descending else 0
+        else:
+            n = after_id - offset
+            start = (n // ORDER_SLOTS if kind == "orders" else n) if n >= 0 else (-1 if descending else 0)
+        for p in self._people(t, start, descending, query):
+            orders, customer = self.person_records(p, t)
+            recs = orders if kind == "orders" else ([customer] if customer is not None else [])
+            for r in (reversed(recs) if descending else recs):
+                if after_id is not None and (r["id"] >= after_id if descending else r["id"] <= after_id):
+                    continue
+                yield r
+
+    def _id_window(self, kind: str, t: int, preds: list[_Pred], query: str | None, size: int, forward: bool,
+                   reverse: bool, after: str | None, before: str | None) -> tuple[list[tuple[Any, int]], bool, bool]:
+        """:meth:`_window` for the ID sort without an index: walk the person indexes from the cursor."""
+        after_id = _uncursor(after)[1] if after else None
+        before_id = _uncursor(before)[1] if before else None
+        # display order is ascending ids unless reversed; a backward page walks display order backwards
+        descending = reverse == forward
+        start_id, stop_id = (after_id, before_id) if forward else (before_id, after_id)
+        page: list[tuple[Any, int]] = []
+        for r in self._walk(kind, t, start_id, descending, query):
+            if stop_id is not None and (r["id"] <= stop_id if descending else r["id"] >= stop_id):
+                break
+            if all(p(r) for p in preds):
+                if len(page) == size:
+                    page.append((r["id"], r["id"]))
+                    break
+                page.append((r["id"], r["id"]))
+        more = len(page) > size
+        page = page[:size]
+        if forward:
+            return page, more, after is not None
+        return list(reversed(page)), before is not None, more
 
     def _customer_created(self, p: int, orders: list[Any]) -> int:
         first = min(o.created_ms for o in orders)
@@ -588,9 +715,9 @@ class ShopifyEmulator(Emulator):
         more = len(page) > size
         return list(reversed(page[:size])), hi < n, more
 
-    def _connection(self, info: GraphQLResolveInfo, args: dict[str, Any], items: list[tuple[Any, int]],
+    def _connection(self, info: GraphQLResolveInfo, args: dict[str, Any], items: list[tuple[Any, int]] | None,
                     records: Callable[[int], dict[str, Any]], build: Callable[[list[int]], list[dict[str, Any]]],
-                    ) -> dict[str, Any]:
+                    walk: str | None = None) -> dict[str, Any]:
         size, forward = self._page_args(info, args)
         ctx = info.context
         top = info.path.prev is None
@@ -598,10 +725,15 @@ class ShopifyEmulator(Emulator):
         if ctx.get("bulk"):
             after = ctx.get("after") if top else None
             if not top:
-                size = len(items)
+                size = len(items or ())
         preds = _compile_search(args.get("query"))
-        page, has_next, has_prev = self._window(items, records, preds, size, forward, bool(args.get("reverse")),
-                                                after, args.get("before"))
+        if items is None:
+            assert walk is not None
+            page, has_next, has_prev = self._id_window(walk, ctx["tick"], preds, args.get("query"), size, forward,
+                                                       bool(args.get("reverse")), after, args.get("before"))
+        else:
+            page, has_next, has_prev = self._window(items, records, preds, size, forward,
+                                                    bool(args.get("reverse")), after, args.get("before"))
         nodes = build([id_ for _, id_ in page]) if page else []
         cursors = [_cursor(key, id_) for key, id_ in page]
         ctx["records"] = ctx.get("records", 0) + len(nodes)
@@ -614,16 +746,33 @@ class ShopifyEmulator(Emulator):
 
     def _orders(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
         tick = info.context["tick"]
-        idx = self.index(tick)
         key = _ORDER_SORT.get(args.get("sortKey") or "ID", "id")
+        if key == "id":  # ids follow the person index: no index needed
+            return self._connection(info, args, None, lambda i: {},
+                                    lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick), "orders")
+        changed = self._changed_records("orders", tick, args.get("query"))
+        if changed is not None:  # an incremental sync: sort only the records changed since
+            return self._connection(info, args, sorted((r[key], i) for i, r in changed.items()),
+                                    changed.__getitem__,
+                                    lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick))
+        idx = self.index(tick)
         return self._connection(info, args, self._sorted(idx, "orders", key),
                                 lambda i: idx.orders[i - ORDER_OFFSET],
                                 lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick), )
 
     def _customers(self, info: GraphQLResolveInfo, **args: Any) -> dict[str, Any]:
         tick = info.context["tick"]
-        idx = self.index(tick)
         key = _CUSTOMER_SORT.get(args.get("sortKey") or "ID", "id")
+        if key == "id":
+            return self._connection(info, args, None, lambda i: {},
+                                    lambda ids: [self._customer_node(i - CUSTOMER_OFFSET, tick) for i in ids],
+                                    "customers")
+        changed = self._changed_records("customers", tick, args.get("query"))
+        if changed is not None:
+            return self._connection(info, args, sorted((r[key], i) for i, r in changed.items()),
+                                    changed.__getitem__,
+                                    lambda ids: [self._customer_node(i - CUSTOMER_OFFSET, tick) for i in ids])
+        idx = self.index(tick)
         return self._connection(info, args, self._sorted(idx, "customers", key),
                                 lambda i: idx.customers[i - CUSTOMER_OFFSET],
                                 lambda ids: [self._customer_node(i - CUSTOMER_OFFSET, tick) for i in ids])
@@ -631,14 +780,14 @@ class ShopifyEmulator(Emulator):
     def _order(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
         tick = info.context["tick"]
         n = _gid_number(id, "Order")
-        if n is None or n - ORDER_OFFSET not in self.index(tick).orders:
+        if n is None or self._order_record(n - ORDER_OFFSET, tick) is None:
             return None
         return self._order_nodes([n - ORDER_OFFSET], tick)[0]
 
     def _customer(self, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
         tick = info.context["tick"]
         n = _gid_number(id, "Customer")
-        if n is None or n - CUSTOMER_OFFSET not in self.index(tick).customers:
+        if n is None or self.person_records(n - CUSTOMER_OFFSET, tick)[1] is None:
             return None
         return self._customer_node(n - CUSTOMER_OFFSET, tick)
 
@@ -650,11 +799,10 @@ class ShopifyEmulator(Emulator):
     # -- nodes -----------------------------------------------------------------------------------
 
     def _order_nodes(self, order_idxs: list[int], tick: int) -> list[dict[str, Any]]:
-        idx = self.index(tick)
         by_person: dict[int, dict[int, Any]] = {}
         out = []
         for o_idx in order_idxs:
-            p = idx.orders[o_idx]["person"]
+            p = o_idx // ORDER_SLOTS
             if p not in by_person:
                 by_person[p] = {o.idx: o for o in self.journeys.orders(p, tick)}
             out.append(self._order_node(by_person[p][o_idx], list(by_person[p]), tick))
@@ -734,8 +882,8 @@ class ShopifyEmulator(Emulator):
         return self._connection(info, args, items, lambda i: {}, build)
 
     def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
-        idx = self.index(tick)
-        rec = idx.customers[p]
+        rec = self.person_records(p, tick)[1]
+        assert rec is not None
         orders = self.journeys.orders(p, tick)
         person = self.world.person(p, tick)
         real = [o for o in orders if not o.test]
@@ -754,10 +902,10 @@ class ShopifyEmulator(Emulator):
         }
 
     def _customer_orders(self, info: GraphQLResolveInfo, args: dict[str, Any], p: int, tick: int) -> dict[str, Any]:
-        idx = self.index(tick)
         key = _ORDER_SORT.get(args.get("sortKey") or "ID", "id")
-        items = sorted((idx.orders[o][key], idx.orders[o]["id"]) for o in idx.by_person.get(p, ()))
-        return self._connection(info, args, items, lambda i: idx.orders[i - ORDER_OFFSET],
+        records = {r["id"]: r for r in self.person_records(p, tick)[0]}
+        items = sorted((r[key], i) for i, r in records.items())
+        return self._connection(info, args, items, lambda i: records[i],
                                 lambda ids: self._order_nodes([i - ORDER_OFFSET for i in ids], tick))
 
     # -- bulk operations -------------------------------------------------------------------------

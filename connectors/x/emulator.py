@@ -15,24 +15,34 @@ brand account ``@factoryline``. Served routes (app-only bearer token unless note
 ``tweet.fields``, ``user.fields`` and ``expansions=author_id`` select fields as X does (default
 tweet fields: ``id``, ``text``, ``edit_history_tweet_ids``). Authors who are suspended (1 in 40)
 keep their tweets but are missing from ``includes.users`` and reported in a partial ``errors`` array.
-Tweet ids are snowflakes: ``(created_ms - 1288834974657) << 22 | 22 hash bits``, so they increase
-with time. Every response carries ``x-rate-limit-limit/-remaining/-reset`` (15-minute windows, the
+Tweet ids are snowflakes (:func:`sandbox.journeys.tweet_id`: ``(created_ms - 1288834974657) << 22 |
+22 hash bits``), so they increase with time, and each ``social_mention`` touch's URL carries its id.
+
+Listing holds no index of the population: a token is the last id served, i.e. a time, and a page
+walks the journeys' time layout newest first from there: the ticks' mentions (each tick's change
+class and new people), then the base mentions window by window
+(:meth:`~sandbox.journeys.Journeys.base_mentions_between`); a username is read back from the index
+its handle ends with. Small LRU caches of recent windows keep paging cheap; memory does not grow with
+the population. Every response carries ``x-rate-limit-limit/-remaining/-reset`` (15-minute windows, the
 published app limits); with ``rate_limits=True`` an exhausted window answers 429 problem+json.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.faults import FaultRule
+from sandbox.journeys import SOCIAL_WINDOW_MS, TWEPOCH, tweet_id
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
-from sandbox.world import World, _h, format_ms, parse_time
+from sandbox.world import DAY_MS, YEAR_MS, World, _h, format_ms, parse_time
 
 __all__ = ["ACCESS_TOKEN", "BRAND_ID", "BRAND_USERNAME", "USER_ACCESS_TOKEN", "XEmulator", "emulator_spec",
            "tweet_id", "user_id"]
@@ -44,7 +54,6 @@ USER_ACCESS_TOKEN = "sandbox-x-user-oauth2-0000"
 BRAND_ID = "1100000000000000001"
 BRAND_USERNAME = "factoryline"
 BRAND_CREATED = "2019-03-14T12:00:00.000Z"
-TWEPOCH = 1_288_834_974_657
 USER_ID_OFFSET = 1_400_000_000_000
 RECENT_WINDOW_MS = 7 * 86_400_000
 MENTIONS_CAP = 800
@@ -56,6 +65,8 @@ JSON = "application/json; charset=utf-8"
 NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
 INVALID = "https://api.twitter.com/2/problems/invalid-request"
 _SUSPENDED_ONE_IN = 40
+#: a base-mention window spans the creation time of this many people (about as many mentions)
+_WINDOW_PEOPLE = 2000
 _SALT = 7100
 
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
@@ -97,17 +108,11 @@ def user_id(person_idx: int) -> str:
     return str(USER_ID_OFFSET + person_idx)
 
 
-def tweet_id(at_ms: int, person_idx: int, seq: int) -> int:
-    return ((at_ms - TWEPOCH) << 22) | (hash((person_idx, seq, 0x5EED)) & 0x3FFFFF)
-
-
 @dataclass(frozen=True, slots=True)
 class _Mention:
     id: int
     person: int
-    seq: int
     at_ms: int
-    campaign: int | None
 
 
 class _XError(Exception):
@@ -182,12 +187,16 @@ class XEmulator(Emulator):
         self.journeys = Journeys(world)
         self.limiter = _RateLimiter(options.rate_limits)
         self._lock = threading.Lock()
-        #: tick -> mentions newest first
-        self._index: dict[int, list[_Mention]] = {}
-        self._handles: dict[str, int] = {}
-        self._handles_count = -1
-        # the first index costs O(people with a handle): build it before the first request needs it
-        threading.Thread(target=self.mentions, name="sandbox-x-warmup", daemon=True).start()
+        # Listing is a pure function of the person index; these small LRU caches only save recomputing
+        # recent pages. Their size does not grow with the population: a window spans fewer days in a
+        # larger world, so it holds about the same number of mentions.
+        self._tick_cache: OrderedDict[int, list[_Mention]] = OrderedDict()    # tick k -> mentions at ticks[k]
+        self._window_cache: OrderedDict[int, list[_Mention]] = OrderedDict()  # window n -> base mentions
+        self._campaigns: OrderedDict[tuple[int, int], int | None] = OrderedDict()
+        base = max(1, world.people.base_count)
+        self._base_end = world.ticks[0] - DAY_MS      # base touches all lie at or before this
+        self._base_start = self._base_end - YEAR_MS   # and at or after the first creation
+        self._window_ms = max(3_600_000, min(SOCIAL_WINDOW_MS, YEAR_MS * _WINDOW_PEOPLE // base))
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -273,36 +282,77 @@ class XEmulator(Emulator):
     def _now_ms(self, tick: int) -> int:
         return max(int(time.time() * 1000), self.world.ticks[tick])
 
-    def mentions(self, tick: int | None = None) -> list[_Mention]:
-        """Every brand mention as of ``tick``, newest first (cached per tick)."""
-        t = self.world.tick if tick is None else tick
+    def _cached(self, cache: OrderedDict[Any, Any], key: Any, size: int, build: Callable[[], Any]) -> Any:
         with self._lock:
-            cached = self._index.get(t)
-            if cached is not None:
-                return cached
-            prev_t = max((k for k in self._index if k < t), default=None)
-            j = self.journeys
-            out: list[_Mention]
-            if prev_t is None:
-                people: Any = range(self.world.people.count(t))
-                out = []
-            else:
-                since = self.world.ticks[prev_t] + 1
-                people = set(j.people_touched_since(since, t))
-                people.update(range(self.world.people.count(prev_t), self.world.people.count(t)))
-                out = [m for m in self._index[prev_t] if m.person not in people]
-            for p in people:
-                if j.social_handle(p) is None:
-                    continue
-                for touch in j.touches(p, t):
-                    if touch.kind == "social_mention":
-                        out.append(_Mention(tweet_id(touch.at_ms, p, touch.seq), p, touch.seq, touch.at_ms,
-                                            touch.campaign_idx))
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        value = build()
+        with self._lock:
+            cache[key] = value
+            while len(cache) > size:
+                cache.popitem(last=False)
+        return value
+
+    def _tick_mentions(self, k: int) -> list[_Mention]:
+        """The mentions at exactly ``ticks[k]`` (k >= 1), newest first: the people of the tick's
+        change class and the people the tick created. They never change at later ticks."""
+        def build() -> list[_Mention]:
+            w, j = self.world, self.journeys
+            space = w.people
+            at = w.ticks[k]
+            before = space.count(k - 1)
+            out: list[_Mention] = []
+            for p in range(space.change_res[k], before, 100):
+                if j.has_handle(p):
+                    evs = j._tick_events(w.person(p, k), k)
+                    if evs and evs[-1][0] == at and evs[-1][1] == "social_mention":
+                        out.append(_Mention(tweet_id(at, p), p, at))
+            for p in range(before, space.count(k)):
+                if j.has_handle(p):
+                    out.extend(_Mention(tweet_id(at, p), p, at) for x in j.touches(p, k)
+                               if x.kind == "social_mention" and x.at_ms == at)
             out.sort(key=lambda m: m.id, reverse=True)
-            self._index[t] = out
-            for old in [k for k in self._index if k < t - 1]:
-                del self._index[old]
             return out
+        result: list[_Mention] = self._cached(self._tick_cache, k, 64, build)
+        return result
+
+    def _window_mentions(self, n: int) -> list[_Mention]:
+        """The base mentions (before tick 0) in window ``n``: ``(end - (n+1)W, end - nW]``, newest first."""
+        def build() -> list[_Mention]:
+            hi = self._base_end - n * self._window_ms
+            found = self.journeys.base_mentions_between(hi - self._window_ms + 1, hi)
+            out = [_Mention(tweet_id(at, p), p, at) for at, p in found]
+            out.sort(key=lambda m: m.id, reverse=True)
+            return out
+        result: list[_Mention] = self._cached(self._window_cache, n, 4, build)
+        return result
+
+    def mentions(self, tick: int | None = None, upper_ms: int | None = None) -> Iterator[_Mention]:
+        """Brand mentions as of ``tick`` at or before ``upper_ms``, newest first, computed lazily:
+        the ticks' mentions (newest tick first), then the base mentions window by window."""
+        w = self.world
+        t = w.tick if tick is None else tick
+        for k in range(t, 0, -1):
+            if upper_ms is None or w.ticks[k] <= upper_ms:
+                yield from self._tick_mentions(k)
+        end, size = self._base_end, self._window_ms
+        n = 0 if upper_ms is None or upper_ms >= end else (end - upper_ms) // size
+        while end - n * size >= self._base_start:
+            yield from self._window_mentions(n)
+            n += 1
+
+    def campaign_of(self, m: _Mention) -> int | None:
+        """The campaign of the journey touch behind a mention (its journey, built once)."""
+        def build() -> int | None:
+            w = self.world
+            k = next((k for k in range(1, w.tick + 1) if w.ticks[k] >= m.at_ms), w.tick)
+            for x in self.journeys.touches(m.person, max(k, w.people.created_tick(m.person))):
+                if x.kind == "social_mention" and x.at_ms == m.at_ms:
+                    return x.campaign_idx
+            return None
+        result: int | None = self._cached(self._campaigns, (m.person, m.at_ms), 4096, build)
+        return result
 
     def suspended(self, person_idx: int) -> bool:
         return _h(self.world.seed, _SALT, person_idx) % _SUSPENDED_ONE_IN == 0
@@ -311,15 +361,17 @@ class XEmulator(Emulator):
         h = _h(self.world.seed, _SALT + 1, m.id)
         roll = h % 20
         topic = _TOPICS[(h >> 8) % len(_TOPICS)]
-        event = "the summit"
-        if m.campaign is not None:
-            event = self.journeys.campaign(m.campaign).name
         url = f"https://t.co/{(h >> 16) % 36**10:010x}"
         if roll == 0:
             return _TEMPLATES_DE[0].format(topic=topic), "de"
         if roll == 1:
             return _TEMPLATES_FR[0].format(topic=topic), "fr"
         template = _TEMPLATES[(h >> 4) % len(_TEMPLATES)]
+        event = "the summit"
+        if "{event}" in template:  # the campaign costs a journey: only when the text names it
+            campaign = self.campaign_of(m)
+            if campaign is not None:
+                event = self.journeys.campaign(campaign).name
         return template.format(topic=topic, event=event, url=url), "en"
 
     def tweet(self, m: _Mention, tick: int) -> dict[str, Any]:
@@ -422,7 +474,8 @@ class XEmulator(Emulator):
             raise _invalid(f"The `{name}` query parameter value [{raw}] is not valid", name, raw)
         return value
 
-    def _timeline(self, request: Request, matches: Callable[[_Mention], bool], candidates: list[_Mention],
+    def _timeline(self, request: Request, matches: Callable[[_Mention], bool],
+                  candidates: Callable[[int | None], Iterable[_Mention]],
                   page_size: int, token_param: str, floor_ms: int | None) -> Response:
         tick = self.world.tick
         tweet_fields = self._fields(request, "tweet.fields", _TWEET_FIELDS, _DEFAULT_TWEET_FIELDS)
@@ -443,9 +496,13 @@ class XEmulator(Emulator):
         if start is None:
             start = floor_ms
         after = self._token(request, token_param)  # the last id served: continue below it
+        # start the lazy walk at the newest time any of the upper bounds allows
+        uppers = [(i >> 22) + TWEPOCH for i in (after, until_id) if i is not None]
+        if end is not None:
+            uppers.append(end - 1)
         page: list[_Mention] = []
         more = False
-        for m in candidates:
+        for m in candidates(min(uppers) if uppers else None):
             if after is not None and m.id >= after:
                 continue
             if since_id is not None and m.id <= since_id:
@@ -507,7 +564,7 @@ class XEmulator(Emulator):
         floor = self._now_ms(tick) - RECENT_WINDOW_MS
         size = self._int_param(request, "max_results", 10, 100, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
-        return self._timeline(request, matcher, self.mentions(tick), size, token, floor)
+        return self._timeline(request, matcher, lambda upper: self.mentions(tick, upper), size, token, floor)
 
     def _mentions(self, request: Request, id: str) -> Response:
         if not id.isdigit():
@@ -516,8 +573,11 @@ class XEmulator(Emulator):
         if id != BRAND_ID:
             self._person_of(id)  # 404-like errors for unknown users
             return Response(200, {"meta": {"result_count": 0}})
-        recent = self.mentions()[:MENTIONS_CAP]
-        return self._timeline(request, lambda m: True, recent, size, "pagination_token", None)
+        tick = self.world.tick
+        # the cap counts from the newest mention: walk from the top (recent windows are cached)
+        return self._timeline(request, lambda m: True,
+                              lambda upper: itertools.islice(self.mentions(tick), MENTIONS_CAP),
+                              size, "pagination_token", None)
 
     # -- users -----------------------------------------------------------------------------------
 
@@ -552,7 +612,7 @@ class XEmulator(Emulator):
                            "username", username)
         if username.lower() == BRAND_USERNAME:
             return self._user_body(request, None, username, "username")
-        idx = self._handle_index().get(username.lower())
+        idx = self._person_of_handle(username)
         if idx is None:
             return Response(200, {"errors": [{"value": username,
                                               "detail": f"Could not find user with username: [{username}].",
@@ -560,17 +620,16 @@ class XEmulator(Emulator):
                                               "parameter": "username", "resource_id": username, "type": NOT_FOUND}]})
         return self._user_body(request, idx, username, "username")
 
-    def _handle_index(self) -> dict[str, int]:
-        count = self.world.people.count(self.world.tick)
-        cache = self._handles
-        if self._handles_count != count:
-            cache = {}
-            for p in range(count):
-                handle = self.journeys.social_handle(p)
-                if handle:
-                    cache[handle.lower()] = p
-            self._handles, self._handles_count = cache, count
-        return cache
+    def _person_of_handle(self, username: str) -> int | None:
+        """Handles end with the person's index (``asmith_12``): read it back and check (O(1))."""
+        name = username.lower()
+        digits = re.search(r"[0-9]+$", name)
+        if digits is None:
+            return None
+        idx = int(digits.group())
+        if not 0 <= idx < self.world.people.count(self.world.tick):
+            return None
+        return idx if self.journeys.social_handle(idx) == name else None
 
 
 def _b36(n: int) -> str:
