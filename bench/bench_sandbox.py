@@ -1,21 +1,41 @@
-"""Serving throughput of the HubSpot emulator: contacts/s through plain httpx, and peak RSS.
+"""Serving throughput and server memory of the sandbox emulators, one vendor's main stream at a time.
 
-    /work/venv/bin/python bench/bench_sandbox.py --size 100000 [--in-process] [--properties all]
+    /work/venv/bin/python bench/bench_sandbox.py --vendor marketo --vendor mailchimp \\
+        [--sizes 100000,1000000] [--records 100000] [--in-process] [--properties all|default]
+    /work/venv/bin/python bench/bench_sandbox.py --vendor all
 
-Pages ``GET /crm/v3/objects/contacts?limit=100&properties=<all 36>`` to the end on kept-alive
-connections (``--connections 2`` splits the id range in two windows read in parallel, so the
-client's parsing overlaps the server's work). The server runs in its own process unless
-``--in-process``. Prints contacts/s, the server's peak RSS and this client's.
+For each vendor and world size a fresh server process starts (so its peak RSS is that emulator's
+alone), the clock advances ``--advance`` ticks, and a client reads the vendor's main stream the
+way a connector would, through plain httpx and the vendor's own paging, until ``--records``
+records or the stream ends:
+
+=========== ==============================================================================
+hubspot     ``GET /crm/v3/objects/contacts?limit=100&properties=<all 36>`` with ``after`` cursors
+salesforce  ``GET /services/data/v59.0/query?q=SELECT ... FROM Lead`` (every person) then ``nextRecordsUrl``
+marketo     ``/rest/v1/activities/pagingtoken.json`` (2000-01-01) then ``/rest/v1/activities.json``
+            (10 activity types, ``batchSize=300``) with ``nextPageToken`` until ``moreResult`` is false
+mailchimp   ``GET /3.0/lists/{list_id}/members?count=1000&offset=...`` up to ``total_items``
+x           ``GET /2/tweets/search/recent?query=@factoryline&max_results=100`` with ``next_token``
+shopify     GraphQL ``orders(first: 250, after:)`` with ``pageInfo.endCursor``
+=========== ==============================================================================
+
+``--connections 2`` (hubspot) splits the contact id range in windows read in parallel, so the
+client's parsing overlaps the server's work. Prints one table row per (vendor, size): the first
+request's latency, records read, records/s, requests, the server's peak RSS and its CPU time per
+record (independent of other load on the machine) (the emulators answer a page from a cursor over person
+indexes, so the RSS should not grow with the population), then the command line to reproduce.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import threading
 import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -25,66 +45,211 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from connectors.hubspot.emulator import _PROP_NAMES
 from sandbox import start_sandbox
 
+VENDORS = ("hubspot", "salesforce", "marketo", "mailchimp", "x", "shopify")
+MARKETO_TYPES = "1,2,6,7,8,9,10,11,12,104"  # at most 10 per request
+SOQL = "SELECT Id, FirstName, LastName, Email, Title, Company, Status, IsConverted, LastModifiedDate FROM Lead"
+ORDERS = "{ orders(first: 250%s) { edges { cursor node { id name createdAt updatedAt email " \
+         "totalPriceSet { shopMoney { amount currencyCode } } } } pageInfo { hasNextPage endCursor } } }"
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--in-process", action="store_true")
-    parser.add_argument("--properties", choices=("all", "default"), default="all")
-    parser.add_argument("--connections", type=int, default=1,
-                        help="parallel keep-alive connections, each paging its own id window")
-    parser.add_argument("--advance", type=int, default=3, help="ticks to advance first (so changes replay)")
-    args = parser.parse_args()
-    with start_sandbox(["hubspot"], size=args.size, seed=args.seed, in_process=args.in_process) as sb:
+#: a stream reader: (base url, settings, properties option) -> records per page, lazily
+Reader = Callable[[str, dict[str, str], str], Generator[int, None, None]]
+
+
+def _hubspot(base_url: str, settings: dict[str, str], properties: str,
+             window: tuple[int, int] | None = None) -> Generator[int, None, None]:
+    """Contacts, or those with ids in ``window`` (``--connections``: contact ids are 1000 + index)."""
+    props = ",".join(_PROP_NAMES["contacts"]) if properties == "all" else ""
+    headers = {"Authorization": f"Bearer {settings['access_token']}"}
+    after: str | None = str(window[0]) if window and window[0] > 1000 else None
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as c:
+        while True:
+            params = {"limit": "100", "archived": "false"}
+            if props:
+                params["properties"] = props
+            if after:
+                params["after"] = after
+            r = c.get("/crm/v3/objects/contacts", params=params)
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            yield sum(1 for x in body["results"] if window is None or int(x["id"]) < window[1])
+            nxt = body.get("paging", {}).get("next")
+            if not nxt or (window is not None and int(nxt["after"]) >= window[1]):
+                return
+            after = nxt["after"]
+
+
+def _salesforce(base_url: str, settings: dict[str, str], properties: str) -> Generator[int, None, None]:
+    headers = {"Authorization": f"Bearer {settings['session_id']}"}
+    version = settings["api_version"]
+    with httpx.Client(base_url=settings.get("plain_url", base_url), headers=headers, timeout=300) as c:
+        r = c.get(f"/services/data/v{version}/query", params={"q": SOQL})
+        while True:
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            yield len(body["records"])
+            if body.get("done", True) or not body.get("nextRecordsUrl"):
+                return
+            r = c.get(body["nextRecordsUrl"])
+
+
+def _marketo(base_url: str, settings: dict[str, str], properties: str) -> Generator[int, None, None]:
+    with httpx.Client(base_url=base_url, timeout=300) as c:
+        auth = c.get("/identity/oauth/token", params={"grant_type": "client_credentials",
+                                                      "client_id": settings["client_id"],
+                                                      "client_secret": settings["client_secret"]})
+        auth.raise_for_status()
+        c.headers["Authorization"] = f"Bearer {auth.json()['access_token']}"
+        body = c.get("/rest/v1/activities/pagingtoken.json", params={"sinceDatetime": "2000-01-01T00:00:00Z"}).json()
+        token = body["nextPageToken"]
+        while True:
+            r = c.get("/rest/v1/activities.json",
+                      params={"nextPageToken": token, "activityTypeIds": MARKETO_TYPES, "batchSize": "300"})
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            if not body["success"]:
+                raise RuntimeError(body["errors"])
+            yield len(body.get("result", []))
+            token = body["nextPageToken"]
+            if not body["moreResult"]:
+                return
+
+
+def _mailchimp(base_url: str, settings: dict[str, str], properties: str) -> Generator[int, None, None]:
+    offset = 0
+    path = f"/3.0/lists/{settings['list_id']}/members"
+    with httpx.Client(base_url=base_url, auth=("bench", settings["api_key"]), timeout=300) as c:
+        while True:
+            r = c.get(path, params={"count": "1000", "offset": str(offset)})
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            yield len(body["members"])
+            offset += len(body["members"])
+            if not body["members"] or offset >= body["total_items"]:
+                return
+
+
+def _x(base_url: str, settings: dict[str, str], properties: str) -> Generator[int, None, None]:
+    headers = {"Authorization": f"Bearer {settings['bearer_token']}"}
+    params: dict[str, Any] = {"query": "@factoryline", "max_results": 100, "expansions": "author_id",
+                              "tweet.fields": "created_at,author_id,lang"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as c:
+        while True:
+            r = c.get("/2/tweets/search/recent", params=params)
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            yield len(body.get("data", []))
+            nxt = body.get("meta", {}).get("next_token")
+            if not nxt:
+                return
+            params["next_token"] = nxt
+
+
+def _shopify(base_url: str, settings: dict[str, str], properties: str) -> Generator[int, None, None]:
+    headers = {"X-Shopify-Access-Token": settings["access_token"]}
+    after = ""
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as c:
+        while True:
+            r = c.post(f"/admin/api/{settings['api_version']}/graphql.json", json={"query": ORDERS % after})
+            r.raise_for_status()
+            body = orjson.loads(r.content)
+            if "data" not in body or body["data"] is None:
+                raise RuntimeError(body.get("errors"))
+            orders = body["data"]["orders"]
+            yield len(orders["edges"])
+            if not orders["pageInfo"]["hasNextPage"]:
+                return
+            after = f', after: "{orders["pageInfo"]["endCursor"]}"'
+
+
+READERS: dict[str, Reader] = {"hubspot": _hubspot, "salesforce": _salesforce, "marketo": _marketo,
+                              "mailchimp": _mailchimp, "x": _x, "shopify": _shopify}
+
+
+@dataclass
+class Row:
+    vendor: str
+    size: int
+    first_s: float
+    records: int
+    seconds: float
+    requests: int
+    rss_mb: float
+    cpu_s: float
+    ended: bool
+
+
+def run(vendor: str, size: int, args: argparse.Namespace) -> Row:
+    with start_sandbox([vendor], size=size, seed=args.seed, in_process=args.in_process) as sb:
         if args.advance:
             sb.advance(args.advance)
-        hs = sb.emulators["hubspot"]
-        props = ",".join(_PROP_NAMES["contacts"]) if args.properties == "all" else ""
-        headers = {"Authorization": f"Bearer {hs.settings['access_token']}"}
-        first_id, n = 1000, args.size  # contact ids are 1000 + index
-        bounds = [first_id + n * k // args.connections for k in range(args.connections + 1)]
-        counts = [0] * args.connections
-
-        def read_window(k: int) -> None:
-            """Page contacts with ids in [bounds[k], bounds[k+1]) through the list cursor."""
-            after: str | None = str(bounds[k]) if k else None
-            with httpx.Client(base_url=hs.base_url, headers=headers, timeout=60) as client:
-                while True:
-                    params = {"limit": "100", "archived": "false"}
-                    if props:
-                        params["properties"] = props
-                    if after:
-                        params["after"] = after
-                    resp = client.get("/crm/v3/objects/contacts", params=params)
-                    resp.raise_for_status()
-                    body = orjson.loads(resp.content)
-                    counts[k] += sum(1 for r in body["results"] if int(r["id"]) < bounds[k + 1])
-                    nxt = body.get("paging", {}).get("next")
-                    if not nxt or int(nxt["after"]) >= bounds[k + 1]:
-                        break
-                    after = nxt["after"]
-
-        sb.reset_stats("hubspot")
-        cpu_before = sb.stats("hubspot")["cpu_seconds"]
+        emu = sb.emulators[vendor]
+        sb.reset_stats(vendor)
+        cpu_before = sb.stats(vendor)["cpu_seconds"]
+        k = args.connections if vendor == "hubspot" else 1
+        bounds = [1000 + size * n // k for n in range(k + 1)]
+        streams = [READERS[vendor](emu.base_url, emu.settings, args.properties) if k == 1 else
+                   _hubspot(emu.base_url, emu.settings, args.properties, (bounds[n], bounds[n + 1]))
+                   for n in range(k)]
+        counts, ended, firsts = [0] * k, [True] * k, [0.0] * k
         started = time.perf_counter()
-        threads = [threading.Thread(target=read_window, args=(k,)) for k in range(args.connections)]
+
+        def read(n: int) -> None:
+            for got in streams[n]:
+                if not firsts[n]:
+                    firsts[n] = time.perf_counter() - started
+                counts[n] += got
+                if counts[n] >= args.records // k:
+                    ended[n] = False
+                    break
+            streams[n].close()
+
+        threads = [threading.Thread(target=read, args=(n,)) for n in range(k)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
-        seen = sum(counts)
-        stats = sb.stats("hubspot")
-    client_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"contacts served: {seen} in {elapsed:.2f}s = {seen / elapsed:,.0f} contacts/s "
-          f"({'in-process' if args.in_process else 'server process'}, {args.properties} properties, "
-          f"{args.connections} connection(s), {stats['requests']} requests)")
-    print(f"peak RSS: server {stats['peak_rss_mb']:.0f} MB, client {client_rss:.0f} MB")
-    if not args.in_process:
-        cpu = stats["cpu_seconds"] - cpu_before
-        print(f"server CPU: {cpu:.2f}s = {cpu / seen * 1e6:.1f} us/contact, i.e. {seen / cpu:,.0f} contacts/s "
-              "per fully available core (independent of other load on the machine)")
+        stats = sb.stats(vendor)
+    cpu = stats.get("cpu_seconds", 0.0) - cpu_before if not args.in_process else 0.0
+    return Row(vendor, size, firsts[0], sum(counts), elapsed, stats["requests"], stats["peak_rss_mb"], cpu,
+               all(ended))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--vendor", action="append", choices=(*VENDORS, "all"),
+                        help="vendor(s) to measure (repeatable; default hubspot)")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated world sizes")
+    parser.add_argument("--size", type=int, action="append", help="a world size (repeatable; overrides --sizes)")
+    parser.add_argument("--records", type=int, default=100_000, help="records to read per run (or to the end)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--properties", choices=("all", "default"), default="all", help="hubspot properties")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="hubspot only: parallel keep-alive connections, each paging its own id window")
+    parser.add_argument("--advance", type=int, default=3, help="ticks to advance first (so changes replay)")
+    args = parser.parse_args()
+    vendors = list(VENDORS) if not args.vendor or "all" in args.vendor else list(dict.fromkeys(args.vendor))
+    if not args.vendor:
+        vendors = ["hubspot"]
+    sizes = args.size or [int(s) for s in args.sizes.split(",") if s.strip()]
+    header = (f"{'vendor':<11} {'size':>9} {'first req':>10} {'records':>9} {'seconds':>8} {'records/s':>10} "
+              f"{'requests':>8} {'server RSS':>10} {'server CPU/rec':>14}")
+    print(header)
+    print("-" * len(header))
+    for vendor in vendors:
+        for size in sizes:
+            r = run(vendor, size, args)
+            note = "" if not r.ended else "  (stream ended)"
+            print(f"{r.vendor:<11} {r.size:>9,} {r.first_s * 1000:>8.0f}ms {r.records:>9,} {r.seconds:>8.1f} "
+                  f"{r.records / r.seconds if r.seconds else 0:>10,.0f} {r.requests:>8,} {r.rss_mb:>7.0f} MB "
+                  f"{r.cpu_s / max(1, r.records) * 1e6:>11.1f} us{note}",
+                  flush=True)
+    print(f"\n({'in-process' if args.in_process else 'server process'}; reproduce: /work/venv/bin/python "
+          f"bench/bench_sandbox.py {' '.join(f'--vendor {v}' for v in vendors)} "
+          f"--sizes {','.join(map(str, sizes))} --records {args.records} --seed {args.seed} --advance {args.advance}"
+          f"{' --in-process' if args.in_process else ''}"
+          f"{f' --connections {args.connections}' if args.connections > 1 else ''})")
     return 0
 
 

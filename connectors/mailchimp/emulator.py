@@ -1,9 +1,15 @@
 """Mailchimp Marketing API 3.0 emulator for the sandbox: root/ping, audiences (lists), members,
 campaigns and campaign email activity, in Mailchimp's wire format, over the shared sandbox world.
 
-The audience holds the world's people who have an email and at least one journey touch recorded
-by ``mailchimp`` (their company mails through Mailchimp); the first person to hold an address owns
-it (duplicate addresses are one member, as Mailchimp keys members by address). Member ids are the
+The audience holds the world's people who have an email and whose company (or, without one, the
+person) mails through Mailchimp (``Journeys.email_system``), whether or not a send happened yet; the
+first person to hold an address owns it (duplicate addresses are one member, as Mailchimp keys
+members by address). Membership is a pure function of the person index (the world's and the
+journeys' hashes, no person built), so the plain member listing pages by index: members are counted
+per block of 10,000 indexes (lazily; base blocks once, ~0.3 s for 1,000,000 people) and a page
+computes only the block it falls in. Filtered or sorted listings (``status``, ``since_last_changed``
+before tick 0, ``sort_field``), lookups by subscriber hash, list stats and campaign reports still
+scan the audience (``since_last_changed`` after tick 0 visits only the people touched since). Member ids are the
 MD5 of the lower-cased address. Campaigns are the journeys' campaigns run by ``mailchimp``; their
 reports' email activity is the members' opens, clicks and bounces of that campaign.
 
@@ -37,12 +43,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
 from typing import Any
 
 from sandbox.faults import FaultRule
-from sandbox.journeys import Campaign, Journeys, Touch
+from sandbox.journeys import _S_SYSTEM, Campaign, Journeys, Touch
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.world import Person, World, format_ms, parse_time
+from sandbox.world import _h as _world_h
 
 __all__ = ["API_KEY", "DATA_CENTER", "MailchimpEmulator", "emulator_spec", "member_id"]
 
@@ -57,6 +65,10 @@ PUBLIC_BASE = f"https://{DATA_CENTER}.api.mailchimp.com/3.0"
 PROBLEM = "application/problem+json; charset=utf-8"
 _BAD_TIME = "2026-02-31T25:61:00+00:00"
 _ACTIONS = {"email_open": "open", "email_click": "click", "email_bounce": "bounce"}
+BLOCK = 10_000  # members are counted per block of person indexes (lazily, cached: bounded memory)
+_M64 = (1 << 64) - 1
+_SHARE_SPAN = 20  # an address is shared only with the next 20 people (sandbox.world)
+_EMAIL_INDEX = re.compile(r"(\d+)@")
 _RECIPIENT_KINDS = frozenset({"email_send", "email_delivered", "email_open", "email_click", "email_bounce",
                               "unsubscribe"})
 
@@ -219,6 +231,13 @@ class MailchimpEmulator(Emulator):
         self.list_id = _hex("list", world.seed)
         self._audience: _Audience | None = None
         self._lock = threading.Lock()
+        #: block -> members in it (archived included), for blocks of base people (tick-independent)
+        self._raw_counts: dict[int, int] = {}
+        #: tick -> (archived members by block, members not archived per block); the latest tick only
+        self._live: tuple[int, dict[int, list[int]], list[int]] | None = None
+        #: (tick, filters) -> matching rows: the last few filtered or sorted listings (they scan)
+        self._listings: dict[tuple[Any, ...], list[tuple[int, str, int]]] = {}
+        self._hashes: tuple[int, dict[str, int]] | None = None
         self._campaign_ids = {_hex("campaign", world.seed, c): c for c in range(self.journeys.campaign_count())}
 
     # -- Emulator protocol -----------------------------------------------------------------------
@@ -361,14 +380,14 @@ class MailchimpEmulator(Emulator):
                 people = self.journeys.people_touched_since(self.world.ticks[old.tick] + 1, tick)
                 touches = dict(old.touches)
             for idx in set(people):
+                if not self._is_member(idx, tick):
+                    continue
                 mine = [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
-                if mine and self.world.person(idx, tick).email:
+                if mine:
                     touches[idx] = mine
             aud = _Audience(tick)
             for idx in sorted(touches):
                 h = member_id(self.world.person(idx, tick).email or "")
-                if h in aud.by_hash:
-                    continue  # a later person with an address the audience already holds
                 aud.by_hash[h] = idx
                 aud.touches[idx] = touches[idx]
                 for c in sorted({x.campaign_idx for x in touches[idx]
@@ -376,6 +395,127 @@ class MailchimpEmulator(Emulator):
                     aud.recipients.setdefault(c, []).append(idx)
             self._audience = aud
             return aud
+
+    # -- membership: a pure function of the person index ------------------------------------------
+
+    def _address_of(self, idx: int) -> int | None:
+        """The index whose clean address person ``idx`` holds (``None``: no address), by the world's
+        hashes: 3% have none, 2% share an address made for one of the 20 people before them."""
+        h2 = _world_h(self.world.seed, 14, idx)
+        roll = h2 % 100
+        if roll < 3:
+            return None
+        if roll < 5 and idx > 0:
+            return max(0, idx - 1 - (h2 >> 8) % _SHARE_SPAN)
+        return idx
+
+    def _mailchimp_mails(self, idx: int) -> bool:
+        """Whether the person's company (or, without one, the person) mails through Mailchimp:
+        ``Journeys.email_system`` by the same hash."""
+        j = self.world.company_of(idx)
+        return (hash((self.journeys.seed, _S_SYSTEM, -1 - idx if j is None else j, 0)) & _M64) % 100 >= 75
+
+    def _is_member(self, idx: int, tick: int) -> bool:
+        """Person ``idx`` (existing at ``tick``) is a member: has an address, their company mails
+        through Mailchimp, and is the first such holder of the address (shared addresses belong to
+        the lowest index). O(1), no person or journey built."""
+        address = self._address_of(idx)
+        if address is None or not self._mailchimp_mails(idx):
+            return False
+        return address == idx or not any(self._address_of(p) == address and self._mailchimp_mails(p)
+                                         for p in range(address, idx))
+
+    def _block_members(self, b: int, tick: int) -> list[int]:
+        """Members (archived included) with indexes in block ``b``, ascending: ``_is_member`` over
+        the block with the hashes taken in bulk (~0.3 us a person: 1,000,000 people in ~0.3 s)."""
+        w = self.world
+        seed, jseed, salt = w.seed, self.journeys.seed, _S_SYSTEM
+        people = range(b * BLOCK, min(w.people.count(tick), (b + 1) * BLOCK))
+        if not people:
+            return []
+        if (people.stop - 1) // 5 >= w.companies.count(w.tick) or people.start % 5:
+            return [i for i in people if self._is_member(i, tick)]
+        # company j employs people 5j .. 5j+4 (World.company_of); 12% have no company
+        no_company = [(h & _M64) % 100 < 12 for h in map(hash, zip(repeat(seed), repeat(12), people))]
+        j0 = people.start // 5
+        by_company = [(h & _M64) % 100 >= 75 for h in map(
+            hash, zip(repeat(jseed), repeat(salt), range(j0, (people.stop - 1) // 5 + 1), repeat(0)))]
+        mailed = list(chain.from_iterable(zip(*[by_company] * 5, strict=True)))
+        for k in compress(range(len(people)), no_company):  # mailed by their own index
+            mailed[k] = (hash((jseed, salt, -1 - people.start - k, 0)) & _M64) % 100 >= 75
+        candidates = list(compress(people, mailed))
+        out: list[int] = []
+        for i, h in zip(candidates, map(hash, zip(repeat(seed), repeat(14), candidates)), strict=True):
+            e = (h & _M64) % 100
+            if e >= 5 or (e >= 3 and self._is_member(i, tick)):  # 3..4: a shared address, maybe owned
+                out.append(i)
+        return out
+
+    def _block_count(self, b: int, tick: int) -> int:
+        space = self.world.people
+        if (b + 1) * BLOCK > space.base_count:  # holds grown people: depends on the tick
+            return len(self._block_members(b, tick))
+        with self._lock:
+            hit = self._raw_counts.get(b)
+        if hit is None:
+            hit = len(self._block_members(b, tick))
+            with self._lock:
+                self._raw_counts[b] = hit
+        return hit
+
+    def _live_counts(self, tick: int) -> tuple[dict[int, list[int]], list[int]]:
+        """(archived members by block, members not archived per block) at ``tick``, cached for the tick:
+        O(blocks + archived people)."""
+        with self._lock:
+            live = self._live
+        if live is not None and live[0] == tick:
+            return live[1], live[2]
+        archived: dict[int, list[int]] = {}
+        for idx in self.world.archived_indexes(self.world.people, tick):
+            if self._is_member(idx, tick):
+                archived.setdefault(idx // BLOCK, []).append(idx)
+        blocks = -(-self.world.people.count(tick) // BLOCK)
+        counts = [self._block_count(b, tick) - len(archived.get(b, ())) for b in range(blocks)]
+        with self._lock:
+            self._live = (tick, archived, counts)
+        return archived, counts
+
+    def _live_slice(self, lo: int, hi: int, tick: int) -> list[int]:
+        """The not-archived members ranked ``lo`` .. ``hi - 1`` (ascending index order)."""
+        archived, counts = self._live_counts(tick)
+        out: list[int] = []
+        seen = 0
+        for b, n in enumerate(counts):
+            if seen + n <= lo:
+                seen += n
+                continue
+            if seen >= hi:
+                break
+            gone = set(archived.get(b, ()))
+            for idx in self._block_members(b, tick):
+                if idx in gone:
+                    continue
+                if lo <= seen < hi:
+                    out.append(idx)
+                seen += 1
+                if seen >= hi:
+                    break
+        return out
+
+    def _member_touches(self, idx: int, tick: int) -> list[Touch]:
+        return [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+
+    def _by_address(self, address: str, tick: int) -> int | None:
+        """The member holding an address: addresses embed the index of the person they were made for."""
+        email = address.strip().lower()
+        m = _EMAIL_INDEX.search(email)
+        if m is None:
+            return None
+        base, count = int(m.group(1)), self.world.people.count(tick)
+        for i in range(base, min(count, base + _SHARE_SPAN + 1)):
+            if (self.world.person(i, tick).email or "").strip().lower() == email and self._is_member(i, tick):
+                return i
+        return None
 
     def _status(self, person: Person, touches: list[Touch]) -> tuple[str, int]:
         """(status, time it was last set)."""
@@ -387,18 +527,19 @@ class MailchimpEmulator(Emulator):
         bounce = next((x.at_ms for x in touches if x.kind == "email_bounce"), None)
         if bounce is not None:
             return "cleaned", bounce
+        opt_in = touches[0].at_ms if touches else person.created_ms
         roll = int(_hex("status", person.idx, n=4), 16) % 100
         if roll < 3:
-            return "pending", touches[0].at_ms
+            return "pending", opt_in
         if roll < 5:
-            return "transactional", touches[0].at_ms
-        return "subscribed", touches[0].at_ms
+            return "transactional", opt_in
+        return "subscribed", opt_in
 
     def _member(self, idx: int, touches: list[Touch], tick: int) -> dict[str, Any]:
         person = self.world.person(idx, tick)
         email = (person.email or "").strip()
         status, status_ms = self._status(person, touches)
-        opt_in = touches[0].at_ms
+        opt_in = touches[0].at_ms if touches else person.created_ms  # mailed from a later tick on
         last_changed = max(status_ms, opt_in, person.modified_ms)
         sends = sum(1 for x in touches if x.kind == "email_send") or 1
         opens = sum(1 for x in touches if x.kind == "email_open")
@@ -433,7 +574,7 @@ class MailchimpEmulator(Emulator):
     # -- routes ----------------------------------------------------------------------------------
 
     def _root(self, request: Request) -> Response:
-        aud = self.audience()
+        archived, counts = self._live_counts(self.world.tick)
         return Response(200, {
             "account_id": _hex("account", self.world.seed, n=25), "login_id": "100001",
             "account_name": "Factoryline Sandbox", "email": "marketing@factoryline.example",
@@ -443,7 +584,7 @@ class MailchimpEmulator(Emulator):
             "contact": {"company": "Factoryline", "addr1": "1 Main St", "addr2": "", "city": "Boston", "state": "MA",
                         "zip": "02110", "country": "US"},
             "pro_enabled": False, "last_login": _dt(self.world.ticks[self.world.tick]),
-            "total_subscribers": len(aud.by_hash),
+            "total_subscribers": sum(counts) + sum(len(ids) for ids in archived.values()),
             "industry_stats": {"open_rate": 0.21, "bounce_rate": 0.01, "click_rate": 0.03},
             "_links": [_link("self", "/"), _link("lists", "/lists"), _link("campaigns", "/campaigns")],
         })
@@ -451,18 +592,65 @@ class MailchimpEmulator(Emulator):
     def _ping(self, request: Request) -> Response:
         return Response(200, {"health_status": "Everything's Chimpy!"})
 
-    def _member_rows(self, aud: _Audience) -> list[tuple[int, str, int]]:
-        """(person, status, last changed) of every member, computed once per tick."""
-        rows = aud.rows
-        if rows is None:
-            rows = []
-            for idx in sorted(aud.touches):
-                touches = aud.touches[idx]
-                person = self.world.person(idx, aud.tick)
-                status, status_ms = self._status(person, touches)
-                rows.append((idx, status, _sec(max(status_ms, touches[0].at_ms, person.modified_ms))))
-            aud.rows = rows
+    def _row(self, idx: int, tick: int) -> tuple[int, str, int]:
+        """(person, status, last changed to the second) of a member."""
+        person = self.world.person(idx, tick)
+        touches = self._member_touches(idx, tick)
+        status, status_ms = self._status(person, touches)
+        opt_in = touches[0].at_ms if touches else person.created_ms
+        return idx, status, _sec(max(status_ms, opt_in, person.modified_ms))
+
+    def _opt_in(self, idx: int, tick: int) -> int:
+        touches = self._member_touches(idx, tick)
+        return touches[0].at_ms if touches else self.world.person(idx, tick).created_ms
+
+    def _all_members(self, tick: int) -> Iterable[int]:
+        for b in range(-(-self.world.people.count(tick) // BLOCK)):
+            yield from self._block_members(b, tick)
+
+    def _listing(self, tick: int, since: int | None, before: int | None, wanted: str | None,
+                 sort_field: str | None, desc: bool) -> list[tuple[int, str, int]]:
+        """The rows of a filtered or sorted member listing: from the people touched since ``since``
+        (O(changed)) when it is after tick 0, from the archived members for ``status=archived``,
+        else from every member (O(audience); the last few listings are cached)."""
+        key = (tick, since, before, wanted, sort_field, desc)
+        with self._lock:
+            hit = self._listings.get(key)
+        if hit is not None:
+            return hit
+        candidates: Iterable[int]
+        archived, _ = self._live_counts(tick)
+        if wanted == "archived":
+            candidates = sorted(i for ids in archived.values() for i in ids)
+        elif since is not None and since > self.world.ticks[0]:
+            touched = (i for i in self.journeys.people_touched_since(since, tick) if self._is_member(i, tick))
+            candidates = sorted({*touched, *(i for ids in archived.values() for i in ids)})
+        else:
+            candidates = self._all_members(tick)
+        rows = []
+        for idx in candidates:
+            row = self._row(idx, tick)
+            status, changed = row[1], row[2]
+            if (wanted is not None and status != wanted) or (wanted is None and status == "archived"):
+                continue
+            if (since is not None and changed < since) or (before is not None and changed > before):
+                continue
+            rows.append(row)
+        if sort_field == "last_changed":
+            rows.sort(key=lambda r: r[2], reverse=desc)
+        elif sort_field is not None:  # opt-in time: the first Mailchimp touch
+            rows.sort(key=lambda r: self._opt_in(r[0], tick), reverse=desc)
+        elif desc:
+            rows.reverse()
+        with self._lock:
+            self._listings[key] = rows
+            while len(self._listings) > 4:
+                self._listings.pop(next(iter(self._listings)))
         return rows
+
+    def _member_rows(self, aud: _Audience) -> list[tuple[int, str, int]]:
+        """(person, status, last changed) of every member (archived included): O(audience)."""
+        return [self._row(idx, aud.tick) for idx in self._all_members(aud.tick)]
 
     def _list_record(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -506,37 +694,47 @@ class MailchimpEmulator(Emulator):
         since = self._time_arg(request, "since_last_changed")
         before = self._time_arg(request, "before_last_changed")
         wanted = request.arg("status")
-        aud, tick = self.audience(), self.world.tick
-        selected: list[dict[str, Any]] = []
-        matched = 0
         sort_field, desc = _sort(request, ("timestamp_opt", "timestamp_signup", "last_changed"))
-        rows = self._member_rows(aud)
-        if sort_field == "last_changed":
-            rows = sorted(rows, key=lambda r: r[2], reverse=desc)
-        elif sort_field is not None:  # opt-in time: the first Mailchimp touch
-            rows = sorted(rows, key=lambda r: aud.touches[r[0]][0].at_ms, reverse=desc)
-        elif desc:
-            rows = rows[::-1]
-        for idx, status, changed in rows:
-            if (wanted is not None and status != wanted) or (wanted is None and status == "archived"):
-                continue
-            if (since is not None and changed < since) or (before is not None and changed > before):
-                continue
-            if offset <= matched < offset + count:
-                selected.append(self._member(idx, aud.touches[idx], tick))
-            matched += 1
+        tick = self.world.tick
+        page: list[int]
+        if since is None and before is None and wanted is None and sort_field is None:
+            # the plain listing: by person index through the per-block counts (flat in the audience)
+            _, counts = self._live_counts(tick)
+            matched = sum(counts)
+            if desc:
+                page = self._live_slice(max(0, matched - offset - count), max(0, matched - offset), tick)[::-1]
+            else:
+                page = self._live_slice(offset, offset + count, tick)
+        else:
+            rows = self._listing(tick, since, before, wanted, sort_field, desc)
+            matched = len(rows)
+            page = [idx for idx, _, _ in rows[offset:offset + count]]
+        selected = [self._member(idx, self._member_touches(idx, tick), tick) for idx in page]
         return Response(200, {"members": selected, "list_id": self.list_id, "total_items": matched,
                               "_links": [_link("self", f"/lists/{self.list_id}/members"),
                                          _link("parent", f"/lists/{self.list_id}")]}, records=len(selected))
 
     def _member_get(self, request: Request, list_id: str, hash: str) -> Response:
         self._check_list(list_id)
-        aud = self.audience()
-        key = hash.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", hash) else member_id(hash)
-        idx = aud.by_hash.get(key)
+        tick = self.world.tick
+        if re.fullmatch(r"[0-9a-fA-F]{32}", hash):  # a subscriber hash: MD5 is one-way, so ask the index
+            idx = self._hash_index(tick).get(hash.lower())
+        else:
+            idx = self._by_address(hash, tick)
         if idx is None:
             raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
-        return Response(200, self._member(idx, aud.touches[idx], self.world.tick), records=1)
+        return Response(200, self._member(idx, self._member_touches(idx, tick), tick), records=1)
+
+    def _hash_index(self, tick: int) -> dict[str, int]:
+        """Subscriber hash -> member (O(audience), built on the first lookup by hash per tick)."""
+        with self._lock:
+            hit = self._hashes
+        if hit is not None and hit[0] == tick:
+            return hit[1]
+        index = {member_id(self.world.person(i, tick).email or ""): i for i in self._all_members(tick)}
+        with self._lock:
+            self._hashes = (tick, index)
+        return index
 
     def _campaigns(self) -> list[Campaign]:
         now = self.world.ticks[self.world.tick]

@@ -22,6 +22,17 @@ last token resumes later with what happened since); ``/rest/v1/activities/delete
 104 webinar attended, 1/2 web visits and forms, 12 New Lead at the first Marketo touch, 13 Change
 Data Value for lead score/status/title/stage changes at ticks, 46 for other touch kinds.
 
+Scale: nothing is indexed up front. Whether Marketo knows a person is computed from that person's
+journey (O(its touches), a small LRU), so a lead or a page costs the same at 1,000 or 1,000,000
+people. The activity stream is a cursor over person indexes: ordered by (lead, date), the paging
+token holds the window ``[since, until]`` (``until`` fixed by the first page to the clock) and the
+last (date, lead, seq) served; a window after tick 0 visits only the people the journeys touched
+since (``people_touched_since``, O(changed)), an older one every person from the cursor on (at most
+20,000 per request: such a page may be empty with ``moreResult: true``). The last token opens the
+window after ``until``. Email lookups use the index embedded in the address (``first.last{i}@``,
+shared only with the next 20 people). Program members scan the people touched since the program's
+start once per program and tick (a small LRU).
+
 Wire format: every REST answer is ``{requestId, success, errors, warnings, result, nextPageToken?,
 moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code, message}]``
 (600 token missing, 601 token invalid, 602 token expired, 606 rate limit of 100 calls / 20 s and
@@ -48,7 +59,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.faults import FaultRule
@@ -77,6 +88,10 @@ MAX_FILTER_VALUES = 300
 MAX_ACTIVITY_TYPES = 10
 MAX_ASSET_RETURN = 200
 SYSTEM = "marketo"
+_TOUCH_CACHE = 4096
+_SCAN_LIMIT = 20_000  # people an activities page looks at before it answers (maybe empty, moreResult)
+_SHARE_SPAN = 20  # an email is shared with at most the next 20 people (sandbox.world)
+_EMAIL_INDEX = re.compile(r"(\d+)@")
 _BAD_TIME = "2026-02-31T25:61:00Z"
 
 
@@ -240,21 +255,8 @@ _MEMBER = (0, "Member", False)
 
 
 # -------------------------------------------------------------------------------------------
-# what Marketo knows at a tick
+# the request limiter
 # -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Known:
-    """The world's people Marketo knows at one tick, built incrementally from the previous tick."""
-
-    tick: int
-    #: person index -> that person's Marketo touches (time-ordered)
-    touches: dict[int, list[Touch]] = field(default_factory=dict)
-    #: normalised email -> person indexes
-    by_email: dict[str, list[int]] = field(default_factory=dict)
-    #: campaign index -> member person indexes (ascending)
-    members: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _norm_email(email: str | None) -> str | None:
@@ -334,6 +336,8 @@ _Pos = tuple[int, int, int]
 #: what an activity renders: a touch, None (New Lead) or a field change (field, old value, new value)
 _Payload = Touch | tuple[str, Any, Any] | None
 CHANGE_SEQ = 500_000
+_START: _Pos = (-1, -1, -2)  # before every activity
+_FAR = 1 << 62
 DELETE_SEQ = 999_998
 
 
@@ -359,11 +363,11 @@ class MarketoEmulator(Emulator):
         #: token -> expiry (monotonic seconds); expired tokens are kept so they answer 602, not 601
         self._tokens: dict[str, float] = {}
         self._current: str | None = None
-        self._known: _Known | None = None
-        self._known_lock = threading.Lock()
-        #: (since ms, tick, type ids) -> sorted activity positions and their touches
-        self._streams: OrderedDict[tuple[int, int, tuple[int, ...]], tuple[list[_Pos], list[_Payload]]] = (
-            OrderedDict())
+        self._cache_lock = threading.Lock()
+        #: (person, tick) -> that person's Marketo touches: a small LRU, so memory stays flat
+        self._touch_cache: OrderedDict[tuple[int, int], list[Touch]] = OrderedDict()
+        #: (campaign, tick) -> member person indexes (ascending), a small LRU
+        self._member_cache: OrderedDict[tuple[int, int], list[int]] = OrderedDict()
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -467,34 +471,51 @@ class MarketoEmulator(Emulator):
     # -- what Marketo knows ----------------------------------------------------------------------
 
     def _marketo_touches(self, idx: int, tick: int) -> list[Touch]:
-        return [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+        """The person's Marketo touches at ``tick`` (empty: Marketo does not know the person):
+        a pure function of (person, tick), O(the person's touches), cached in a bounded LRU."""
+        if not 0 <= idx < self.world.people.count(tick):
+            return []
+        key = (idx, tick)
+        with self._cache_lock:
+            hit = self._touch_cache.get(key)
+            if hit is not None:
+                self._touch_cache.move_to_end(key)
+                return hit
+        mine = [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+        with self._cache_lock:
+            self._touch_cache[key] = mine
+            while len(self._touch_cache) > _TOUCH_CACHE:
+                self._touch_cache.popitem(last=False)
+        return mine
 
-    def known(self) -> _Known:
-        """The people Marketo knows now (updated incrementally as the clock advances)."""
-        tick = self.world.tick
-        with self._known_lock:
-            old = self._known
-            if old is not None and old.tick == tick:
-                return old
-            if old is None or old.tick > tick:
-                people: Iterable[int] = self.journeys.people_touched_since(0, tick)
-                touches: dict[int, list[Touch]] = {}
-            else:
-                people = self.journeys.people_touched_since(self.world.ticks[old.tick] + 1, tick)
-                touches = dict(old.touches)
-            for idx in set(people):
-                mine = self._marketo_touches(idx, tick)
-                if mine:
-                    touches[idx] = mine
-            known = _Known(tick, touches)
-            for idx in sorted(touches):
-                email = _norm_email(self.world.person(idx, tick).email)
-                if email:
-                    known.by_email.setdefault(email, []).append(idx)
-                for c in sorted({x.campaign_idx for x in touches[idx] if x.campaign_idx is not None}):
-                    known.members.setdefault(c, []).append(idx)
-            self._known = known
-            return known
+    def _by_email(self, email: str, tick: int) -> list[int]:
+        """People whose (normalised) email is ``email``: addresses embed the index of the person
+        they were made for (``first.last{i}@domain``) and are shared only with the next 20 people."""
+        m = _EMAIL_INDEX.search(email)
+        if m is None:
+            return []
+        base, count = int(m.group(1)), self.world.people.count(tick)
+        return [i for i in range(base, min(count, base + _SHARE_SPAN + 1))
+                if _norm_email(self.world.person(i, tick).email) == email]
+
+    def _members_of(self, c: int, tick: int) -> list[int]:
+        """Person indexes (ascending) with a Marketo touch of campaign ``c``: the people whose
+        journeys can reach into the campaign's window (scanned once per campaign and tick, cached
+        in a small LRU)."""
+        key = (c, tick)
+        with self._cache_lock:
+            hit = self._member_cache.get(key)
+            if hit is not None:
+                self._member_cache.move_to_end(key)
+                return hit
+        campaign = self.journeys.campaign(c, tick)
+        out = [idx for idx in self.journeys.people_touched_since(campaign.start_ms, tick)
+               if any(x.campaign_idx == c for x in self._marketo_touches(idx, tick))]
+        with self._cache_lock:
+            self._member_cache[key] = out
+            while len(self._member_cache) > 4:
+                self._member_cache.popitem(last=False)
+        return out
 
     def _live(self, idx: int, tick: int) -> Person | None:
         person = self.world.person(idx, tick)
@@ -519,10 +540,11 @@ class MarketoEmulator(Emulator):
         return tuple(out)
 
     def _lead(self, request: Request, id: str) -> Response:
-        known, tick = self.known(), self.world.tick
+        tick = self.world.tick
         idx = int(id) - LEAD_OFFSET
-        person = self._live(idx, tick) if idx in known.touches else None
-        rows = [] if person is None else [self._lead_record(person, known.touches[idx], self._fields(request))]
+        touches = self._marketo_touches(idx, tick)
+        person = self._live(idx, tick) if touches else None
+        rows = [] if person is None else [self._lead_record(person, touches, self._fields(request))]
         return Response(200, _envelope(rows), records=len(rows))
 
     def _lead_record(self, person: Person, touches: list[Touch], wanted: tuple[str, ...]) -> dict[str, Any]:
@@ -584,7 +606,7 @@ class MarketoEmulator(Emulator):
             raise _MarketoError("1003", f"Too many values in filterValues, max {MAX_FILTER_VALUES}")
         batch = self._batch_size(request)
         wanted = self._fields(request)
-        known, tick = self.known(), self.world.tick
+        tick = self.world.tick
         matched: list[int] = []
         kind = filter_type.lower()
         if kind == "id":
@@ -593,17 +615,17 @@ class MarketoEmulator(Emulator):
                     idx = int(v) - LEAD_OFFSET
                 except ValueError as exc:
                     raise _MarketoError("1003", f"Invalid filterValues '{v}' for filterType 'id'") from exc
-                if idx in known.touches:
+                if self._marketo_touches(idx, tick):
                     matched.append(idx)
         elif kind == "email":
             for v in values:
-                matched.extend(known.by_email.get(v.lower(), ()))
+                matched.extend(i for i in self._by_email(v.lower(), tick) if self._marketo_touches(i, tick))
         else:
             raise _MarketoError("1003", f"Invalid filterType '{filter_type}'")
         matched = [i for i in dict.fromkeys(matched) if self._live(i, tick) is not None]
         start = self._offset_token(request.arg("nextPageToken"))
         page = matched[start:start + batch]
-        rows = [self._lead_record(self.world.person(i, tick), known.touches[i], wanted) for i in page]
+        rows = [self._lead_record(self.world.person(i, tick), self._marketo_touches(i, tick), wanted) for i in page]
         body = _envelope(rows)
         if start + batch < len(matched):
             body["nextPageToken"] = self._make_offset_token(start + batch)
@@ -659,19 +681,22 @@ class MarketoEmulator(Emulator):
         return Response(200, _envelope(rows), records=len(rows))
 
     @staticmethod
-    def _make_activity_token(since: int, pos: _Pos) -> str:
-        return base64.b32encode(f"a:{since}:{pos[0]}:{pos[1]}:{pos[2]}".encode()).decode()
+    def _make_activity_token(since: int, pos: _Pos, upto: int = -1) -> str:
+        """A paging token: the window ``[since, upto]`` (``upto`` -1: fixed to the clock by the
+        first page) and the position of the last activity served."""
+        return base64.b32encode(f"a:{since}:{upto}:{pos[0]}:{pos[1]}:{pos[2]}".encode()).decode()
 
     @staticmethod
-    def _activity_token(token: str) -> tuple[int, _Pos]:
+    def _activity_token(token: str) -> tuple[int, int, _Pos]:
+        """(since, upto, position) of a paging token."""
         try:
             parts = base64.b32decode(token.encode()).decode().split(":")
-            if len(parts) != 5 or parts[0] != "a":
+            if len(parts) != 6 or parts[0] != "a":
                 raise ValueError(token)
-            since, at, idx, seq = (int(p) for p in parts[1:])
+            since, upto, at, idx, seq = (int(p) for p in parts[1:])
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise _MarketoError("1003", f"Invalid nextPageToken '{token}'") from exc
-        return since, (at, idx, seq)
+        return since, upto, (at, idx, seq)
 
     def _paging_token(self, request: Request) -> Response:
         raw = request.arg("sinceDatetime")
@@ -681,7 +706,7 @@ class MarketoEmulator(Emulator):
             since = parse_time(raw)
         except ValueError as exc:
             raise _MarketoError("1003", f"Invalid sinceDatetime '{raw}'") from exc
-        return Response(200, _envelope(None, nextPageToken=self._make_activity_token(since, (since, -1, -2))))
+        return Response(200, _envelope(None, nextPageToken=self._make_activity_token(since, _START)))
 
     def _data_changes(self, idx: int, since: int, tick: int) -> list[tuple[_Pos, _Payload]]:
         """"Change Data Value" activities: the lead's field changes at ticks at or after ``since``."""
@@ -698,38 +723,33 @@ class MarketoEmulator(Emulator):
                     out.append(((at, idx, CHANGE_SEQ + k * 8 + n), (name, before, after)))
         return out
 
-    def _stream(self, since: int, types: tuple[int, ...]) -> tuple[list[_Pos], list[_Payload]]:
-        """Every activity of the wanted types at or after ``since``, in (date, lead, seq) order."""
-        tick = self.world.tick
-        key = (since, tick, types)
-        with self._known_lock:
-            hit = self._streams.get(key)
-            if hit is not None:
-                self._streams.move_to_end(key)
-                return hit
-        known = self.known()
-        wanted = set(types)
+    def _person_activities(self, idx: int, since: int, upto: int, wanted: frozenset[int],
+                           tick: int) -> list[tuple[_Pos, _Payload]]:
+        """The lead's activities of the wanted types in ``[since, upto]``, in (date, seq) order."""
+        touches = self._marketo_touches(idx, tick)
+        if not touches:
+            return []
+        first = touches[0]
         found: list[tuple[_Pos, _Payload]] = []
-        for idx in self.journeys.people_touched_since(since, tick):
-            touches = known.touches.get(idx)
-            if not touches:
-                continue
-            first = touches[0]
-            if 12 in wanted and first.at_ms >= since:
-                found.append(((first.at_ms, idx, -1), None))
-            for x in touches:
-                if x.at_ms >= since and _TOUCH_TYPE.get(x.kind, _MOMENT) in wanted:
-                    found.append(((x.at_ms, idx, x.seq), x))
-            if 13 in wanted:
-                found.extend(self._data_changes(idx, max(since, first.at_ms), tick))
-        found = sorted(dict(found).items())
-        positions = [p for p, _ in found]
-        stream = (positions, [x for _, x in found])
-        with self._known_lock:
-            self._streams[key] = stream
-            while len(self._streams) > 8:
-                self._streams.popitem(last=False)
-        return stream
+        if 12 in wanted and since <= first.at_ms <= upto:
+            found.append(((first.at_ms, idx, -1), None))
+        for x in touches:
+            if since <= x.at_ms <= upto and _TOUCH_TYPE.get(x.kind, _MOMENT) in wanted:
+                found.append(((x.at_ms, idx, x.seq), x))
+        if 13 in wanted:
+            found.extend(c for c in self._data_changes(idx, max(since, first.at_ms), tick) if c[0][0] <= upto)
+        found.sort(key=lambda item: (item[0][0], item[0][2]))
+        return found
+
+    def _people_from(self, start: int, since: int, tick: int, lead_ids: set[int]) -> Iterable[int]:
+        """Ascending person indexes from ``start`` that may have activities at or after ``since``:
+        the asked leads, every person for a window reaching before tick 0, else the people the
+        journeys touched since (O(changed))."""
+        if lead_ids:
+            return (i for i in sorted(lead_ids) if i >= start)
+        if since <= self.world.ticks[0]:
+            return range(max(0, start), self.world.people.count(tick))
+        return (i for i in self.journeys.people_touched_since(since, tick) if i >= start)
 
     def _activities(self, request: Request) -> Response:
         token = request.arg("nextPageToken")
@@ -750,20 +770,34 @@ class MarketoEmulator(Emulator):
         lead_ids = {int(v) - LEAD_OFFSET for raw in request.query.get("leadIds", []) for v in raw.split(",")
                     if v.strip().isdigit()}
         batch = self._batch_size(request)
-        since, pos = self._activity_token(token)
-        positions, touches = self._stream(since, types)
-        i = bisect.bisect_right(positions, pos)
-        rows: list[dict[str, Any]] = []
-        last = pos
+        since, upto, pos = self._activity_token(token)
         tick = self.world.tick
-        while i < len(positions) and len(rows) < batch:
-            p = positions[i]
-            last = p
-            if not lead_ids or p[1] in lead_ids:
-                rows.append(self._activity(p, touches[i], tick))
-            i += 1
-        body = _envelope(rows if rows else None, nextPageToken=self._make_activity_token(since, last),
-                         moreResult=i < len(positions))
+        if upto < 0:  # the first page fixes the window's end: later activities come with the last token
+            upto = self.world.ticks[tick]
+        after = (pos[1], pos[0], pos[2])  # the stream is ordered by (lead, date, seq)
+        wanted = frozenset(types)
+        rows: list[dict[str, Any]] = []
+        last, more, scanned = pos, False, 0
+        for idx in self._people_from(max(pos[1], 0), since, tick, lead_ids):
+            for p, payload in self._person_activities(idx, since, upto, wanted, tick):
+                if (p[1], p[0], p[2]) <= after:
+                    continue
+                if len(rows) >= batch:
+                    more = True
+                    break
+                rows.append(self._activity(p, payload, tick))
+                last = p
+            if more:
+                break
+            scanned += 1
+            if scanned >= _SCAN_LIMIT:  # answer (maybe empty) rather than scan on: resume after this person
+                last, more = max(last, (_FAR, idx, 0), key=lambda q: (q[1], q[0], q[2])), True
+                break
+        if more:
+            next_token = self._make_activity_token(since, last, upto)
+        else:  # the end: the last token resumes with what happens after the window
+            next_token = self._make_activity_token(upto + 1, _START)
+        body = _envelope(rows if rows else None, nextPageToken=next_token, moreResult=more)
         return Response(200, body, records=len(rows))
 
     def _activity(self, pos: _Pos, touch: _Payload, tick: int) -> dict[str, Any]:
@@ -913,26 +947,25 @@ class MarketoEmulator(Emulator):
         c = int(id) - PROGRAM_OFFSET
         if not any(x.idx == c for x in self._campaigns()):
             raise _MarketoError("1013", f"Program '{id}' not found")
-        known, tick = self.known(), self.world.tick
+        tick = self.world.tick
         rows_all: list[tuple[int, list[Touch], tuple[int, str, bool]]] = []
-        for idx in known.members.get(c, ()):
-            if idx in known.touches and self._live(idx, tick) is not None:
-                mine = [x for x in known.touches[idx] if x.campaign_idx == c]
+        for idx in self._members_of(c, tick):
+            if self._live(idx, tick) is not None:
+                mine = [x for x in self._marketo_touches(idx, tick) if x.campaign_idx == c]
                 rows_all.append((idx, mine, self._member_status(mine)))
         return c, rows_all
 
     def _leads_by_program(self, request: Request, id: str) -> Response:
         c, members = self._program_members(id)
-        known, tick = self.known(), self.world.tick
+        tick = self.world.tick
         batch = self._batch_size(request)
         wanted = self._fields(request)
         start = self._offset_token(request.arg("nextPageToken"))
         rows = []
         for idx, mine, status in members[start:start + batch]:
-            if idx not in known.touches:
-                continue
-            rec = self._lead_record(self.world.person(idx, tick), known.touches[idx], wanted)
-            first = next((x.campaign_idx for x in known.touches[idx] if x.campaign_idx is not None), None)
+            touches = self._marketo_touches(idx, tick)
+            rec = self._lead_record(self.world.person(idx, tick), touches, wanted)
+            first = next((x.campaign_idx for x in touches if x.campaign_idx is not None), None)
             rec["membership"] = {"acquiredBy": first == c, "isExhausted": False, "membershipDate": _dt(mine[0].at_ms),
                                  "progressionStatus": status[1], "reachedSuccess": status[2]}
             rows.append(rec)
@@ -948,11 +981,11 @@ class MarketoEmulator(Emulator):
         if not token:
             raise _MarketoError("701", "'nextPageToken' cannot be blank")
         batch = self._batch_size(request)
-        since, pos = self._activity_token(token)
-        known, tick = self.known(), self.world.tick
+        since, upto, pos = self._activity_token(token)
+        tick = self.world.tick
         found: list[_Pos] = []
         for idx in self.world.archived_indexes(self.world.people, tick):
-            if idx not in known.touches:
+            if not self._marketo_touches(idx, tick):
                 continue
             archived = self.world.person(idx, tick).archived_ms
             if archived is not None and archived >= since:
@@ -970,13 +1003,13 @@ class MarketoEmulator(Emulator):
                          "attributes": [{"name": "Api Method Name", "value": "deleteLead"},
                                         {"name": "Request Id", "value": "sandbox"}]})
         last = page[-1] if page else pos
-        body = _envelope(rows if rows else None, nextPageToken=self._make_activity_token(since, last),
+        body = _envelope(rows if rows else None, nextPageToken=self._make_activity_token(since, last, upto),
                          moreResult=i + batch < len(found))
         return Response(200, body, records=len(rows))
 
     def _members(self, request: Request, id: str) -> Response:
         c, rows_all = self._program_members(id)
-        known = self.known()
+        tick = self.world.tick
         batch = self._batch_size(request)
         filter_type = (request.arg("filterType") or "").strip().lower()
         values = {v.strip().lower() for raw in request.query.get("filterValues", []) for v in raw.split(",")
@@ -991,7 +1024,8 @@ class MarketoEmulator(Emulator):
             raise _MarketoError("1003", f"Invalid filterType '{request.arg('filterType')}'")
         start = self._offset_token(request.arg("nextPageToken"))
         page = rows_all[start:start + batch]
-        first_program = {idx: next((x.campaign_idx for x in known.touches[idx] if x.campaign_idx is not None), None)
+        first_program = {idx: next((x.campaign_idx for x in self._marketo_touches(idx, tick)
+                                    if x.campaign_idx is not None), None)
                          for idx, _, _ in page}
         rows = [{"seq": n, "leadId": LEAD_OFFSET + idx, "programId": PROGRAM_OFFSET + c,
                  "reachedSuccess": status[2], "acquiredBy": first_program[idx] == c,
