@@ -11,7 +11,6 @@ ids congruent to the tick's residue modulo 100).
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from connectors.hubspot.emulator_marketing import Marketing, merged_ids, merged_
 from sandbox.faults import FaultRule
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.readahead import ReadAhead
+from sandbox.routing import Routes
 from sandbox.world import (
     DEAL_STAGES,
     LIFECYCLE_STAGES,
@@ -289,24 +289,21 @@ def _rate_limit_body(policy: str) -> dict[str, Any]:
 # the emulator
 # -------------------------------------------------------------------------------------------
 
-_Route = tuple[str, re.Pattern[str], str]
-_ROUTES: tuple[_Route, ...] = tuple(
-    (m, re.compile(p), name) for m, p, name in (
-        ("GET", r"^/crm/v3/objects/(?P<type>[^/]+)/?$", "list"),
-        ("POST", r"^/crm/v3/objects/(?P<type>[^/]+)/search/?$", "search"),
-        ("POST", r"^/crm/v3/objects/(?P<type>[^/]+)/batch/read/?$", "batch_read"),
-        ("GET", r"^/crm/v3/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/?$", "get"),
-        ("GET", r"^/crm/v3/properties/(?P<type>[^/]+)/?$", "properties"),
-        ("GET", r"^/crm/v3/pipelines/(?P<type>[^/]+)/?$", "pipelines"),
-        ("GET", r"^/crm/v3/pipelines/(?P<type>[^/]+)/(?P<pipeline>[^/]+)/?$", "pipeline"),
-        ("POST", r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to>[^/]+)/batch/read/?$", "assoc_batch"),
-        ("GET", r"^/crm/v4/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/associations/(?P<to>[^/]+)/?$", "assoc_get"),
-        ("GET", r"^/crm/v3/owners/?$", "owners"),
-        ("GET", r"^/email/public/v1/events/?$", "email_events"),
-        ("GET", r"^/marketing/v3/forms/?$", "forms"),
-        ("GET", r"^/form-integrations/v1/submissions/forms/(?P<guid>[^/]+)/?$", "form_submissions"),
-        ("GET", r"^/marketing/v3/emails/?$", "marketing_emails"),
-    )
+_ROUTE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("GET", r"^/crm/v3/objects/(?P<type>[^/]+)/?$", "list"),
+    ("POST", r"^/crm/v3/objects/(?P<type>[^/]+)/search/?$", "search"),
+    ("POST", r"^/crm/v3/objects/(?P<type>[^/]+)/batch/read/?$", "batch_read"),
+    ("GET", r"^/crm/v3/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/?$", "get"),
+    ("GET", r"^/crm/v3/properties/(?P<type>[^/]+)/?$", "properties"),
+    ("GET", r"^/crm/v3/pipelines/(?P<type>[^/]+)/?$", "pipelines"),
+    ("GET", r"^/crm/v3/pipelines/(?P<type>[^/]+)/(?P<pipeline>[^/]+)/?$", "pipeline"),
+    ("POST", r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to>[^/]+)/batch/read/?$", "assoc_batch"),
+    ("GET", r"^/crm/v4/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/associations/(?P<to>[^/]+)/?$", "assoc_get"),
+    ("GET", r"^/crm/v3/owners/?$", "owners"),
+    ("GET", r"^/email/public/v1/events/?$", "email_events"),
+    ("GET", r"^/marketing/v3/forms/?$", "forms"),
+    ("GET", r"^/form-integrations/v1/submissions/forms/(?P<guid>[^/]+)/?$", "form_submissions"),
+    ("GET", r"^/marketing/v3/emails/?$", "marketing_emails"),
 )
 _TEMPLATES = {
     "list": "GET /crm/v3/objects/{type}", "search": "POST /crm/v3/objects/{type}/search",
@@ -319,6 +316,7 @@ _TEMPLATES = {
     "form_submissions": "GET /form-integrations/v1/submissions/forms/{guid}",
     "marketing_emails": "GET /marketing/v3/emails",
 }
+_ROUTES = Routes(*((m, p, name, _TEMPLATES[name]) for m, p, name in _ROUTE_ROWS))
 
 
 class HubSpotEmulator(Emulator):
@@ -343,16 +341,10 @@ class HubSpotEmulator(Emulator):
         return {"base_url": base_url, "access_token": ACCESS_TOKEN}
 
     def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
-        for method, pattern, name in _ROUTES:
-            if method == request.method:
-                m = pattern.match(request.path)
-                if m:
-                    return name, m.groupdict()
-        return None
+        return _ROUTES.match(request)
 
     def route(self, request: Request) -> str:
-        found = self._match(request)
-        return _TEMPLATES[found[0]] if found else f"{request.method} (unknown)"
+        return _ROUTES.route(request)
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
         headers, _ = self.limiter.check(False)

@@ -49,6 +49,7 @@ from typing import Any
 from sandbox.faults import FaultRule
 from sandbox.journeys import _S_SYSTEM, Campaign, Journeys, Touch
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.routing import Routes
 from sandbox.world import Person, World, format_ms, parse_time
 from sandbox.world import _h as _world_h
 
@@ -200,19 +201,16 @@ class _Gate:
             self.in_flight -= 1
 
 
-_Route = tuple[str, re.Pattern[str], str]
-_ROUTES: tuple[_Route, ...] = tuple(
-    (m, re.compile(p), name) for m, p, name in (
-        ("GET", r"^/3\.0/?$", "root"),
-        ("GET", r"^/3\.0/ping/?$", "ping"),
-        ("GET", r"^/3\.0/lists/?$", "lists"),
-        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/?$", "list"),
-        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/?$", "members"),
-        ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/(?P<hash>[^/]+)/?$", "member_get"),
-        ("GET", r"^/3\.0/campaigns/?$", "campaigns_route"),
-        ("GET", r"^/3\.0/campaigns/(?P<campaign_id>[^/]+)/?$", "campaign_get"),
-        ("GET", r"^/3\.0/reports/(?P<campaign_id>[^/]+)/email-activity/?$", "email_activity"),
-    )
+_ROUTE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("GET", r"^/3\.0/?$", "root"),
+    ("GET", r"^/3\.0/ping/?$", "ping"),
+    ("GET", r"^/3\.0/lists/?$", "lists"),
+    ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/?$", "list"),
+    ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/?$", "members"),
+    ("GET", r"^/3\.0/lists/(?P<list_id>[^/]+)/members/(?P<hash>[^/]+)/?$", "member_get"),
+    ("GET", r"^/3\.0/campaigns/?$", "campaigns_route"),
+    ("GET", r"^/3\.0/campaigns/(?P<campaign_id>[^/]+)/?$", "campaign_get"),
+    ("GET", r"^/3\.0/reports/(?P<campaign_id>[^/]+)/email-activity/?$", "email_activity"),
 )
 _TEMPLATES = {
     "root": "GET /3.0/", "ping": "GET /3.0/ping", "lists": "GET /3.0/lists", "list": "GET /3.0/lists/{list_id}",
@@ -220,6 +218,7 @@ _TEMPLATES = {
     "campaigns_route": "GET /3.0/campaigns", "campaign_get": "GET /3.0/campaigns/{campaign_id}",
     "email_activity": "GET /3.0/reports/{campaign_id}/email-activity",
 }
+_ROUTES = Routes(*((m, p, name, _TEMPLATES[name]) for m, p, name in _ROUTE_ROWS))
 
 
 class MailchimpEmulator(Emulator):
@@ -247,16 +246,10 @@ class MailchimpEmulator(Emulator):
                 "list_id": self.list_id}
 
     def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
-        for method, pattern, name in _ROUTES:
-            if method == request.method:
-                m = pattern.match(request.path)
-                if m:
-                    return name, m.groupdict()
-        return None
+        return _ROUTES.match(request)
 
     def route(self, request: Request) -> str:
-        found = self._match(request)
-        return _TEMPLATES[found[0]] if found else f"{request.method} (unknown)"
+        return _ROUTES.route(request)
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
         if rule.kind == "rate_limit":

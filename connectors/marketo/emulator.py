@@ -65,6 +65,7 @@ from typing import Any
 from sandbox.faults import FaultRule
 from sandbox.journeys import Campaign, Journeys, Touch
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.routing import Routes
 from sandbox.world import Person, World, format_ms, parse_time
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "LEAD_OFFSET", "PROGRAM_OFFSET", "MarketoEmulator", "emulator_spec"]
@@ -301,23 +302,20 @@ class _Limiter:
 # routes
 # -------------------------------------------------------------------------------------------
 
-_Route = tuple[str, re.Pattern[str], str]
-_ROUTES: tuple[_Route, ...] = tuple(
-    (m, re.compile(p), name) for m, p, name in (
-        ("GET", r"^/identity/oauth/token/?$", "identity"),
-        ("POST", r"^/identity/oauth/token/?$", "identity"),
-        ("GET", r"^/rest/v1/leads/describe\.json$", "describe"),
-        ("GET", r"^/rest/v1/leads\.json$", "leads"),
-        ("GET", r"^/rest/v1/lead/(?P<id>\d+)\.json$", "lead"),
-        ("GET", r"^/rest/v1/activities/types\.json$", "activity_types"),
-        ("GET", r"^/rest/v1/activities/pagingtoken\.json$", "paging_token"),
-        ("GET", r"^/rest/v1/activities\.json$", "activities"),
-        ("GET", r"^/rest/v1/activities/deletedleads\.json$", "deleted_leads"),
-        ("GET", r"^/rest/v1/leads/programs/(?P<id>\d+)\.json$", "leads_by_program"),
-        ("GET", r"^/rest/v1/programs/(?P<id>\d+)/members\.json$", "members"),
-        ("GET", r"^/rest/asset/v1/programs\.json$", "programs"),
-        ("GET", r"^/rest/asset/v1/program/(?P<id>\d+)\.json$", "program"),
-    )
+_ROUTE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("GET", r"^/identity/oauth/token/?$", "identity"),
+    ("POST", r"^/identity/oauth/token/?$", "identity"),
+    ("GET", r"^/rest/v1/leads/describe\.json$", "describe"),
+    ("GET", r"^/rest/v1/leads\.json$", "leads"),
+    ("GET", r"^/rest/v1/lead/(?P<id>\d+)\.json$", "lead"),
+    ("GET", r"^/rest/v1/activities/types\.json$", "activity_types"),
+    ("GET", r"^/rest/v1/activities/pagingtoken\.json$", "paging_token"),
+    ("GET", r"^/rest/v1/activities\.json$", "activities"),
+    ("GET", r"^/rest/v1/activities/deletedleads\.json$", "deleted_leads"),
+    ("GET", r"^/rest/v1/leads/programs/(?P<id>\d+)\.json$", "leads_by_program"),
+    ("GET", r"^/rest/v1/programs/(?P<id>\d+)/members\.json$", "members"),
+    ("GET", r"^/rest/asset/v1/programs\.json$", "programs"),
+    ("GET", r"^/rest/asset/v1/program/(?P<id>\d+)\.json$", "program"),
 )
 _TEMPLATES = {
     "identity": "{method} /identity/oauth/token", "describe": "GET /rest/v1/leads/describe.json",
@@ -329,6 +327,7 @@ _TEMPLATES = {
     "members": "GET /rest/v1/programs/{programId}/members.json", "programs": "GET /rest/asset/v1/programs.json",
     "program": "GET /rest/asset/v1/program/{id}.json",
 }
+_ROUTES = Routes(*((m, p, name, _TEMPLATES[name]) for m, p, name in _ROUTE_ROWS))
 
 #: an activity position: (activityDate ms, person index, seq; -1 for the New Lead activity,
 #: CHANGE_SEQ + 8 * tick + field for a Change Data Value activity)
@@ -376,18 +375,10 @@ class MarketoEmulator(Emulator):
                 "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "munchkin_id": MUNCHKIN_ID}
 
     def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
-        for method, pattern, name in _ROUTES:
-            if method == request.method:
-                m = pattern.match(request.path)
-                if m:
-                    return name, m.groupdict()
-        return None
+        return _ROUTES.match(request)
 
     def route(self, request: Request) -> str:
-        found = self._match(request)
-        if found is None:
-            return f"{request.method} (unknown)"
-        return _TEMPLATES[found[0]].replace("{method}", request.method)
+        return _ROUTES.route(request)
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
         # Marketo signals throttling and token expiry in the body of an HTTP 200, never with 429/401

@@ -42,6 +42,7 @@ from connectors.salesforce.soql import Cond, Query, SoqlError, parse, parse_date
 from connectors.salesforce.tls import TlsFront
 from sandbox.faults import FaultRule
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.routing import Routes
 from sandbox.world import DAY_MS, World
 
 __all__ = ["API_VERSION", "SESSION_ID", "SalesforceEmulator", "emulator_spec"]
@@ -67,37 +68,35 @@ _UNSUPPORTED_CSV = {"address"}
 _DELIMITERS = {"COMMA": ",", "TAB": "\t", "SEMICOLON": ";", "PIPE": "|", "CARET": "^", "BACKQUOTE": "`"}
 
 _V = r"v(?P<version>\d+\.\d)"
-_ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
-    (m, re.compile(p), name, tpl) for m, p, name, tpl in (
-        ("POST", r"^/services/oauth2/token/?$", "oauth", "POST /services/oauth2/token"),
-        ("GET", r"^/services/data/?$", "versions", "GET /services/data/"),
-        ("GET", rf"^/services/data/{_V}/?$", "resources", "GET /services/data/vXX.X"),
-        ("GET", rf"^/services/data/{_V}/limits/?$", "limits", "GET /services/data/vXX.X/limits"),
-        ("GET", rf"^/services/data/{_V}/sobjects/?$", "describe_global", "GET /services/data/vXX.X/sobjects"),
-        ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/describe/?$", "describe",
-         "GET /services/data/vXX.X/sobjects/{Object}/describe"),
-        ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/updated/?$", "updated",
-         "GET /services/data/vXX.X/sobjects/{Object}/updated"),
-        ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/deleted/?$", "deleted",
-         "GET /services/data/vXX.X/sobjects/{Object}/deleted"),
-        ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/?$", "sobject_info",
-         "GET /services/data/vXX.X/sobjects/{Object}"),
-        ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/(?P<id>\w{{15,18}})/?$", "record",
-         "GET /services/data/vXX.X/sobjects/{Object}/{Id}"),
-        ("GET", rf"^/services/data/{_V}/(?P<kind>query|queryAll)/?$", "query", "GET /services/data/vXX.X/{query}"),
-        ("GET", rf"^/services/data/{_V}/(?P<kind>query|queryAll)/(?P<locator>01g\w+-\d+)/?$", "query_more",
-         "GET /services/data/vXX.X/query/{locator}"),
-        ("POST", rf"^/services/data/{_V}/jobs/query/?$", "job_create", "POST /services/data/vXX.X/jobs/query"),
-        ("GET", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_get",
-         "GET /services/data/vXX.X/jobs/query/{id}"),
-        ("PATCH", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_abort",
-         "PATCH /services/data/vXX.X/jobs/query/{id}"),
-        ("DELETE", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_delete",
-         "DELETE /services/data/vXX.X/jobs/query/{id}"),
-        ("GET", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/results/?$", "job_results",
-         "GET /services/data/vXX.X/jobs/query/{id}/results"),
-    )
-]
+_ROUTES = Routes(
+    ("POST", r"^/services/oauth2/token/?$", "oauth", "POST /services/oauth2/token"),
+    ("GET", r"^/services/data/?$", "versions", "GET /services/data/"),
+    ("GET", rf"^/services/data/{_V}/?$", "resources", "GET /services/data/vXX.X"),
+    ("GET", rf"^/services/data/{_V}/limits/?$", "limits", "GET /services/data/vXX.X/limits"),
+    ("GET", rf"^/services/data/{_V}/sobjects/?$", "describe_global", "GET /services/data/vXX.X/sobjects"),
+    ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/describe/?$", "describe",
+     "GET /services/data/vXX.X/sobjects/{Object}/describe"),
+    ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/updated/?$", "updated",
+     "GET /services/data/vXX.X/sobjects/{Object}/updated"),
+    ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/deleted/?$", "deleted",
+     "GET /services/data/vXX.X/sobjects/{Object}/deleted"),
+    ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/?$", "sobject_info",
+     "GET /services/data/vXX.X/sobjects/{Object}"),
+    ("GET", rf"^/services/data/{_V}/sobjects/(?P<obj>\w+)/(?P<id>\w{{15,18}})/?$", "record",
+     "GET /services/data/vXX.X/sobjects/{Object}/{Id}"),
+    ("GET", rf"^/services/data/{_V}/(?P<kind>query|queryAll)/?$", "query", "GET /services/data/vXX.X/{query}"),
+    ("GET", rf"^/services/data/{_V}/(?P<kind>query|queryAll)/(?P<locator>01g\w+-\d+)/?$", "query_more",
+     "GET /services/data/vXX.X/query/{locator}"),
+    ("POST", rf"^/services/data/{_V}/jobs/query/?$", "job_create", "POST /services/data/vXX.X/jobs/query"),
+    ("GET", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_get",
+     "GET /services/data/vXX.X/jobs/query/{id}"),
+    ("PATCH", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_abort",
+     "PATCH /services/data/vXX.X/jobs/query/{id}"),
+    ("DELETE", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/?$", "job_delete",
+     "DELETE /services/data/vXX.X/jobs/query/{id}"),
+    ("GET", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/results/?$", "job_results",
+     "GET /services/data/vXX.X/jobs/query/{id}/results"),
+)
 
 
 def emulator_spec() -> EmulatorSpec:
@@ -224,17 +223,11 @@ class SalesforceEmulator(Emulator):
         return self._front(request.base_url).url
 
     @staticmethod
-    def _match(request: Request) -> tuple[str, str, dict[str, str]] | None:
-        for method, pattern, name, template in _ROUTES:
-            if method == request.method:
-                m = pattern.match(request.path)
-                if m:
-                    return name, template, m.groupdict()
-        return None
+    def _match(request: Request) -> tuple[str, dict[str, str]] | None:
+        return _ROUTES.match(request)
 
     def route(self, request: Request) -> str:
-        found = self._match(request)
-        return found[1] if found else f"{request.method} (unknown)"
+        return _ROUTES.route(request)
 
     def _limit_headers(self, count: bool = True) -> dict[str, str]:
         with self._lock:
@@ -301,7 +294,7 @@ class SalesforceEmulator(Emulator):
         try:
             if found is None:
                 raise _not_found()
-            name, _, params = found
+            name, params = found
             if not oauth and name != "versions":
                 self._authenticate(request)
                 if params.get("version") not in VERSIONS:

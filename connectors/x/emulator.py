@@ -42,6 +42,7 @@ from typing import Any
 from sandbox.faults import FaultRule
 from sandbox.journeys import SOCIAL_WINDOW_MS, TWEPOCH, tweet_id
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
+from sandbox.routing import Routes
 from sandbox.world import DAY_MS, YEAR_MS, World, _h, format_ms, parse_time
 
 __all__ = ["ACCESS_TOKEN", "BRAND_ID", "BRAND_USERNAME", "USER_ACCESS_TOKEN", "XEmulator", "emulator_spec",
@@ -161,14 +162,12 @@ class _RateLimiter:
         return headers, refused
 
 
-_ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
-    (re.compile(p), name, template) for p, name, template in (
-        (r"^/2/tweets/search/recent/?$", "search", "GET /2/tweets/search/recent"),
-        (r"^/2/users/me/?$", "me", "GET /2/users/me"),
-        (r"^/2/users/by/username/(?P<username>[^/]+)/?$", "by_username", "GET /2/users/by/username/{username}"),
-        (r"^/2/users/(?P<id>[^/]+)/mentions/?$", "mentions", "GET /2/users/{id}/mentions"),
-        (r"^/2/users/(?P<id>[^/]+)/?$", "user", "GET /2/users/{id}"),
-    )
+_ROUTES = Routes(
+    ("GET", r"^/2/tweets/search/recent/?$", "search", "GET /2/tweets/search/recent"),
+    ("GET", r"^/2/users/me/?$", "me", "GET /2/users/me"),
+    ("GET", r"^/2/users/by/username/(?P<username>[^/]+)/?$", "by_username", "GET /2/users/by/username/{username}"),
+    ("GET", r"^/2/users/(?P<id>[^/]+)/mentions/?$", "mentions", "GET /2/users/{id}/mentions"),
+    ("GET", r"^/2/users/(?P<id>[^/]+)/?$", "user", "GET /2/users/{id}"),
 )
 
 
@@ -204,18 +203,11 @@ class XEmulator(Emulator):
         return {"base_url": base_url, "bearer_token": ACCESS_TOKEN, "user_access_token": USER_ACCESS_TOKEN,
                 "brand_user_id": BRAND_ID, "brand_username": BRAND_USERNAME}
 
-    def _match(self, request: Request) -> tuple[str, str, dict[str, str]] | None:
-        if request.method != "GET":
-            return None
-        for pattern, name, template in _ROUTES:
-            m = pattern.match(request.path)
-            if m:
-                return name, template, m.groupdict()
-        return None
+    def _match(self, request: Request) -> tuple[str, dict[str, str]] | None:
+        return _ROUTES.match(request)
 
     def route(self, request: Request) -> str:
-        found = self._match(request)
-        return found[1] if found else f"{request.method} (unknown)"
+        return _ROUTES.route(request)
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
         found = self._match(request)
@@ -253,7 +245,7 @@ class XEmulator(Emulator):
                                NOT_FOUND)
         except _XError as exc:
             return Response(exc.status, exc.body, {}, PROBLEM)
-        name, _, params = found
+        name, params = found
         headers, refused = self.limiter.check(name)
         if refused:
             return Response(429, _problem(429, "Too Many Requests", "Too Many Requests").body, headers, PROBLEM)
