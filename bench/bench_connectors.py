@@ -1,0 +1,148 @@
+"""Every connector against its sandbox emulator: records/s and peak RSS, beside dlt's defaults.
+
+    python bench/bench_connectors.py --size 100000                    # every vendor
+    python bench/bench_connectors.py --size 100000 --vendor marketo --vendor x
+    python bench/bench_connectors.py --size 20000 --only factoryline  # skip the dlt comparison
+
+For each vendor one sandbox world of ``--size`` people is served (in a child process, one core),
+and each variant runs in its own child process so its peak RSS is its own:
+  factoryline   a first full run of every stream: raw + canonical + rejects + provenance
+  dlt-default   the same connector's pages, records handed to dlt one by one with its defaults
+                (merge on the stream's key when it is a top-level field, else append)
+
+The machine is shared and noisy: compare the ratio of the same run, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: settings that turn off client-side pacing to the vendors' published limits: the sandbox runs
+#: without limits here, and every variant reads with the same settings
+UNPACED: dict[str, dict[str, str]] = {
+    "hubspot": {"pace": "false", "search_requests_per_second": "0"},
+}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dlt_default(vendor: str, settings: dict[str, Any], workdir: Path) -> tuple[int, int]:
+    import dlt
+
+    from core.connector import RunContext
+    from core.plugins import get_registry
+    from pipelines.config import resolve_config
+
+    spec = get_registry().connector(vendor)
+    connector = spec.factory(resolve_config(spec, settings))
+    ctx = RunContext(run_id="bench", started_at=datetime.now(UTC))
+    counts = {"records": 0, "requests": 0}
+
+    def resource_for(stream: Any) -> Any:
+        top_level_key = "." not in stream.primary_key
+
+        @dlt.resource(name=stream.name, write_disposition="merge" if top_level_key else "append",
+                      primary_key=stream.primary_key if top_level_key else None)
+        def records() -> Any:
+            for page in connector.extract(stream, {}, ctx):
+                counts["records"] += len(page.records)
+                counts["requests"] += page.requests
+                yield from page.records
+        return records
+
+    pipeline = dlt.pipeline(f"bench_dlt_{vendor}", pipelines_dir=str(workdir / "dlt"),
+                            destination=dlt.destinations.duckdb(str(workdir / "dlt.duckdb")), dataset_name="bench")
+    try:
+        pipeline.run([resource_for(s) for s in spec.streams])
+    finally:
+        connector.close()
+    return counts["records"], counts["requests"]
+
+
+def child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    if variant == "factoryline":
+        from pipelines.destination import Target
+        from pipelines.run import run
+
+        status = run([vendor], target=Target(db_path=workdir / "fl.duckdb"), overrides={vendor: settings})
+        if status.status != "success":
+            raise SystemExit(f"{vendor} run ended {status.status}: {status.errors}")
+        records = sum(s.records for s in status.streams)
+        requests = sum(s.requests for s in status.streams)
+    else:
+        records, requests = _dlt_default(vendor, settings, workdir)
+    seconds = time.perf_counter() - start
+    return {"variant": variant, "vendor": vendor, "records": records, "requests": requests, "seconds": seconds,
+            "rps": records / seconds if seconds else 0.0, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
+    workdir.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", variant, "--vendor", vendor,
+                           "--settings", json.dumps(settings), "--workdir", str(workdir)],
+                          capture_output=True, text=True, cwd=workdir)
+    if proc.returncode != 0:
+        print(f"{vendor}/{variant} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=100_000, help="people in the sandbox world")
+    ap.add_argument("--vendor", action="append", help="only these vendors (default: every connector)")
+    ap.add_argument("--only", action="append", help="only these variants (factoryline, dlt-default)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--settings", help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.vendor[0], json.loads(args.settings), Path(args.workdir))))
+        return
+
+    from core.plugins import get_registry
+    from sandbox.api import start_sandbox
+
+    registry = get_registry()
+    vendors = args.vendor or sorted(n for n in registry.connectors if n in registry.emulators)
+    variants = args.only or ["factoryline", "dlt-default"]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for vendor in vendors:
+            with start_sandbox([vendor], size=args.size, seed=11) as sb:
+                settings = {**sb.emulators[vendor].settings, **UNPACED.get(vendor, {})}
+                for v in variants:
+                    r = _run_child(v, vendor, settings, Path(tmp) / vendor / v)
+                    if r:
+                        rows.append(r)
+    cmd = f"python bench/bench_connectors.py --size {args.size}" + "".join(f" --vendor {v}" for v in args.vendor or ())
+    print(f"\nFirst full run of each connector against its sandbox emulator, world of {args.size:,} people ({cmd})")
+    print(f"{'vendor':<10} {'variant':<12} {'records':>10} {'requests':>9} {'seconds':>8} {'records/s':>10} "
+          f"{'peak RSS MB':>12} {'speed vs dlt':>13} {'RSS vs dlt':>11}")
+    by = {(r["vendor"], r["variant"]): r for r in rows}
+    for r in rows:
+        base = by.get((r["vendor"], "dlt-default"))
+        speed = f"{r['rps'] / base['rps']:.1f}x" if base and r is not base and base["rps"] else "-"
+        rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x" if base and r is not base else "-"
+        print(f"{r['vendor']:<10} {r['variant']:<12} {r['records']:>10,} {r['requests']:>9,} {r['seconds']:>8.1f} "
+              f"{r['rps']:>10,.0f} {r['peak_rss_mb']:>12,.0f} {speed:>13} {rss:>11}")
+
+
+if __name__ == "__main__":
+    main()
