@@ -23,6 +23,18 @@ import orjson
 
 from connectors.hubspot.emulator_marketing import HubSpotError as _HubSpotError
 from connectors.hubspot.emulator_marketing import Marketing, merged_ids, merged_survivor
+from connectors.hubspot.emulator_objects import (
+    ASSOC_TYPE_IDS,
+    CUSTOM_PIPELINE,
+    DERIVED,
+    PROPERTY_DEFS,
+    View,
+    custom_stage,
+    derived_links,
+    derived_props,
+    in_custom_pipeline,
+    pipelines,
+)
 from sandbox.faults import FaultRule
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.readahead import ReadAhead
@@ -75,6 +87,9 @@ class _ObjectType:
     offset: int
     modified_prop: str
     default_props: tuple[str, ...]
+    #: derived objects: each parent record of ``space`` has ``fanout`` of them
+    fanout: int = 1
+    created_prop: str = "createdate"
 
 
 _TYPES = {
@@ -85,6 +100,15 @@ _TYPES = {
     "deals": _ObjectType("deals", "deal", "0-3", "deals", 3_000_000_000, "hs_lastmodifieddate",
                          ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
                           "hs_object_id", "pipeline")),
+    "line_items": _ObjectType("line_items", "line_item", "0-8", "deals", 5_000_000_000, "hs_lastmodifieddate",
+                              ("createdate", "hs_lastmodifieddate", "hs_object_id", "name", "price", "quantity"),
+                              fanout=DERIVED["line_items"][1]),
+    **{name: _ObjectType(name, name[:-1], type_id, DERIVED[name][0], offset, "hs_lastmodifieddate",
+                         ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"), fanout=DERIVED[name][1],
+                         created_prop="hs_createdate")
+       for name, type_id, offset in (("calls", "0-48", 6_000_000_000), ("emails", "0-49", 7_000_000_000),
+                                     ("meetings", "0-47", 8_000_000_000), ("notes", "0-46", 9_000_000_000),
+                                     ("tasks", "0-27", 10_000_000_000))},
 }
 _ALIASES = {alias: t for t in _TYPES.values() for alias in (t.name, t.singular, t.type_id)}
 
@@ -163,8 +187,9 @@ _PROPERTY_DEFS: dict[str, tuple[_PropDef, ...]] = {
         ("dealname", "Deal Name", "string", "text", "dealinformation", True, ()),
         ("amount", "Amount", "number", "number", "dealinformation", True, ()),
         ("deal_currency_code", "Currency", "enumeration", "select", "dealinformation", True, ("USD", "EUR", "GBP")),
-        ("dealstage", "Deal Stage", "enumeration", "radio", "dealinformation", True, tuple(s[0] for s in DEAL_STAGES)),
-        ("pipeline", "Pipeline", "enumeration", "select", "dealinformation", True, ("default",)),
+        ("dealstage", "Deal Stage", "enumeration", "radio", "dealinformation", True,
+         (*(s[0] for s in DEAL_STAGES), *(custom_stage(s[0]) for s in DEAL_STAGES))),
+        ("pipeline", "Pipeline", "enumeration", "select", "dealinformation", True, ("default", CUSTOM_PIPELINE)),
         ("closedate", "Close Date", "datetime", "date", "dealinformation", True, ()),
         ("hubspot_owner_id", "Deal owner", "enumeration", "select", "dealinformation", True, ()),
         ("dealtype", "Deal Type", "enumeration", "radio", "dealinformation", True,
@@ -179,6 +204,7 @@ _PROPERTY_DEFS: dict[str, tuple[_PropDef, ...]] = {
         ("factory_partner", "Factory partner involved", "bool", "booleancheckbox", "factoryline", False,
          ("true", "false")),
     ),
+    **PROPERTY_DEFS,
 }
 _PROP_NAMES = {t: tuple(d[0] for d in defs) for t, defs in _PROPERTY_DEFS.items()}
 _PROP_KIND = {t: {d[0]: d[2] for d in defs} for t, defs in _PROPERTY_DEFS.items()}
@@ -195,6 +221,7 @@ _ASSOC_TYPES: dict[tuple[str, str], tuple[tuple[int, str | None, str], ...]] = {
     ("contacts", "deals"): ((4, None, "HUBSPOT_DEFINED"),),
     ("deals", "companies"): ((5, "Primary", "HUBSPOT_DEFINED"), (341, None, "HUBSPOT_DEFINED")),
     ("companies", "deals"): ((6, "Primary", "HUBSPOT_DEFINED"), (342, None, "HUBSPOT_DEFINED")),
+    **{pair: ((type_id, None, "HUBSPOT_DEFINED"),) for pair, type_id in ASSOC_TYPE_IDS.items()},
 }
 _V3_ASSOC_NAMES = {("contacts", "companies"): "contact_to_company", ("companies", "contacts"): "company_to_contact",
                    ("deals", "contacts"): "deal_to_contact", ("contacts", "deals"): "contact_to_deal",
@@ -329,7 +356,9 @@ class HubSpotEmulator(Emulator):
         #: list pages are computed one ahead, so serving overlaps the client's parsing
         self._pages: ReadAhead[_PageKey, tuple[list[dict[str, Any]], int | None]] = ReadAhead(self._list_page)
         self._builders: dict[str, Callable[[int, int], tuple[Props, int, int, int | None]]] = {
-            "contacts": self._contact, "companies": self._company, "deals": self._deal}
+            "contacts": self._contact, "companies": self._company, "deals": self._deal,
+            **{name: self._derived(name) for name in DERIVED}}
+        self._views = {t.name: View(world, world.space(t.space), t.fanout) for t in _TYPES.values()}
         self.marketing = Marketing(world)
 
     # -- Emulator protocol -----------------------------------------------------------------------
@@ -350,7 +379,11 @@ class HubSpotEmulator(Emulator):
         headers, _ = self.limiter.check(False)
         if rule.kind == "rate_limit":
             headers["Retry-After"] = f"{rule.retry_after:g}"
-            return Response(429, _rate_limit_body("TEN_SECONDLY_ROLLING"), headers)
+            # a Retry-After of an hour or more can only be the daily quota (it resets at midnight)
+            policy = "DAILY" if rule.retry_after >= 3600 else "TEN_SECONDLY_ROLLING"
+            if policy == "DAILY":
+                headers["X-HubSpot-RateLimit-Daily-Remaining"] = "0"
+            return Response(429, _rate_limit_body(policy), headers)
         if rule.kind == "expired_token":
             return Response(401, _error_body("The OAuth token used to make this call expired 2 minute(s) ago.",
                                              "EXPIRED_AUTHENTICATION", context={}), headers)
@@ -424,8 +457,7 @@ class HubSpotEmulator(Emulator):
             idx = int(str(raw)) - t.offset
         except ValueError:
             return None
-        space = self.world.space(t.space)
-        return idx if 0 <= idx < space.count(tick) else None
+        return idx if 0 <= idx < self._views[t.name].count(tick) else None
 
     @staticmethod
     def _wanted(t: _ObjectType, raw: Iterable[str] | None) -> tuple[str, ...]:
@@ -439,12 +471,12 @@ class HubSpotEmulator(Emulator):
         if not requested:
             return t.default_props
         # HubSpot always answers with the id, creation and modification dates
-        picked = tuple(dict.fromkeys([*requested, "createdate", "hs_object_id", t.modified_prop]))
+        picked = tuple(dict.fromkeys([*requested, t.created_prop, "hs_object_id", t.modified_prop]))
         return _PROP_NAMES[t.name] if set(picked) == set(_PROP_NAMES[t.name]) else picked
 
     def _record(self, t: _ObjectType, idx: int, tick: int, wanted: tuple[str, ...]) -> dict[str, Any]:
         props, _, _, archived = self._builders[t.name](idx, tick)
-        rec: dict[str, Any] = {"id": props["hs_object_id"], "properties": props, "createdAt": props["createdate"],
+        rec: dict[str, Any] = {"id": props["hs_object_id"], "properties": props, "createdAt": props[t.created_prop],
                                "updatedAt": props[t.modified_prop], "archived": archived is not None}
         if wanted is not _PROP_NAMES[t.name]:
             rec["properties"] = {p: props.get(p) for p in wanted}
@@ -516,7 +548,9 @@ class HubSpotEmulator(Emulator):
         props: Props = {
             "hs_object_id": str(3_000_000_000 + d), "createdate": format_ms(x.created_ms),
             "hs_lastmodifieddate": format_ms(x.modified_ms), "dealname": x.name, "amount": _s(x.amount),
-            "deal_currency_code": "USD", "dealstage": x.stage, "pipeline": x.pipeline,
+            "deal_currency_code": "USD",
+            "dealstage": custom_stage(x.stage) if in_custom_pipeline(d) else x.stage,
+            "pipeline": CUSTOM_PIPELINE if in_custom_pipeline(d) else x.pipeline,
             "closedate": _dt(x.close_ms), "hubspot_owner_id": str(x.owner_id), "dealtype": x.deal_type,
             "hs_is_closed": "true" if closed else "false",
             "hs_is_closed_won": "true" if x.stage == "closedwon" else "false",
@@ -525,6 +559,16 @@ class HubSpotEmulator(Emulator):
             "factory_partner": "true" if d % 7 == 0 else "false",
         }
         return props, x.created_ms, x.modified_ms, x.archived_ms
+
+    def _derived(self, name: str) -> Callable[[int, int], tuple[Props, int, int, int | None]]:
+        t = _TYPES[name]
+
+        def build(idx: int, tick: int) -> tuple[Props, int, int, int | None]:
+            props, created, modified, archived = derived_props(self.world, name, idx, tick)
+            props["hs_object_id"] = str(t.offset + idx)
+            return props, created, modified, archived
+
+        return build
 
     # -- CRM v3 objects --------------------------------------------------------------------------
 
@@ -551,10 +595,10 @@ class HubSpotEmulator(Emulator):
         """One list page (records, index of the next one): a pure function of the key."""
         t = _TYPES[key.type]
         tick, start = key.tick, key.start
-        space = self.world.space(t.space)
-        count = space.count(tick)
-        ids = self.world.archived_indexes(space, tick, start) if key.archived else (
-            i for i in range(start, count) if not self.world.is_archived(space, i, tick))
+        view = self._views[t.name]
+        count = view.count(tick)
+        ids = view.archived_indexes(tick, start) if key.archived else (
+            i for i in range(start, count) if not view.is_archived(i, tick))
         results: list[dict[str, Any]] = []
         for idx in ids:
             if len(results) == key.limit:
@@ -562,7 +606,8 @@ class HubSpotEmulator(Emulator):
             rec = self._record(t, idx, tick, key.wanted)
             if key.assoc:
                 rec["associations"] = {
-                    to: {"results": [{"id": str(_TYPES[to].offset + o), "type": _V3_ASSOC_NAMES[(t.name, to)]
+                    to: {"results": [{"id": str(_TYPES[to].offset + o), "type": _V3_ASSOC_NAMES.get(
+                        (t.name, to), f"{t.singular}_to_{_TYPES[to].singular}")
                                       + ("" if n == 0 else "_unlabeled")}
                                      for o in self._associated(t.name, to, idx, tick)
                                      for n in range(min(2, len(_ASSOC_TYPES[(t.name, to)])))]}
@@ -575,11 +620,11 @@ class HubSpotEmulator(Emulator):
         tick = self.world.tick
         idx = self._idx(t, id, tick)
         archived = (request.arg("archived") or "false").lower() == "true"
-        space = self.world.space(t.space)
+        view = self._views[t.name]
         if idx is None and t.name == "contacts" and id.isdigit():
             survivor = merged_survivor(self.world.seed, int(id))
-            if survivor is not None and survivor < space.count(tick) and not archived \
-                    and not self.world.is_archived(space, survivor, tick):
+            if survivor is not None and survivor < view.count(tick) and not archived \
+                    and not view.is_archived(survivor, tick):
                 # a merged-away contact: HubSpot points at the record it was merged into
                 location = f"{request.base_url}/crm/v3/objects/contacts/{1000 + survivor}"
                 query = request.target.partition("?")[2]
@@ -588,7 +633,7 @@ class HubSpotEmulator(Emulator):
                 return Response(301, _error_body(f"Contact {id} was merged into {1000 + survivor}.",
                                                  "MOVED_PERMANENTLY", context={"id": [str(1000 + survivor)]}),
                                 {"Location": location})
-        if idx is None or self.world.is_archived(space, idx, tick) != archived:
+        if idx is None or view.is_archived(idx, tick) != archived:
             raise _HubSpotError(404, "Object not found.", "OBJECT_NOT_FOUND")
         rec = self._record(t, idx, tick, self._wanted(t, request.query.get("properties")))
         return Response(200, rec, records=1)
@@ -602,12 +647,12 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(400, f"Batch input too large: {len(inputs)} > 100", "VALIDATION_ERROR")
         archived = (request.arg("archived") or "false").lower() == "true"
         wanted = self._wanted(t, payload.get("properties"))
-        space = self.world.space(t.space)
+        view = self._views[t.name]
         started = format_ms(int(time.time() * 1000))
         results, missing = [], []
         for item in inputs:
             idx = self._idx(t, item.get("id"), tick)
-            if idx is None or self.world.is_archived(space, idx, tick) != archived:
+            if idx is None or view.is_archived(idx, tick) != archived:
                 missing.append(str(item.get("id")))
             else:
                 results.append(self._record(t, idx, tick, wanted))
@@ -656,16 +701,16 @@ class HubSpotEmulator(Emulator):
                                 "VALIDATION_ERROR")
         sorts = payload.get("sorts") or []
         wanted = self._wanted(t, payload.get("properties"))
-        space = self.world.space(t.space)
+        view = self._views[t.name]
         fast = self._id_window(t, groups, sorts)
         if fast is not None:
-            lo, hi = fast[0], min(fast[1], space.count(tick))
+            lo, hi = fast[0], min(fast[1], view.count(tick))
             lo = min(lo, hi)
-            total = self._count_live(space, lo, hi, tick)
+            total = self._count_live(view, lo, hi, tick)
             page = []
             skipped = 0
             for idx in range(lo, hi):
-                if self.world.is_archived(space, idx, tick):
+                if view.is_archived(idx, tick):
                     continue
                 if skipped < after:
                     skipped += 1
@@ -683,9 +728,9 @@ class HubSpotEmulator(Emulator):
             body["paging"] = {"next": {"after": str(after + limit)}}
         return Response(200, body, records=len(results))
 
-    def _count_live(self, space: Any, lo: int, hi: int, tick: int) -> int:
+    def _count_live(self, view: View, lo: int, hi: int, tick: int) -> int:
         archived = 0
-        for idx in self.world.archived_indexes(space, tick, lo):
+        for idx in view.archived_indexes(tick, lo):
             if idx >= hi:
                 break
             archived += 1
@@ -736,9 +781,8 @@ class HubSpotEmulator(Emulator):
             if hit is not None:
                 self._search_cache.move_to_end(key)
                 return hit
-        world = self.world
-        space = world.space(t.space)
-        count = space.count(tick)
+        view = self._views[t.name]
+        count = view.count(tick)
         compiled = [[self._compile(t, f) for f in (g.get("filters") or [])] for g in groups] or [[]]
         candidates: set[int] = set()
         for g in groups or [{}]:
@@ -748,7 +792,7 @@ class HubSpotEmulator(Emulator):
         modified_prop = t.modified_prop
         result: list[int] = []
         for idx in candidates:
-            if world.is_archived(space, idx, tick):
+            if view.is_archived(idx, tick):
                 continue
             cache: dict[str, Any] = {}
 
@@ -756,7 +800,7 @@ class HubSpotEmulator(Emulator):
                 if prop == "hs_object_id":
                     return t.offset + idx
                 if prop == modified_prop:
-                    return world.modified_ms(space, idx, tick)
+                    return view.modified_ms(idx, tick)
                 if "props" not in cache:
                     cache["props"] = self._builders[t.name](idx, tick)[0]
                 raw = cache["props"].get(prop)
@@ -784,8 +828,7 @@ class HubSpotEmulator(Emulator):
         return result
 
     def _candidates(self, t: _ObjectType, filters: list[Any], tick: int, count: int) -> Iterator[int]:
-        world = self.world
-        space = world.space(t.space)
+        view = self._views[t.name]
         lo, hi = 0, count
         since: int | None = None
         explicit: set[int] | None = None
@@ -813,7 +856,7 @@ class HubSpotEmulator(Emulator):
         if explicit is not None:
             return (i for i in explicit if lo <= i < hi)
         if since is not None:
-            return world.changed_since(space, since, tick, lo, hi)
+            return view.changed_since(since, tick, lo, hi)
         return iter(range(max(0, lo), min(count, hi)))
 
     @staticmethod
@@ -876,11 +919,11 @@ class HubSpotEmulator(Emulator):
             desc = str(s.get("direction", "ASCENDING")).upper().startswith("DESC")
         else:
             prop, desc = str(s).lstrip("+-"), str(s).startswith("-")
-        world, space = self.world, self.world.space(t.space)
+        view = self._views[t.name]
         if prop == "hs_object_id":
             return sorted(ids, reverse=desc)
         if prop in (t.modified_prop, "lastmodifieddate", "hs_lastmodifieddate"):
-            keyed = sorted(ids, key=lambda i: (world.modified_ms(space, i, tick), i), reverse=desc)
+            keyed = sorted(ids, key=lambda i: (view.modified_ms(i, tick), i), reverse=desc)
             return keyed
         props_of = self._builders[t.name]
         return sorted(ids, key=lambda i: (str(props_of(i, tick)[0].get(prop) or ""), i), reverse=desc)
@@ -909,25 +952,16 @@ class HubSpotEmulator(Emulator):
             results.append(prop)
         return Response(200, {"results": results})
 
-    @staticmethod
-    def _pipeline_body() -> dict[str, Any]:
-        stages = [{"id": sid, "label": label, "displayOrder": n,
-                   "metadata": {"isClosed": "true" if closed else "false", "probability": f"{prob:g}"},
-                   "createdAt": _EPOCH_ISO, "updatedAt": _EPOCH_ISO, "archived": False,
-                   "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
-                  for n, (sid, label, prob, closed) in enumerate(DEAL_STAGES)]
-        return {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": stages,
-                "createdAt": _EPOCH_ISO, "updatedAt": _EPOCH_ISO, "archived": False}
-
     def _pipelines(self, request: Request, type: str) -> Response:
         if self._type(type).name != "deals":
             return Response(200, {"results": []})
-        return Response(200, {"results": [self._pipeline_body()]})
+        return Response(200, {"results": pipelines()}, records=2)
 
     def _pipeline(self, request: Request, type: str, pipeline: str) -> Response:
-        if self._type(type).name != "deals" or pipeline != "default":
+        found = [p for p in pipelines() if p["id"] == pipeline] if self._type(type).name == "deals" else []
+        if not found:
             raise _HubSpotError(404, f"Unable to find pipeline {pipeline}", "OBJECT_NOT_FOUND")
-        return Response(200, self._pipeline_body())
+        return Response(200, found[0], records=1)
 
     def _owners(self, request: Request) -> Response:
         first = ("Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Avery", "Quinn",
@@ -941,6 +975,11 @@ class HubSpotEmulator(Emulator):
 
     def _associated(self, frm: str, to: str, idx: int, tick: int) -> list[int]:
         w = self.world
+        if frm in DERIVED:
+            return derived_links(w, frm, idx, tick).get(to, [])
+        if frm == "deals" and to == "line_items":
+            f = DERIVED["line_items"][1]
+            return [idx * f + k for k in range(f)]
         if frm == "contacts" and to == "companies":
             j = w.company_of(idx)
             return [] if j is None else [j]
@@ -971,10 +1010,10 @@ class HubSpotEmulator(Emulator):
     def _assoc_rows(self, frm: _ObjectType, to: _ObjectType, idx: int, tick: int) -> list[dict[str, Any]]:
         if (frm.name, to.name) not in _ASSOC_TYPES:
             return []
-        to_space = self.world.space(to.space)
+        to_view = self._views[to.name]
         return [{"toObjectId": to.offset + o, "associationTypes": self._assoc_types(frm.name, to.name, idx, o)}
                 for o in self._associated(frm.name, to.name, idx, tick)
-                if not self.world.is_archived(to_space, o, tick)]
+                if not to_view.is_archived(o, tick)]
 
     def _assoc_batch(self, request: Request, type: str, to: str) -> Response:
         frm, dst = self._type(type), self._type(to)
