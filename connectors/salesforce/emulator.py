@@ -45,7 +45,7 @@ from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, R
 from sandbox.routing import Routes
 from sandbox.world import DAY_MS, World
 
-__all__ = ["API_VERSION", "SESSION_ID", "SalesforceEmulator", "emulator_spec"]
+__all__ = ["API_VERSION", "SESSION_ID", "SalesforceEmulator", "custom_value", "emulator_spec"]
 
 API_VERSION = "59.0"
 VERSIONS = tuple(f"{v}.0" for v in range(31, 63))
@@ -96,6 +96,8 @@ _ROUTES = Routes(
      "DELETE /services/data/vXX.X/jobs/query/{id}"),
     ("GET", rf"^/services/data/{_V}/jobs/query/(?P<job>750\w+)/results/?$", "job_results",
      "GET /services/data/vXX.X/jobs/query/{id}/results"),
+    ("POST", rf"^/services/data/{_V}/tooling/sobjects/CustomField/?$", "custom_field",
+     "POST /services/data/vXX.X/tooling/sobjects/CustomField"),
 )
 
 
@@ -142,6 +144,34 @@ def _parse_time_param(value: str | None, name: str) -> int:
                               f"Parameter {name} cannot be parsed as a dateTime: {value}") from exc
 
 
+def custom_value(field: Field, record_id: str) -> Any:
+    """The value a custom field added through the Tooling API has on a record (seeded by both names)."""
+    n = int.from_bytes(hashlib.blake2b(f"{field.name}|{record_id[:15]}".encode(), digest_size=4).digest(), "big")
+    if field.type == "boolean":
+        return n % 2 == 0
+    if field.type in ("double", "currency", "percent"):
+        return float(n % 1000)
+    if field.type == "date":
+        return time.strftime("%Y-%m-%d", time.gmtime(1_700_000_000 + n % 30_000_000))
+    return f"@sf{n % 100_000}" if field.type == "string" else f"v{n % 100_000}"
+
+
+def _with_custom_value(row: Callable[[int, int], dict[str, Any] | None],
+                       field: Field) -> Callable[[int, int], dict[str, Any] | None]:
+    def wrapped(i: int, t: int) -> dict[str, Any] | None:
+        out = row(i, t)
+        if out is not None:
+            out[field.name] = custom_value(field, out["Id"])
+        return out
+    return wrapped
+
+
+def _batch_size(options: str) -> int:
+    """``batchSize=N`` of a Sforce-Query-Options header, clamped to Salesforce's 200..2000."""
+    m = re.search(r"batchSize\s*=\s*(\d+)", options, re.I)
+    return max(200, min(PAGE_SIZE, int(m.group(1)))) if m else PAGE_SIZE
+
+
 @dataclass
 class _Plan:
     """A query resolved against an object: what to select, how to filter and order."""
@@ -164,6 +194,8 @@ class _Cursor:
     version: str
     #: the selected fields of every result row, kept when small enough (else rows are rebuilt per page)
     rows: list[dict[str, Any]] | None = None
+    #: records per page (``Sforce-Query-Options: batchSize=``, 200..2000)
+    page_size: int = PAGE_SIZE
 
     def row(self, pos: int) -> dict[str, Any] | None:
         if self.rows is not None:
@@ -452,6 +484,37 @@ class SalesforceEmulator(Emulator):
                 "searchLayoutable": None}
         return Response(200, body)
 
+    # -- Tooling API: custom fields --------------------------------------------------------------
+
+    def _custom_field(self, request: Request, version: str) -> Response:
+        """``POST tooling/sobjects/CustomField``: add a custom field to an object.
+
+        Its value on every record is a pure function of the field and record id (adding a field
+        does not touch SystemModstamp, as in Salesforce).
+        """
+        payload = request.json() or {}
+        full_name = str(payload.get("FullName") or "")
+        meta = payload.get("Metadata") or {}
+        obj_name, _, name = full_name.partition(".")
+        if not name.endswith("__c") or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", name):
+            raise SalesforceError(400, "INVALID_FIELD", f"invalid custom field name: {full_name}")
+        obj = self._object(obj_name)
+        kind = {"Number": "double", "Currency": "currency", "Percent": "percent", "Checkbox": "boolean",
+                "Date": "date", "Text": "string", "Email": "email", "Phone": "phone",
+                "Url": "url"}.get(str(meta.get("type") or "Text"))
+        if kind is None:
+            raise SalesforceError(400, "INVALID_TYPE", f"unsupported custom field type: {meta.get('type')}")
+        with self._lock:
+            if name.lower() in obj.by_lower:
+                raise SalesforceError(400, "DUPLICATE_DEVELOPER_NAME", f"duplicate field name: {name}")
+            field = Field(name, kind, str(meta.get("label") or name[:-3]), custom=True,
+                          length=int(meta.get("length") or (255 if kind == "string" else 0)))
+            obj.fields = [*obj.fields, field]
+            obj.by_lower = {f.name.lower(): f for f in obj.fields}
+            obj.row = _with_custom_value(obj.row, field)
+            field_id = sf_id("00N", next(self._seq))
+        return Response(201, {"id": field_id, "success": True, "errors": [], "warnings": [], "infos": []})
+
     # -- records ---------------------------------------------------------------------------------
 
     @staticmethod
@@ -556,7 +619,7 @@ class SalesforceEmulator(Emulator):
         since: int | None = None
         if not q.where_or:
             for c in q.where:
-                if (c.field.lower() in ("systemmodstamp", "lastmodifieddate", "createddate") and c.op in (">", ">=")
+                if (c.field.lower() in ("systemmodstamp", "lastmodifieddate", "createddate") and c.op in (">", ">=", "=")
                         and c.values[0].kind == "datetime"):
                     bound = int(c.values[0].value)
                     since = bound if since is None else max(since, bound)
@@ -652,13 +715,14 @@ class SalesforceEmulator(Emulator):
         if plan.count:
             return Response(200, {"totalSize": len(cursor.indexes), "done": True, "records": []})
         records = []
-        for pos in range(offset, min(offset + PAGE_SIZE, len(cursor.indexes))):
+        size = cursor.page_size
+        for pos in range(offset, min(offset + size, len(cursor.indexes))):
             row = cursor.row(pos)
             if row is not None:
                 records.append(self._render(plan.obj, plan.fields, row, cursor.version))
-        body: dict[str, Any] = {"totalSize": len(cursor.indexes), "done": offset + PAGE_SIZE >= len(cursor.indexes)}
+        body: dict[str, Any] = {"totalSize": len(cursor.indexes), "done": offset + size >= len(cursor.indexes)}
         if not body["done"]:
-            body["nextRecordsUrl"] = f"/services/data/v{cursor.version}/{kind}/{locator}-{offset + PAGE_SIZE}"
+            body["nextRecordsUrl"] = f"/services/data/v{cursor.version}/{kind}/{locator}-{offset + size}"
         body["records"] = records
         return Response(200, body, records=len(records))
 
@@ -667,8 +731,9 @@ class SalesforceEmulator(Emulator):
         if not text:
             raise SalesforceError(400, "MALFORMED_QUERY", "A query string has to be specified")
         cursor = self._execute(self._plan(text), kind == "queryAll", version)
+        cursor.page_size = _batch_size(request.headers.get("sforce-query-options", ""))
         locator = sf_id("01g", next(self._seq))
-        if len(cursor.indexes) > PAGE_SIZE and not cursor.plan.count:
+        if len(cursor.indexes) > cursor.page_size and not cursor.plan.count:
             with self._lock:
                 self._cursors[locator] = cursor
                 while len(self._cursors) > CURSOR_CACHE:

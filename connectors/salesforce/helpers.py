@@ -1,0 +1,673 @@
+"""Salesforce HTTP, SOQL windows and Bulk API 2.0: simple-salesforce as the client.
+
+Every call goes through :meth:`SalesforceApi._call`: simple-salesforce sends it (auth header,
+``Sforce-Limit-Info`` parsed into ``api_usage``), its exceptions become :mod:`core.errors` through
+the ``salesforce`` classifier, transient ones are retried by :class:`core.http.RetryPolicy`, and
+an ``INVALID_SESSION_ID`` answer refreshes the session through the OAuth token endpoint once
+(when refresh-token or username/password credentials are configured). Before each request the
+daily quota seen in the last ``Sforce-Limit-Info`` is compared with ``quota_share``: past it, a
+:class:`core.errors.QuotaExhaustedError` ends the stream after the pages already yielded.
+
+Records are yielded exactly as the REST query API sends them (``attributes`` + fields). Bulk API
+2.0 CSV rows are converted to that same shape with the describe types, so a record is identical
+whichever path read it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from connectors.salesforce import settings as S
+from core.connector import ConnectorConfig, Page, RunContext, StreamSpec
+from core.errors import (
+    ConfigurationError,
+    FactorylineError,
+    QuotaExhaustedError,
+    TerminalVendorError,
+    TransientVendorError,
+)
+from core.http import Masker, RetryPolicy, classify_response, translate_transport_error
+
+__all__ = ["FieldInfo", "SalesforceApi", "SalesforceConnector", "soql_datetime"]
+
+log = logging.getLogger("factoryline.salesforce")
+
+VENDOR = "salesforce"
+_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
+
+
+def soql_datetime(value: datetime) -> str:
+    """A SOQL datetime literal in UTC with milliseconds (``2024-01-01T00:00:00.000Z``)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    v = value.astimezone(UTC)
+    return v.strftime("%Y-%m-%dT%H:%M:%S") + f".{v.microsecond // 1000:03d}Z"
+
+
+def _param_datetime(value: datetime) -> str:
+    """``2024-01-01T00:00:00+00:00``, as the updated/deleted endpoints take it."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def quote_soql(value: str) -> str:
+    """A SOQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    """Salesforce (``...000+0000``), CSV (``...000Z``) or ISO text; None when unusable."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        d = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What describe says about one field."""
+
+    name: str
+    type: str
+    calculated: bool = False
+    compound: str | None = None
+
+    @property
+    def selectable(self) -> bool:
+        return self.type not in S.UNSELECTABLE_TYPES
+
+
+def _csv_value(kind: str, text: str) -> Any:
+    """A Bulk API CSV cell as the REST JSON would carry it."""
+    if text == "":
+        return None
+    if kind == "boolean":
+        return text.lower() == "true"
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if kind in ("double", "currency", "percent"):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "datetime" and text.endswith("Z"):
+        return text[:-1] + "+0000"  # REST writes +0000, CSV writes Z: keep one shape
+    return text
+
+
+class SalesforceApi:
+    """One org through simple-salesforce: quota guard, retries, session refresh, request count."""
+
+    def __init__(self, config: ConnectorConfig, *, policy: RetryPolicy | None = None,
+                 masker: Masker | None = None) -> None:
+        instance_url = str(config.get("instance_url") or "").rstrip("/")
+        if not instance_url:
+            raise ConfigurationError(
+                "Salesforce needs the org's URL: set sources.salesforce.instance_url in .dlt/config.toml or "
+                "SOURCES__SALESFORCE__INSTANCE_URL (e.g. https://mydomain.my.salesforce.com)")
+        self.config = config
+        self.instance_url = instance_url
+        self.version = str(config.get("api_version") or S.DEFAULT_API_VERSION)
+        self.masker = masker or Masker(config.secrets())
+        self.policy = policy or RetryPolicy()
+        share = config.get("quota_share")
+        self.quota_share = float(S.DEFAULT_QUOTA_SHARE if share in (None, "") else share)
+        self.requests = 0
+        #: (used, total) from the last Sforce-Limit-Info header
+        self.usage: tuple[int, int] | None = None
+        self.refreshes = 0
+        self.session = requests.Session()
+        ca_bundle = config.get("ca_bundle")
+        if ca_bundle:
+            # REQUESTS_CA_BUNDLE from the environment would win over verify: ignore the environment
+            self.session.trust_env = False
+            self.session.verify = str(ca_bundle)
+        token = config.get("session_id")
+        if not token:
+            if not self.can_refresh:
+                raise ConfigurationError(
+                    "Salesforce needs a session: set sources.salesforce.session_id (an access token), or "
+                    "client_id with refresh_token or username/password (SOURCES__SALESFORCE__...)")
+            token = self._oauth_token()
+        self.sf = self._client(str(token))
+
+    def _client(self, token: str) -> Salesforce:
+        self.masker.add(token)
+        return Salesforce(instance_url=self.instance_url, session_id=token, version=self.version,
+                          session=self.session)
+
+    def close(self) -> None:
+        self.session.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.instance_url}/services/data/v{self.version}/"
+
+    # -- session refresh ----------------------------------------------------------------------
+
+    @property
+    def can_refresh(self) -> bool:
+        c = self.config
+        return bool(c.get("client_id") and (c.get("refresh_token") or (c.get("username") and c.get("password"))))
+
+    def _oauth_token(self) -> str:
+        """A new access token from ``/services/oauth2/token`` (refresh token first, else password)."""
+        c = self.config
+        form = {"client_id": str(c.get("client_id"))}
+        if c.get("client_secret"):
+            form["client_secret"] = str(c.get("client_secret"))
+        if c.get("refresh_token"):
+            form.update(grant_type="refresh_token", refresh_token=str(c.get("refresh_token")))
+        else:
+            form.update(grant_type="password", username=str(c.get("username")),
+                        password=str(c.get("password")) + str(c.get("security_token") or ""))
+        url = f"{str(c.get('login_url') or self.instance_url).rstrip('/')}/services/oauth2/token"
+        try:
+            resp = self.session.post(url, data=form, timeout=_TIMEOUT)
+        except requests.RequestException as exc:
+            raise TransientVendorError(self.masker.mask(f"token refresh failed: {exc}"), vendor=VENDOR) from exc
+        if resp.status_code != 200:
+            raise classify_response(VENDOR, resp.status_code, resp.headers, resp.content, masker=self.masker)
+        body = orjson.loads(resp.content)
+        token = str(body["access_token"])
+        self.masker.add(token)
+        new_url = body.get("instance_url")
+        if isinstance(new_url, str) and new_url and not c.get("login_url"):
+            self.instance_url = new_url.rstrip("/")
+        return token
+
+    def _refresh(self) -> None:
+        log.info("salesforce session expired; refreshing it through the OAuth token endpoint")
+        self.refreshes += 1
+        self.sf = self._client(self._oauth_token())
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def check_quota(self) -> None:
+        if self.usage is None:
+            return
+        used, total = self.usage
+        if total > 0 and used >= self.quota_share * total:
+            raise QuotaExhaustedError(
+                f"{used} of the org's {total} daily API requests are used, the configured share "
+                f"(quota_share={self.quota_share}) is reached; the run stops and keeps what was loaded, "
+                "run it again once the quota resets", vendor=VENDOR, code="QUOTA_SHARE")
+
+    def _translate(self, exc: BaseException) -> FactorylineError | None:
+        if isinstance(exc, SalesforceError):
+            content: Any = exc.content
+            if isinstance(content, bytes | str):
+                content = self.masker.mask(content)
+            setattr(exc, "content", content)  # noqa: B010 - chained as __cause__: its str() shows the body
+            return classify_response(VENDOR, int(exc.status), {}, content, masker=self.masker)
+        if isinstance(exc, orjson.JSONDecodeError):
+            return TransientVendorError("response is not valid JSON (truncated?)", vendor=VENDOR)
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+            return TransientVendorError(self.masker.mask(f"response cut off ({exc})"), vendor=VENDOR)
+        return translate_transport_error(exc, vendor=VENDOR, masker=self.masker)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP exchange; refreshes the session once on INVALID_SESSION_ID."""
+        refreshed = False
+        while True:
+            self.check_quota()
+            self.requests += 1
+            try:
+                # simple-salesforce's own request path: auth headers, errors, Sforce-Limit-Info
+                resp: requests.Response = self.sf._call_salesforce(method, url, name=url, timeout=_TIMEOUT,
+                                                                   **kwargs)
+            except SalesforceError as exc:
+                body = exc.content
+                code = body[0].get("errorCode") if isinstance(body, list) and body and isinstance(body[0], dict) \
+                    else None
+                if exc.status == 401 and code == "INVALID_SESSION_ID" and not refreshed and self.can_refresh:
+                    refreshed = True
+                    self._refresh()
+                    url = url.replace(url.split("/services/")[0], self.instance_url, 1)
+                    continue
+                raise
+            self._feed_usage(resp.headers)
+            return resp
+
+    def _feed_usage(self, headers: Mapping[str, str] | None) -> None:
+        value = (headers or {}).get("Sforce-Limit-Info")
+        if not value:
+            return
+        parsed = Salesforce.parse_api_usage(value).get("api-usage")
+        if parsed is not None:
+            self.usage = (int(parsed.used), int(parsed.total))
+
+    def _call(self, describe: str, method: str, url: str, **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            resp = self._send(method, url, **kwargs)
+            if resp.status_code == 204 or not resp.content:
+                return None
+            return orjson.loads(resp.content)
+
+        return self.policy.call(attempt, translate=self._translate, describe=f"salesforce {describe}")
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith("https://") or path.startswith("http://") else (
+            self.instance_url + path if path.startswith("/") else self.base_url + path)
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def describe(self, obj: str) -> list[FieldInfo]:
+        """``GET sobjects/{obj}/describe``: every field, custom ``__c`` ones included."""
+        body = self._call(f"describe {obj}", "GET", self._url(f"sobjects/{obj}/describe"))
+        out = []
+        for f in (body or {}).get("fields") or []:
+            if isinstance(f, dict) and f.get("name"):
+                out.append(FieldInfo(str(f["name"]), str(f.get("type") or "string"), bool(f.get("calculated")),
+                                     f.get("compoundFieldName")))
+        return out
+
+    def query(self, soql: str, *, all_rows: bool = True) -> dict[str, Any]:
+        """``GET queryAll?q=`` (deleted rows included) or ``query?q=``; first page."""
+        kind = "queryAll" if all_rows else "query"
+        out: dict[str, Any] = self._call(kind, "GET", self._url(f"{kind}/"), params={"q": soql},
+                                         headers=self._batch_header())
+        return out
+
+    def query_more(self, next_url: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("queryMore", "GET", self._url(next_url), headers=self._batch_header())
+        return out
+
+    def _batch_header(self) -> dict[str, str]:
+        size = int(self.config.get("page_size") or S.DEFAULT_PAGE_SIZE)
+        size = max(S.MIN_PAGE_SIZE, min(size, S.MAX_PAGE_SIZE))
+        return {"Sforce-Query-Options": f"batchSize={size}"}
+
+    def count(self, obj: str, where: str) -> int:
+        body = self.query(f"SELECT COUNT() FROM {obj}{where}")
+        return int(body.get("totalSize") or 0)
+
+    def deleted(self, obj: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """``GET sobjects/{obj}/deleted/?start=&end=``: ids and deletion times in the window."""
+        params = {"start": _param_datetime(start), "end": _param_datetime(end)}
+        body = self._call(f"deleted {obj}", "GET", self._url(f"sobjects/{obj}/deleted/"), params=params)
+        return [r for r in (body or {}).get("deletedRecords") or [] if isinstance(r, dict) and r.get("id")]
+
+    # -- Bulk API 2.0 ---------------------------------------------------------------------------
+
+    def bulk_create(self, soql: str) -> str:
+        body = self._call("create bulk query job", "POST", self._url("jobs/query"),
+                          data=orjson.dumps({"operation": "queryAll", "query": soql, "contentType": "CSV",
+                                             "columnDelimiter": "COMMA", "lineEnding": "LF"}))
+        return str(body["id"])
+
+    def bulk_info(self, job: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("bulk job status", "GET", self._url(f"jobs/query/{job}"))
+        return out
+
+    def bulk_wait(self, job: str) -> dict[str, Any]:
+        """Poll until the job is complete; a failed or aborted job is terminal."""
+        delay, waited = 0.2, 0.0
+        while True:
+            info = self.bulk_info(job)
+            state = info.get("state")
+            if state == "JobComplete":
+                return info
+            if state in ("Failed", "Aborted"):
+                raise TerminalVendorError(f"bulk query job {job} ended {state}: {info.get('errorMessage')}",
+                                          vendor=VENDOR, code=str(state))
+            if waited > S.BULK_POLL_MAX_SECONDS:
+                raise TransientVendorError(f"bulk query job {job} still {state} after {waited:.0f}s",
+                                           vendor=VENDOR)
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+
+    def bulk_delete(self, job: str) -> None:
+        try:
+            self._call("delete bulk job", "DELETE", self._url(f"jobs/query/{job}"))
+        except TerminalVendorError as exc:  # cleanup only: a job already gone is fine
+            log.debug("salesforce: deleting bulk job %s: %s", job, exc)
+
+    def bulk_results(self, job: str, locator: str | None, max_records: int) -> _Results:
+        """One results request, streamed: rows are parsed as they arrive, never held whole."""
+        params: dict[str, Any] = {"maxRecords": max_records}
+        if locator:
+            params["locator"] = locator
+
+        def attempt() -> _Results:
+            resp = self._send("GET", self._url(f"jobs/query/{job}/results"), params=params, stream=True,
+                              headers={"Accept": "text/csv"})
+            nxt = resp.headers.get("Sforce-Locator")
+            resp.raw.decode_content = True
+            resp.raw.auto_close = False  # else TextIOWrapper reads from a closed file at the end
+            text = io.TextIOWrapper(resp.raw, encoding="utf-8", newline="")
+            return _Results(resp, csv.reader(text), None if nxt in (None, "", "null") else nxt)
+
+        return self.policy.call(attempt, translate=self._translate, describe="salesforce bulk results")
+
+
+@dataclass
+class _Results:
+    response: requests.Response
+    rows: Iterator[list[str]]
+    next_locator: str | None
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class SalesforceConnector:
+    """:class:`core.connector.Connector` for Salesforce objects (standard and custom).
+
+    Each run: describe (field list, custom fields included, compound parents left out), then one
+    window ``lower <= SystemModstamp < ctx.started_at`` (no lower bound on a first or full run,
+    else the stored cursor minus ``lookback_seconds``) read with ``queryAll`` (deleted rows come
+    with ``IsDeleted = true``) ordered by ``SystemModstamp, Id``. Every page stores the position
+    ``(SystemModstamp, Id)`` of its last record, so a stopped run continues with
+    ``SystemModstamp = s AND Id > id`` then ``SystemModstamp > s``: nothing is lost at a page
+    boundary inside one timestamp. A window above ``bulk_threshold`` records (``SELECT COUNT()``
+    first) is read with a Bulk API 2.0 ``queryAll`` job whose results are streamed ``Sforce-Locator``
+    by locator; job id and locator are stored in the state so a stopped run resumes the same job.
+    Incremental runs also ask the ``deleted`` endpoint every ``reconcile_deletes_hours`` and emit
+    the hard-deleted records. Only the final (empty) page moves ``cursor`` to ``ctx.started_at``.
+    """
+
+    def __init__(self, config: ConnectorConfig, *, policy: RetryPolicy | None = None) -> None:
+        self.config = config
+        from connectors.salesforce import extra_objects
+
+        extra = config.get("extra_objects")
+        objects = (*S.DEFAULT_OBJECTS, *extra_objects(str(extra) if extra else None))
+        #: stream name -> the object's API name
+        self.objects = {S.stream_name(o): o for o in objects}
+        self.api = SalesforceApi(config, policy=policy)
+        lookback = config.get("lookback_seconds")
+        self.lookback = timedelta(seconds=float(S.DEFAULT_LOOKBACK_SECONDS if lookback in (None, "") else lookback))
+        threshold = config.get("bulk_threshold")
+        self.bulk_threshold = int(S.DEFAULT_BULK_THRESHOLD if threshold in (None, "") else threshold)
+        self.bulk_records = int(config.get("bulk_result_records") or S.DEFAULT_BULK_RESULT_RECORDS)
+        self.page_size = max(1, int(config.get("page_size") or S.DEFAULT_PAGE_SIZE))
+        hours = config.get("reconcile_deletes_hours")
+        self.reconcile_every = timedelta(hours=float(S.DEFAULT_RECONCILE_DELETES_HOURS if hours in (None, "")
+                                                     else hours))
+        formula = config.get("formula_refresh_hours")
+        self.formula_every = timedelta(hours=float(formula)) if formula not in (None, "", 0, "0") else None
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- Connector protocol -------------------------------------------------------------------
+
+    def extract(self, stream: StreamSpec, state: Mapping[str, Any], ctx: RunContext) -> Iterator[Page]:
+        obj = self.objects.get(stream.name)
+        if obj is None:
+            raise ConfigurationError(f"salesforce has no stream {stream.name!r} (valid: {', '.join(self.objects)}); "
+                                     f"add the object to {S.EXTRA_OBJECTS_ENV}")
+        start = self.api.requests
+        billed = [start]
+
+        def page(records: list[dict[str, Any]], st: dict[str, Any]) -> Page:
+            p = Page(records=records, state=st, requests=self.api.requests - billed[0])
+            billed[0] = self.api.requests
+            return p
+
+        fields = self.api.describe(obj)
+        if not fields:
+            raise TerminalVendorError(f"describe of {obj} returned no fields; check the object name and the "
+                                      "user's access to it", vendor=VENDOR)
+        selected = [f for f in fields if f.selectable]
+        types = {f.name: f.type for f in selected}
+        if "Id" not in types:
+            raise TerminalVendorError(f"{obj} has no Id field to merge on", vendor=VENDOR)
+        base = {k: v for k, v in (state or {}).items() if k not in ("position", "bulk")}
+        prior = dict(state or {})
+        cursor = _parse_ts(prior.get("cursor"))
+        upper = ctx.started_at if ctx.started_at.tzinfo else ctx.started_at.replace(tzinfo=UTC)
+        has_cursor = S.CURSOR_FIELD in types
+        formula_due = self._formula_due(fields, prior, upper)
+        full = ctx.full_refresh or cursor is None or not has_cursor or formula_due
+
+        # a Bulk job a stopped run left behind: finish it first, then read what changed since
+        job_state = prior.get("bulk")
+        if isinstance(job_state, dict) and job_state.get("job") and not ctx.full_refresh:
+            finished = yield from self._bulk_resume(obj, types, job_state, base, page)
+            if finished is not None:
+                base["cursor"] = finished
+                cursor, full = _parse_ts(finished), False
+                prior.pop("position", None)
+
+        lower = None if full or cursor is None else cursor - self.lookback
+        position = prior.get("position")
+        if isinstance(position, list) and len(position) == 2 and not ctx.full_refresh:
+            pos: tuple[str, str] | None = (str(position[0]), str(position[1]))
+        else:
+            pos = None
+        names = [f.name for f in selected]
+        if has_cursor:
+            window = self._window(lower, upper)
+            # full windows are counted first; an incremental one is judged by its first page's
+            # totalSize (one request fewer on the usual, small, incremental run)
+            bulk = self.bulk_threshold > 0 and pos is None and lower is None \
+                and self.api.count(obj, window) > self.bulk_threshold
+            if bulk:
+                yield from self._bulk(obj, names, types, window, base, upper, page)
+            else:
+                probe = self.bulk_threshold if self.bulk_threshold > 0 and pos is None else None
+                switched = yield from self._rest(obj, names, window, upper, pos, base, page, probe)
+                if switched:
+                    yield from self._bulk(obj, names, types, window, base, upper, page)
+        else:
+            yield from self._rest_all(obj, names, base, page)
+        final = {**base, "cursor": _iso(upper)}
+        if formula_due or full:
+            final["full_read_at"] = _iso(upper)
+        if not full and has_cursor and self._reconcile_due(prior, upper):
+            yield from self._reconcile(obj, names, prior, upper, base, page)
+            final["deletes_checked_at"] = _iso(upper)
+        elif full:
+            final["deletes_checked_at"] = _iso(upper)  # a full read has every row queryAll still holds
+        ctx.count(f"{obj}.requests", self.api.requests - start)
+        yield page([], final)
+
+    # -- REST query windows -------------------------------------------------------------------
+
+    @staticmethod
+    def _window(lower: datetime | None, upper: datetime) -> str:
+        conds = [f"{S.CURSOR_FIELD} < {soql_datetime(upper)}"]
+        if lower is not None:
+            conds.insert(0, f"{S.CURSOR_FIELD} >= {soql_datetime(lower)}")
+        return " WHERE " + " AND ".join(conds)
+
+    def _rest(self, obj: str, names: list[str], window: str, upper: datetime, pos: tuple[str, str] | None,
+              base: dict[str, Any], page: Callable[..., Page],
+              probe: int | None = None) -> Generator[Page, None, bool]:
+        """Pages of the window; True (nothing yielded) when its totalSize exceeds ``probe``."""
+        cols = ", ".join(names)
+        order = f" ORDER BY {S.CURSOR_FIELD} ASC, Id ASC"
+        bound = f"{S.CURSOR_FIELD} < {soql_datetime(upper)}"
+        if pos is None:
+            queries = [f"SELECT {cols} FROM {obj}{window}{order}"]
+        else:
+            stamp = _parse_ts(pos[0])
+            if stamp is None:
+                queries = [f"SELECT {cols} FROM {obj}{window}{order}"]
+            else:
+                lit = soql_datetime(stamp)
+                # the rest of the interrupted timestamp, then everything after it
+                queries = [f"SELECT {cols} FROM {obj} WHERE {S.CURSOR_FIELD} = {lit} AND Id > {quote_soql(pos[1])}"
+                           f" AND {bound}{order}",
+                           f"SELECT {cols} FROM {obj} WHERE {S.CURSOR_FIELD} > {lit} AND {bound}{order}"]
+        for soql in queries:
+            body = self.api.query(soql)
+            if probe is not None and int(body.get("totalSize") or 0) > probe:
+                return True
+            while True:
+                records = [r for r in body.get("records") or [] if isinstance(r, dict)]
+                if records:
+                    yield page(records, {**base, "position": self._position(records, pos)})
+                    last = records[-1]
+                    stamp_text, rid = last.get(S.CURSOR_FIELD), last.get("Id")
+                    if isinstance(stamp_text, str) and isinstance(rid, str) and _parse_ts(stamp_text):
+                        pos = (stamp_text, rid)
+                nxt = body.get("nextRecordsUrl")
+                if body.get("done", True) or not nxt:
+                    break
+                body = self.api.query_more(str(nxt))
+        return False
+
+    @staticmethod
+    def _position(records: list[dict[str, Any]], pos: tuple[str, str] | None) -> list[str] | None:
+        """(SystemModstamp, Id) of the page's last usable record (a malformed one is skipped)."""
+        for r in reversed(records):
+            stamp, rid = r.get(S.CURSOR_FIELD), r.get("Id")
+            if isinstance(stamp, str) and isinstance(rid, str) and _parse_ts(stamp) is not None:
+                return [stamp, rid]
+        return list(pos) if pos else None
+
+    def _rest_all(self, obj: str, names: list[str], base: dict[str, Any],
+                  page: Callable[..., Page]) -> Iterator[Page]:
+        """Objects without SystemModstamp: every row, every run."""
+        body = self.api.query(f"SELECT {', '.join(names)} FROM {obj} ORDER BY Id ASC")
+        while True:
+            records = [r for r in body.get("records") or [] if isinstance(r, dict)]
+            if records:
+                yield page(records, dict(base))
+            nxt = body.get("nextRecordsUrl")
+            if body.get("done", True) or not nxt:
+                return
+            body = self.api.query_more(str(nxt))
+
+    # -- Bulk API 2.0 ---------------------------------------------------------------------------
+
+    def _bulk(self, obj: str, names: list[str], types: dict[str, str], window: str, base: dict[str, Any],
+              upper: datetime, page: Callable[..., Page]) -> Iterator[Page]:
+        job = self.api.bulk_create(f"SELECT {', '.join(names)} FROM {obj}{window}")
+        job_state = {"job": job, "locator": None, "upper": _iso(upper)}
+        # committed before any row: a run stopped while the job runs resumes this job
+        yield page([], {**base, "bulk": job_state})
+        yield from self._bulk_read(obj, types, job_state, base, page)
+
+    def _bulk_resume(self, obj: str, types: dict[str, str], job_state: dict[str, Any], base: dict[str, Any],
+                     page: Callable[..., Page]) -> Generator[Page, None, str | None]:
+        """Continue a stored job; returns the cursor it completes, or None when the job is gone."""
+        job = str(job_state["job"])
+        try:
+            info = self.api.bulk_info(job)
+        except TerminalVendorError as exc:
+            if exc.status != 404:
+                raise
+            log.info("salesforce %s: bulk job %s no longer exists; reading the window again", obj, job)
+            return None
+        if info.get("state") in ("Failed", "Aborted"):
+            return None
+        log.info("salesforce %s: resuming bulk job %s at locator %s", obj, job, job_state.get("locator"))
+        yield from self._bulk_read(obj, types, dict(job_state), base, page)
+        return str(job_state.get("upper"))
+
+    def _bulk_read(self, obj: str, types: dict[str, str], job_state: dict[str, Any], base: dict[str, Any],
+                   page: Callable[..., Page]) -> Iterator[Page]:
+        job = str(job_state["job"])
+        self.api.bulk_wait(job)
+        locator: str | None = job_state.get("locator")
+        prefix = f"/services/data/v{self.api.version}/sobjects/{obj}/"
+        while True:
+            results = self.api.bulk_results(job, locator, self.bulk_records)
+            try:
+                header = next(results.rows, None)
+                chunk: list[dict[str, Any]] = []
+                kinds = [types.get(h, "string") for h in header or []]
+                here = {**base, "bulk": {**job_state, "locator": locator}}
+                for row in results.rows:
+                    rec: dict[str, Any] = {"attributes": {"type": obj, "url": ""}}
+                    for name, kind, cell in zip(header or [], kinds, row, strict=False):
+                        rec[name] = _csv_value(kind, cell)
+                    rid = rec.get("Id")
+                    rec["attributes"]["url"] = f"{prefix}{rid}" if rid else None
+                    chunk.append(rec)
+                    if len(chunk) >= self.page_size:
+                        yield page(chunk, here)  # a stop here re-reads this results request
+                        chunk = []
+            except csv.Error as exc:
+                raise TransientVendorError(f"bulk results of job {job} are not valid CSV: {exc}",
+                                           vendor=VENDOR) from exc
+            except requests.RequestException as exc:
+                raise TransientVendorError(self.masker_text(f"bulk results of job {job} cut off: {exc}"),
+                                           vendor=VENDOR) from exc
+            finally:
+                results.close()
+            locator = results.next_locator
+            if locator is None:
+                # the job's window is read: its upper bound is the cursor now
+                base["cursor"] = str(job_state["upper"])
+                yield page(chunk, dict(base))
+                break
+            yield page(chunk, {**base, "bulk": {**job_state, "locator": locator}})
+        self.api.bulk_delete(job)
+
+    def masker_text(self, text: str) -> str:
+        return self.api.masker.mask(text)
+
+    # -- deletes and formula fields -----------------------------------------------------------
+
+    def _reconcile_due(self, prior: Mapping[str, Any], upper: datetime) -> bool:
+        last = _parse_ts(prior.get("deletes_checked_at"))
+        return last is None or upper - last >= self.reconcile_every
+
+    def _reconcile(self, obj: str, names: list[str], prior: Mapping[str, Any], upper: datetime,
+                   base: dict[str, Any], page: Callable[..., Page]) -> Iterator[Page]:
+        """Hard deletes from the deleted endpoint: full rows where queryAll still has them, else stubs."""
+        earliest = upper - timedelta(days=S.DELETED_WINDOW_DAYS)
+        last = _parse_ts(prior.get("deletes_checked_at"))
+        start = max(earliest, (last - self.lookback) if last else earliest)
+        if upper - start < timedelta(minutes=1):
+            return
+        found = self.api.deleted(obj, start, upper)
+        prefix = f"/services/data/v{self.api.version}/sobjects/{obj}/"
+        for i in range(0, len(found), S.ID_BATCH):
+            batch = found[i:i + S.ID_BATCH]
+            ids = ", ".join("'" + str(r["id"]).replace("'", "") + "'" for r in batch)
+            body = self.api.query(f"SELECT {', '.join(names)} FROM {obj} WHERE Id IN ({ids})")
+            rows = {r.get("Id"): r for r in body.get("records") or [] if isinstance(r, dict)}
+            out: list[dict[str, Any]] = []
+            for r in batch:
+                rid = str(r["id"])
+                full = rows.get(rid)
+                if full is not None:
+                    full["IsDeleted"] = True
+                    out.append(full)
+                else:  # purged from the recycle bin: only the id and the deletion time remain
+                    out.append({"attributes": {"type": obj, "url": f"{prefix}{rid}"}, "Id": rid, "IsDeleted": True,
+                                S.CURSOR_FIELD: r.get("deletedDate")})
+            yield page(out, dict(base))
+
+    def _formula_due(self, fields: list[FieldInfo], prior: Mapping[str, Any], upper: datetime) -> bool:
+        """Formula fields change without touching SystemModstamp: re-read everything now and then."""
+        if self.formula_every is None or not any(f.calculated and f.selectable for f in fields):
+            return False
+        last = _parse_ts(prior.get("full_read_at"))
+        return last is None or upper - last >= self.formula_every
+
