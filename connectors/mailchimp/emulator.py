@@ -272,6 +272,8 @@ class MailchimpEmulator(Emulator):
                     break
         if not records:
             return response
+        if kind == "bad_timestamp":  # email activity carries its times only in the activity items
+            records = [r for r in records if "activity" not in r or r["activity"]] or records
         target = records[rng.randrange(len(records))]
         if kind == "missing_id":
             target.pop("id", None)
