@@ -17,7 +17,7 @@ aliases, fragments, variables and field selection behave as at Shopify; unknown 
   ``__parentId``), page by page, without building the file;
 * ``extensions.cost`` on every answer (1 per object, 2 + first x node per connection, 10 per
   mutation; a query over 1000 is ``MAX_COST_EXCEEDED``); with ``rate_limits=True`` a leaky bucket
-  (2000 points, 100/s) answers ``THROTTLED`` without ``data``.
+  (2000 points, 100/s) answers ``THROTTLED`` without ``data`` (without it the bucket stays full).
 
 Listing by the default ``ID`` sort holds no index: an order's idx is ``person * 64 + n``, so a
 cursor is a position over person indexes and each page walks the people from there (an
@@ -295,14 +295,17 @@ class _Bucket:
     def take(self, cost: int) -> bool:
         with self._lock:
             self._refill()
-            if self.enforce and cost > self.available:
+            if not self.enforce:
+                return True  # limits off: an unlimited plan, the bucket stays full (connectors need not pace)
+            if cost > self.available:
                 return False
             self.available = max(0.0, self.available - cost)
             return True
 
     def refund(self, points: int) -> None:
         with self._lock:
-            self.available = min(BUCKET_SIZE, self.available + max(0, points))
+            if self.enforce:
+                self.available = min(BUCKET_SIZE, self.available + max(0, points))
 
     def status(self) -> dict[str, Any]:
         with self._lock:
