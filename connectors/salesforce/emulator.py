@@ -695,11 +695,15 @@ class SalesforceEmulator(Emulator):
         for f, desc, nulls_last in reversed(plan.order):
             null_flag = 0 if (not desc and not nulls_last) or (desc and nulls_last) else 2
 
-            def key(row: dict[str, Any], name: str = f.name, flag: int = null_flag) -> tuple[Any, ...]:
+            # ids sort by their characters (case matters, as in Id comparisons); text ignores case
+            fold = f.type not in ("id", "reference")
+
+            def key(row: dict[str, Any], name: str = f.name, flag: int = null_flag,
+                    fold: bool = fold) -> tuple[Any, ...]:
                 v = row.get(name)
                 if v is None:
                     return (flag,)
-                return (1, v.lower() if isinstance(v, str) else v)
+                return (1, v.lower() if fold and isinstance(v, str) else v)
             rows.sort(key=key, reverse=desc)
         selected = rows[plan.offset:]
         if plan.limit is not None:
