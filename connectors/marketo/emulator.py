@@ -9,9 +9,10 @@ Ids: leads ``LEAD_OFFSET + i`` (person ``i``), programs ``PROGRAM_OFFSET + c`` (
 smart campaigns ``SMART_CAMPAIGN_OFFSET + c``, email assets ``EMAIL_OFFSET + c``, activities
 ``(i + 1) * 1_000_000 + seq + 1`` (the "New Lead" activity of a lead is ``(i + 1) * 1_000_000``).
 
-Routes: ``GET|POST /identity/oauth/token``; ``GET /rest/v1/leads/describe.json``;
-``/rest/v1/leads.json`` (``filterType`` id or email, ``filterValues`` <= 300, ``fields``,
-``batchSize`` <= 300, ``nextPageToken``); ``/rest/v1/lead/{id}.json``; ``/rest/v1/activities/types.json``;
+Routes: ``GET|POST /identity/oauth/token``; ``GET /rest/v1/leads/describe.json`` and
+``describe2.json``; ``/rest/v1/leads.json`` (``filterType`` id or email, ``filterValues`` <= 300,
+``fields``, ``batchSize`` <= 300, ``nextPageToken``; also ``POST ?_method=GET`` with the same
+parameters as a form body, for field lists too long for a URL); ``/rest/v1/lead/{id}.json``; ``/rest/v1/activities/types.json``;
 ``/rest/v1/activities/pagingtoken.json?sinceDatetime=``; ``/rest/v1/activities.json``
 (``nextPageToken``, ``activityTypeIds`` <= 10, ``leadIds``, ``batchSize``; ``moreResult`` paging, and the
 last token resumes later with what happened since); ``/rest/v1/activities/deletedleads.json``
@@ -39,7 +40,8 @@ moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code
 607 daily quota of 50,000 with ``rate_limits``, 615 more than 10 concurrent requests, 610 unknown
 resource, 701/1003 bad parameters). Identity (``/identity/oauth/token``) answers OAuth2 JSON and is
 not counted against limits. Access tokens live ``expires_in`` seconds (3600; the environment
-variable ``FACTORYLINE_SANDBOX_MARKETO_TOKEN_TTL`` shortens it for tests); asking again while one is
+variable ``FACTORYLINE_SANDBOX_MARKETO_TOKEN_TTL`` shortens it for tests, and
+``FACTORYLINE_SANDBOX_MARKETO_DAILY_QUOTA`` lowers the daily quota so tests can reach 607); asking again while one is
 alive returns the same token with its remaining lifetime, like Marketo.
 
 Sandbox-only: a request header ``X-Sandbox-Delay-Ms`` makes the emulator hold the request that
@@ -51,6 +53,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import dataclasses
 import os
 import random
 import re
@@ -61,6 +64,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from sandbox.faults import FaultRule
 from sandbox.journeys import Campaign, Journeys, Touch
@@ -74,6 +78,8 @@ CLIENT_ID = "sandbox-marketo-client-0000"
 CLIENT_SECRET = "sandbox-marketo-secret-0000"
 MUNCHKIN_ID = "123-ABC-456"
 TOKEN_TTL_ENV = "FACTORYLINE_SANDBOX_MARKETO_TOKEN_TTL"
+#: sandbox-only: a smaller daily quota (with ``rate_limits``), so tests can reach the 607 answer
+DAILY_QUOTA_ENV = "FACTORYLINE_SANDBOX_MARKETO_DAILY_QUOTA"
 DEFAULT_TOKEN_TTL = 3600.0
 LEAD_OFFSET = 100_000
 PROGRAM_OFFSET = 1000
@@ -267,8 +273,9 @@ def _norm_email(email: str | None) -> str | None:
 class _Limiter:
     """100 calls per 20 s rolling and 50,000 a day (with ``rate_limits``); at most 10 in flight."""
 
-    def __init__(self, enforce: bool) -> None:
+    def __init__(self, enforce: bool, daily_quota: int = DAILY_QUOTA) -> None:
         self.enforce = enforce
+        self.daily_quota = daily_quota
         self._lock = threading.Lock()
         self._window: deque[float] = deque()
         self._daily = 0
@@ -284,7 +291,7 @@ class _Limiter:
             while w and now - w[0] >= RATE_WINDOW_S:
                 w.popleft()
             if self.enforce:
-                if self._daily >= DAILY_QUOTA:
+                if self._daily >= self.daily_quota:
                     return "607", "Daily quota reached"
                 if len(w) >= RATE_LIMIT:
                     return "606", f"Max rate limit '{RATE_LIMIT}' exceeded with in '{RATE_WINDOW_S:g}' secs"
@@ -306,7 +313,9 @@ _ROUTE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("GET", r"^/identity/oauth/token/?$", "identity"),
     ("POST", r"^/identity/oauth/token/?$", "identity"),
     ("GET", r"^/rest/v1/leads/describe\.json$", "describe"),
+    ("GET", r"^/rest/v1/leads/describe2\.json$", "describe2"),
     ("GET", r"^/rest/v1/leads\.json$", "leads"),
+    ("POST", r"^/rest/v1/leads\.json$", "leads_post"),
     ("GET", r"^/rest/v1/lead/(?P<id>\d+)\.json$", "lead"),
     ("GET", r"^/rest/v1/activities/types\.json$", "activity_types"),
     ("GET", r"^/rest/v1/activities/pagingtoken\.json$", "paging_token"),
@@ -319,7 +328,8 @@ _ROUTE_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 _TEMPLATES = {
     "identity": "{method} /identity/oauth/token", "describe": "GET /rest/v1/leads/describe.json",
-    "leads": "GET /rest/v1/leads.json", "lead": "GET /rest/v1/lead/{leadId}.json",
+    "describe2": "GET /rest/v1/leads/describe2.json",
+    "leads": "GET /rest/v1/leads.json", "leads_post": "POST /rest/v1/leads.json", "lead": "GET /rest/v1/lead/{leadId}.json",
     "activity_types": "GET /rest/v1/activities/types.json",
     "paging_token": "GET /rest/v1/activities/pagingtoken.json", "activities": "GET /rest/v1/activities.json",
     "deleted_leads": "GET /rest/v1/activities/deletedleads.json",
@@ -356,7 +366,7 @@ class MarketoEmulator(Emulator):
     def __init__(self, world: World, options: EmulatorOptions) -> None:
         self.world = world
         self.journeys = Journeys(world)
-        self.limiter = _Limiter(options.rate_limits)
+        self.limiter = _Limiter(options.rate_limits, int(os.environ.get(DAILY_QUOTA_ENV) or DAILY_QUOTA))
         self.token_ttl = float(os.environ.get(TOKEN_TTL_ENV) or DEFAULT_TOKEN_TTL)
         self._lock = threading.Lock()
         #: token -> expiry (monotonic seconds); expired tokens are kept so they answer 602, not 601
@@ -649,6 +659,25 @@ class MarketoEmulator(Emulator):
             return int(value)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise _MarketoError("1003", f"Invalid nextPageToken '{token}'") from exc
+
+    def _leads_post(self, request: Request) -> Response:
+        """``POST /rest/v1/leads.json?_method=GET`` with a form body: Get Leads by Filter Type for
+        queries too long for a URL (Marketo's documented workaround); other POSTs (Sync Leads) are
+        not served by the sandbox."""
+        if (request.arg("_method") or "").upper() != "GET":
+            raise _MarketoError("1003", "Sync Leads is not supported by the sandbox; use _method=GET")
+        form = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        query = {k: list(v) for k, v in request.query.items()}
+        for k, v in form.items():
+            query.setdefault(k, []).extend(v)
+        return self._leads(dataclasses.replace(request, query=query))
+
+    def _describe2(self, request: Request) -> Response:
+        fields = [{"name": f.rest, "displayName": f.display, "dataType": f.data_type,
+                   **({"length": f.length} if f.length is not None else {}),
+                   "updateable": not f.read_only, "crmManaged": False} for f in _LEAD_FIELDS]
+        row = {"name": "API Lead", "searchableFields": [["id"], ["email"]], "fields": fields}
+        return Response(200, _envelope([row]), records=len(fields))
 
     def _describe(self, request: Request) -> Response:
         rows = []

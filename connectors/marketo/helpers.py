@@ -126,7 +126,8 @@ class MarketoApi:
             for renewed in (False, True):
                 headers = {"Authorization": f"Bearer {self.token(renew=renewed)}"}
                 if as_post:
-                    body = self.http.json("POST", path, data={**query, "_method": "GET"}, headers=headers)
+                    # Marketo's way to send a long GET: the parameters as a form body
+                    body = self.http.json("POST", path, params={"_method": "GET"}, data=query, headers=headers)
                 else:
                     body = self.http.json("GET", path, params=query, headers=headers)
                 if not isinstance(body, dict):
