@@ -282,7 +282,9 @@ def test_plugin_registers_connector_and_transform() -> None:
 
     reg = build_registry(get_plugin_manager())
     spec = reg.connector("hubspot")
-    assert [s.name for s in spec.streams] == ["contacts", "companies", "deals"]
+    assert [s.name for s in spec.streams] == ["contacts", "companies", "deals", "line_items", "calls", "emails",
+                                              "meetings", "notes", "tasks", "owners", "deal_pipelines",
+                                              "email_events", "form_submissions", "marketing_emails"]
     contacts = spec.stream("contacts")
     assert contacts.incremental and contacts.primary_key == "id" and contacts.cursor_field == "updatedAt"
     assert contacts.side_tables[0].name == "associations"
@@ -311,7 +313,8 @@ def test_full_run_all_properties_associations_and_state(fake: Served) -> None:
     archived = [r for r in recs if r["archived"]]
     assert [r["id"] for r in archived] == ["7"] and archived[0]["archivedAt"] == _iso(T0 + timedelta(hours=1))
     # only the last page carries the new cursor; the others carry the previous (empty) state
-    assert pages[-1].state == {"cursor": "2026-01-02T00:00:00Z"}
+    # a first run reads every record's associations: the refresh clock starts with it
+    assert pages[-1].state == {"cursor": "2026-01-02T00:00:00Z", "associations_refreshed_at": "2026-01-02T00:00:00Z"}
     assert all(p.state == {} for p in pages[:-1])
     assert sum(p.requests for p in pages) == sum(fake.fake.hits.values())
 
@@ -333,7 +336,7 @@ def test_incremental_fetches_only_changed_records(fake: Served) -> None:
     assert [r["id"] for r in recs if r["archived"]] == ["40"]
     assert fake.fake.hits["POST /crm/v3/objects/{type}/search"] == 1
     assert fake.fake.hits["GET /crm/v3/objects/{type}"] == 1  # the archived list only
-    assert pages[-1].state == {"cursor": "2026-01-03T00:00:00Z"}
+    assert pages[-1].state == {**state, "cursor": "2026-01-03T00:00:00Z"}
     assert len(pages) == 2 and pages[0].state == state  # search page, then the archived page
 
 
@@ -474,7 +477,7 @@ def test_sandbox_full_then_incremental(sandbox: Any) -> None:
                 and lower <= datetime.fromisoformat(r["updatedAt"]) <= second_start}
     assert {r["id"] for r in got if not r["archived"]} == expected
     assert all(r["archived"] is True and r["archivedAt"] for r in got if r["archived"])
-    assert inc[-1].state == {"cursor": second_start.isoformat().replace("+00:00", "Z")}
+    assert inc[-1].state == {**state, "cursor": second_start.isoformat().replace("+00:00", "Z")}
 
 
 def test_sandbox_deals_have_contact_and_company_associations(sandbox: Any) -> None:

@@ -1,4 +1,6 @@
-"""HubSpot CRM connector: contacts, companies and deals, incremental, with v4 association edges.
+"""HubSpot connector: CRM objects (contacts, companies, deals, line items, engagements) incremental
+with v4 association edges; owners and deal pipelines; marketing email events, form submissions and
+marketing emails.
 
 Hook implementations live here; HTTP and pagination in :mod:`connectors.hubspot.helpers`,
 endpoint constants in :mod:`connectors.hubspot.settings`. Raw records are HubSpot's own, with one
@@ -30,12 +32,16 @@ def _factory(config: ConnectorConfig) -> Connector:
     return HubSpotConnector(config)
 
 
-def _stream(name: str, entity: str, mapping: str) -> StreamSpec:
+def _stream(name: str, entity: str, mapping: str | None) -> StreamSpec:
     return StreamSpec(
         name=name, primary_key="id", write_disposition="merge", cursor_field="updatedAt", incremental=True,
-        mappings=(mapping,),
+        mappings=(mapping,) if mapping else (),
         side_tables=(ASSOCIATIONS_TABLE,) if S.ASSOCIATIONS[name] else (),
         description=f"HubSpot CRM {name} (all properties, custom included) -> {entity}")
+
+
+_ENGAGEMENT_TOUCH = {"calls": "call", "emails": "sales_email", "meetings": "meeting", "notes": "note",
+                     "tasks": "task"}
 
 
 def connector_spec() -> ConnectorSpec:
@@ -46,6 +52,23 @@ def connector_spec() -> ConnectorSpec:
             _stream("contacts", "person", "contacts.yaml"),
             _stream("companies", "account", "companies.yaml"),
             _stream("deals", "opportunity", "deals.yaml"),
+            _stream("line_items", "raw only (deal products)", None),
+            *(_stream(e, f"touch ({t}, sales activity)", f"{e}.yaml") for e, t in _ENGAGEMENT_TOUCH.items()),
+            StreamSpec(name="owners", primary_key="id", write_disposition="replace",
+                       description="HubSpot owners (users who own records), active and archived; raw only"),
+            StreamSpec(name="deal_pipelines", primary_key="id", write_disposition="replace",
+                       description="Deal pipelines with their stages (isClosed, probability); raw only, "
+                                   "and each deal carries its stage's classification"),
+            StreamSpec(name="email_events", primary_key="id", write_disposition="merge", cursor_field="created",
+                       incremental=True, mappings=("email_events.yaml",),
+                       description="Marketing email events (legacy v1: SENT, DELIVERED, OPEN, CLICK, BOUNCE, "
+                                   "UNSUBSCRIBE, ...) -> touch"),
+            StreamSpec(name="form_submissions", primary_key="conversionId", write_disposition="merge",
+                       cursor_field="submittedAt", incremental=True, mappings=("form_submissions.yaml",),
+                       description="Form submissions of every form -> touch (form_submission)"),
+            StreamSpec(name="marketing_emails", primary_key="id", write_disposition="merge",
+                       mappings=("marketing_emails.yaml",),
+                       description="Marketing emails (one per email campaign) -> campaign"),
         ),
         factory=_factory,
         settings=(
@@ -64,6 +87,15 @@ def connector_spec() -> ConnectorSpec:
                     description="stay below the X-HubSpot-RateLimit-* limits the responses report"),
             Setting("search_requests_per_second", default=S.DEFAULT_SEARCH_REQUESTS_PER_SECOND,
                     description="pace of search requests (HubSpot allows about 5/s); 0 disables"),
+            Setting("requests_per_ten_seconds", default=S.DEFAULT_REQUESTS_PER_TEN_SECONDS,
+                    description="request budget until the first X-HubSpot-RateLimit-* headers arrive "
+                                "(HubSpot publishes 100 for Free/Starter, 190 for Professional/Enterprise)"),
+            Setting("daily_reserve", default=0,
+                    description="stop (run partial) when X-HubSpot-RateLimit-Daily-Remaining falls to this "
+                                "many requests, leaving them to other integrations"),
+            Setting("association_refresh_seconds", default=86_400,
+                    description="incremental runs re-read every record's associations when the last full "
+                                "read is older than this (associations change without touching the record)"),
         ),
         mappings_dir=_mappings_dir(),
         description="HubSpot CRM v3/v4 through hubspot-api-client",
