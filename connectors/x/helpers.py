@@ -1,0 +1,268 @@
+"""X API v2 HTTP and pagination: httpx through :class:`core.http.VendorHTTP`.
+
+* Auth: app-only ``Authorization: Bearer <token>``.
+* Sources: each configured recent-search query (``GET /2/tweets/search/recent``, ``next_token``
+  paging) and the brand account's mentions (``GET /2/users/:id/mentions``, ``pagination_token``
+  paging), newest first, ``expansions=author_id`` with ``includes.users``.
+* Incremental: ``since_id`` per source = the ``meta.newest_id`` of the source's first page,
+  committed with the source's last page (a killed run re-reads from the old ``since_id``).
+* Rate limits: every response's ``x-rate-limit-remaining`` / ``-reset`` is kept per endpoint; when
+  a 2xx says none are left, the next request to that endpoint waits until the reset instead of
+  drawing a 429. A 429 (problem+json) is retried after ``x-rate-limit-reset`` (see
+  :func:`classify`), once, not in a storm.
+* Partial errors: a 200 may carry an ``errors`` array beside ``data`` (e.g. a suspended author
+  missing from ``includes.users``); those are logged and counted (``<stream>.partial_errors``),
+  the tweets are kept.
+
+Records are X's own, with one enrichment on tweets: ``record["author"]`` is the tweet's author
+from ``includes.users`` (``None`` when X reported the author in ``errors``), and
+``record["matched"]`` names the source that found it (``mentions`` or ``search:<query>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from connectors.x import settings as S
+from core.connector import ConnectorConfig, Page, RunContext, StreamSpec
+from core.errors import ConfigurationError, RateLimitedError, TerminalVendorError, VendorError
+from core.http import RetryPolicy, VendorHTTP, register_classifier
+
+__all__ = ["XConnector", "classify", "queries_of"]
+
+log = logging.getLogger("factoryline.x")
+
+
+def _reset_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    raw = headers.get("x-rate-limit-reset") if isinstance(headers, httpx.Headers) else \
+        next((v for k, v in headers.items() if k.lower() == "x-rate-limit-reset"), None)
+    try:
+        reset = float(raw) if raw else None
+    except ValueError:
+        return None
+    if reset is None:
+        return None
+    return max(0.0, min(reset - (time.time() if now is None else now), S.MAX_RESET_WAIT))
+
+
+def classify(status: int, headers: Mapping[str, str], body: Any, retry_after: float | None) -> VendorError | None:
+    """X's problem+json errors; a 429 waits until ``x-rate-limit-reset``."""
+    detail = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        detail = first.get("message") or body.get("detail") or body.get("title")
+    text = detail or "no detail"
+    if status == 429:
+        wait = _reset_wait(headers)
+        return RateLimitedError(f"rate limit window used up ({text}); waiting for x-rate-limit-reset",
+                                vendor=S.VENDOR, status=status,
+                                retry_after=wait if wait is not None else (retry_after or 60.0))
+    if status == 401:
+        return TerminalVendorError(f"the bearer token was refused ({text}); set an app-only bearer token in "
+                                   "sources.x.bearer_token or SOURCES__X__BEARER_TOKEN", vendor=S.VENDOR,
+                                   status=status)
+    if status == 403:
+        return TerminalVendorError(f"forbidden ({text}); check the app's access level and the token type",
+                                   vendor=S.VENDOR, status=status)
+    if status == 400:
+        return TerminalVendorError(f"invalid request ({text}); check sources.x.queries", vendor=S.VENDOR,
+                                   status=status)
+    return None
+
+
+register_classifier(S.VENDOR, classify)
+
+
+def queries_of(value: Any) -> list[str]:
+    """Search queries from a list, or a text with one query per line or separated by ``;;``."""
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list | tuple) else str(value).replace(";;", "\n").splitlines()
+    return [q.strip() for q in items if str(q).strip()]
+
+
+class _Pacer:
+    """Waits before a request whose endpoint has no requests left in its 15-minute window."""
+
+    def __init__(self, sleep: Callable[[float], None], clock: Callable[[], float] = time.time) -> None:
+        self.sleep = sleep
+        self.clock = clock
+        self.waited: list[float] = []
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, float]] = {}  # endpoint -> (remaining, reset epoch)
+
+    @staticmethod
+    def endpoint(path: str) -> str:
+        return "search" if path.rstrip("/").endswith("/search/recent") else \
+            "mentions" if path.rstrip("/").endswith("/mentions") else "other"
+
+    def feed(self, response: httpx.Response) -> None:
+        if response.status_code >= 300:  # a 429's wait belongs to the retry policy
+            return
+        try:
+            remaining = int(response.headers["x-rate-limit-remaining"])
+            reset = float(response.headers["x-rate-limit-reset"])
+        except (KeyError, ValueError):
+            return
+        with self._lock:
+            self._windows[self.endpoint(response.request.url.path)] = (remaining, reset)
+
+    def before(self, path: str) -> None:
+        with self._lock:
+            remaining, reset = self._windows.get(self.endpoint(path), (1, 0.0))
+        wait = min(reset - self.clock(), S.MAX_RESET_WAIT) if remaining <= 0 else 0.0
+        if wait > 0:
+            log.info("x %s: rate-limit window used up; waiting %.0fs for its reset", self.endpoint(path), wait)
+            self.waited.append(wait)
+            self.sleep(wait)
+            with self._lock:
+                self._windows.pop(self.endpoint(path), None)
+
+
+class XConnector:
+    """:class:`core.connector.Connector` for X API v2 brand monitoring.
+
+    Streams ``tweets`` (every post that matched a query or mentions the brand account) and
+    ``users`` (their authors, each once per run), each with ``since_id`` per source in its state:
+    ``{"since_ids": {"mentions": "...", "search:<query>": "..."}}``.
+    """
+
+    def __init__(self, config: ConnectorConfig, *, policy: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        token = config.get("bearer_token")
+        if not token:
+            raise ConfigurationError(
+                "X needs an app-only bearer token: set sources.x.bearer_token in .dlt/secrets.toml or the "
+                "environment variable SOURCES__X__BEARER_TOKEN (developer portal > your app > Keys and tokens)")
+        self.config = config
+        self.page_size = max(10, min(int(config.get("page_size") or S.MAX_RESULTS), S.MAX_RESULTS))
+        brand = str(config.get("brand_username") or "").lstrip("@")
+        self.queries = queries_of(config.get("queries")) or ([f"@{brand}"] if brand else [])
+        self.brand_username = brand or None
+        self.brand_user_id = str(config.get("brand_user_id") or "") or None
+        self.mentions = str(config.get("mentions", True)).lower() not in ("false", "0", "no")
+        # X resets its windows every 15 minutes: the policy must be willing to wait that long
+        self.policy = policy or RetryPolicy(retry_after_cap=S.MAX_RESET_WAIT, max_elapsed=3 * S.MAX_RESET_WAIT)
+        self.pacer = _Pacer(self.policy.sleep)
+        self.http = VendorHTTP(S.VENDOR, str(config.get("base_url") or S.DEFAULT_BASE_URL).rstrip("/"),
+                               headers={"Authorization": f"Bearer {token}"},
+                               secrets=[str(token), *config.secrets()], policy=self.policy,
+                               on_response=self.pacer.feed, transport=transport)
+        self.requests = 0
+        self.partial_errors = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        def once() -> Any:
+            self.pacer.before(path)
+            self.requests += 1
+            return self.http.json("GET", path, params=dict(params))
+
+        body = once()
+        if not isinstance(body, dict):
+            raise TerminalVendorError(f"GET {path}: expected a JSON object", vendor=S.VENDOR)
+        return body
+
+    def _brand_id(self) -> str | None:
+        if self.brand_user_id or not self.brand_username:
+            return self.brand_user_id
+        body = self._get(f"/2/users/by/username/{self.brand_username}", {})
+        data = body.get("data") or {}
+        if not data.get("id"):
+            raise ConfigurationError(f"X has no user @{self.brand_username}; check sources.x.brand_username")
+        self.brand_user_id = str(data["id"])
+        return self.brand_user_id
+
+    def _sources(self) -> list[tuple[str, str, dict[str, Any], str]]:
+        """(state key, path, fixed params, name of the paging parameter) of every source."""
+        out = [(f"search:{q}", S.SEARCH_PATH, {"query": q}, "next_token") for q in self.queries]
+        if self.mentions:
+            brand = self._brand_id()
+            if brand:
+                out.append(("mentions", S.MENTIONS_PATH.format(id=brand), {}, "pagination_token"))
+        if not out:
+            raise ConfigurationError("X has nothing to read: set sources.x.queries (search queries) or "
+                                     "sources.x.brand_username / brand_user_id (for mentions)")
+        return out
+
+    def _bodies(self, path: str, params: dict[str, Any], token_param: str, since_id: str | None,
+                stream: str, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Every page of one source, newest first."""
+        query = {**params, "max_results": self.page_size, "expansions": "author_id",
+                 "tweet.fields": S.TWEET_FIELDS, "user.fields": S.USER_FIELDS}
+        if since_id:
+            query["since_id"] = since_id
+        while True:
+            body = self._get(path, query)
+            errors = body.get("errors")
+            if isinstance(errors, list) and errors:
+                self.partial_errors += len(errors)
+                ctx.count(f"{stream}.partial_errors", len(errors))
+                first = errors[0] if isinstance(errors[0], dict) else {}
+                log.warning("x %s: %d partial error(s) in a 200, tweets kept (first: %s %s: %s)", path,
+                            len(errors), first.get("resource_type"), first.get("resource_id") or first.get("value"),
+                            first.get("detail") or first.get("title"))
+            yield body
+            token = (body.get("meta") or {}).get("next_token")
+            if not token:
+                return
+            query[token_param] = token
+
+    # -- Connector protocol -------------------------------------------------------------------
+
+    def extract(self, stream: StreamSpec, state: Mapping[str, Any], ctx: RunContext) -> Iterator[Page]:
+        if stream.name not in ("tweets", "users"):
+            raise ConfigurationError(f"x has no stream {stream.name!r} (valid: tweets, users)")
+        before = billed = self.requests
+        since_ids: dict[str, str] = {} if ctx.full_refresh else dict((state or {}).get("since_ids") or {})
+        # each tweet and author once per run (a mention also matches "@brand"): a key repeated within
+        # a load would start another load
+        seen: set[str] = set()
+        for key, path, params, token_param in self._sources():
+            newest: str | None = None
+            held: Page | None = None
+            for body in self._bodies(path, params, token_param, since_ids.get(key), stream.name, ctx):
+                newest = newest or (body.get("meta") or {}).get("newest_id")
+                if stream.name == "tweets":
+                    records = [t for t in _tweets(body, key) if not isinstance(t, dict) or t.get("id") is None
+                               or str(t["id"]) not in seen]
+                else:
+                    records = [u for u in (body.get("includes") or {}).get("users") or []
+                               if isinstance(u, dict) and str(u.get("id")) not in seen]
+                seen.update(str(r["id"]) for r in records if isinstance(r, dict) and r.get("id") is not None)
+                page = Page(records=records, state={"since_ids": dict(since_ids)},
+                            requests=self.requests - billed)
+                billed = self.requests
+                if held is not None:
+                    yield held
+                held = page
+            if newest:
+                since_ids[key] = str(newest)
+            if held is None:
+                held = Page(records=[], requests=self.requests - billed)
+                billed = self.requests
+            held.state = {"since_ids": dict(since_ids)}  # this source is done: its since_id moves
+            yield held
+        ctx.count(f"{stream.name}.requests", self.requests - before)
+
+
+def _tweets(body: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    users = {u.get("id"): u for u in (body.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
+    out = []
+    for tweet in body.get("data") or []:
+        if isinstance(tweet, dict):
+            tweet["author"] = users.get(tweet.get("author_id"))
+            tweet["matched"] = source
+        out.append(tweet)
+    return out

@@ -1,0 +1,14 @@
+"""X API v2 constants."""
+
+from __future__ import annotations
+
+VENDOR = "x"
+DEFAULT_BASE_URL = "https://api.x.com"
+SEARCH_PATH = "/2/tweets/search/recent"
+MENTIONS_PATH = "/2/users/{id}/mentions"
+#: the most a page may hold on recent search and on the mentions timeline
+MAX_RESULTS = 100
+TWEET_FIELDS = "id,text,author_id,created_at,public_metrics,lang,conversation_id,entities,edit_history_tweet_ids"
+USER_FIELDS = "id,name,username,created_at,description,location,public_metrics,verified,verified_type,protected"
+#: X's rate-limit windows are 15 minutes: a 429 may ask us to wait that long (plus a second of margin)
+MAX_RESET_WAIT = 901.0
