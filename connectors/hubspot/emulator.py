@@ -964,6 +964,8 @@ class HubSpotEmulator(Emulator):
         return Response(200, found[0], records=1)
 
     def _owners(self, request: Request) -> Response:
+        if (request.arg("archived") or "false").lower() == "true":  # no owner was ever deactivated
+            return Response(200, {"results": []})
         first = ("Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Avery", "Quinn",
                  "Drew", "Parker")
         results = [{"id": str(o), "email": f"{first[n].lower()}@factoryline.example", "firstName": first[n],
