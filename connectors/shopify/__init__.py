@@ -50,6 +50,8 @@ def connector_spec() -> ConnectorSpec:
             Setting("instance", default="default", description="shop name, stamped on every row"),
             Setting("page_size", default=S.DEFAULT_PAGE_SIZE,
                     description="records per connection page (max 250; lowered to stay under 1,000 cost points)"),
+            Setting("line_items_page", default=S.LINE_ITEMS_PAGE,
+                    description="line items read with each order; an order with more costs extra order(id:) queries"),
             Setting("pace", default=True,
                     description="wait for the cost bucket (extensions.cost.throttleStatus) instead of being THROTTLED"),
             Setting("bulk", default=True,

@@ -16,10 +16,11 @@ __all__ = [
     "LINE_ITEMS_PAGE",
     "LINE_ITEM_FIELDS",
     "MAX_PAGE_SIZE",
-    "NODE_FIELDS",
     "ORDER_FIELDS",
     "ORDER_LINES_QUERY",
+    "PROBE_QUERY",
     "STREAMS",
+    "node_fields",
 ]
 
 #: the shop's own host is ``https://{shop}.myshopify.com``; the sandbox hands over its base_url
@@ -57,12 +58,14 @@ ORDER_FIELDS = f"""id legacyResourceId name email phone createdAt updatedAt proc
 CUSTOMER_FIELDS = f"""id legacyResourceId email firstName lastName displayName phone createdAt updatedAt numberOfOrders
   amountSpent {{ {MONEY} }} state verifiedEmail tags note"""
 
-#: fields of a stream's nodes in a connection query
-NODE_FIELDS = {
-    "orders": f"{ORDER_FIELDS}\n  lineItems(first: {LINE_ITEMS_PAGE}) {{ nodes {{ {LINE_ITEM_FIELDS} }} "
-              "pageInfo { hasNextPage endCursor } }",
-    "customers": CUSTOMER_FIELDS,
-}
+
+
+def node_fields(stream: str, line_items: int = LINE_ITEMS_PAGE) -> str:
+    """Fields of a stream's nodes in a connection query (orders: the first ``line_items`` lines)."""
+    if stream == "orders":
+        return (f"{ORDER_FIELDS}\n  lineItems(first: {line_items}) {{ nodes {{ {LINE_ITEM_FIELDS} }} "
+                "pageInfo { hasNextPage endCursor } }")
+    return CUSTOMER_FIELDS
 
 #: one page of a stream, oldest change first (``sortKey: UPDATED_AT``)
 CONNECTION_QUERY = """query {name}Page($first: Int!, $after: String, $query: String) {{
@@ -74,7 +77,7 @@ CONNECTION_QUERY = """query {name}Page($first: Int!, $after: String, $query: Str
 
 #: the rest of an order's line items, when it has more than LINE_ITEMS_PAGE
 ORDER_LINES_QUERY = f"""query OrderLines($id: ID!, $after: String) {{
-  order(id: $id) {{ lineItems(first: 250, after: $after) {{ nodes {{ {LINE_ITEM_FIELDS} }}
+  order(id: $id) {{ lineItems(first: 100, after: $after) {{ nodes {{ {LINE_ITEM_FIELDS} }}
     pageInfo {{ hasNextPage endCursor }} }} }}
 }}"""
 
@@ -83,6 +86,9 @@ BULK_STREAM_FIELDS = {
     "orders": f"{ORDER_FIELDS}\n  lineItems {{ edges {{ node {{ {LINE_ITEM_FIELDS} }} }} }}",
     "customers": CUSTOMER_FIELDS,
 }
+
+#: the cheapest query (1 point): its cost extension tells the bucket's state
+PROBE_QUERY = "query Probe { shop { id } }"
 
 BULK_RUN_MUTATION = """mutation RunBulk($query: String!) {
   bulkOperationRunQuery(query: $query) {
