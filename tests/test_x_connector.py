@@ -268,3 +268,24 @@ def test_replay_from_cassette_alone() -> None:
     assert handles and all(t["author"]["username"] == handles[t["author_id"]] for t in tweets if t["author"])
     state = pages["tweets"][-1].state
     assert state is not None and set(state["since_ids"]) == {"search:@factoryline", "mentions"}
+
+
+def test_search_since_id_older_than_seven_days_is_not_sent() -> None:
+    """X refuses a recent-search since_id older than its 7-day window (400): after a long pause the
+    connector searches the whole window instead; the mentions timeline keeps its since_id."""
+    asked: list[httpx.URL] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return httpx.Response(200, json={"meta": {"result_count": 0}})
+
+    def snowflake(days_ago: float) -> str:
+        return str(int((time.time() - days_ago * 86_400) * 1000 - 1288834974657) << 22)
+
+    conn = XConnector(ConnectorConfig("x", "t", {"bearer_token": "tok-123456", "base_url": "http://x.test",
+                                                 "brand_user_id": "1", "queries": "a;;b"}, frozenset({"bearer_token"})),
+                      policy=RetryPolicy(sleep=lambda s: None), transport=httpx.MockTransport(vendor))
+    old, fresh = snowflake(9), snowflake(2)
+    _extract(conn, "tweets", {"since_ids": {"search:a": old, "search:b": fresh, "mentions": old}})
+    sent = {u.params.get("query") or "mentions": u.params.get("since_id") for u in asked}
+    assert sent == {"a": None, "b": fresh, "mentions": old}

@@ -201,8 +201,8 @@ class XConnector:
         """Every page of one source, newest first."""
         query = {**params, "max_results": self.page_size, "expansions": "author_id",
                  "tweet.fields": S.TWEET_FIELDS, "user.fields": S.USER_FIELDS}
-        if since_id:
-            query["since_id"] = since_id
+        if since_id and not (path == S.SEARCH_PATH and _older_than_recent_window(since_id)):
+            query["since_id"] = since_id  # (X refuses a search since_id older than its 7-day window)
         while True:
             body = self._get(path, query)
             errors = body.get("errors")
@@ -255,6 +255,15 @@ class XConnector:
             held.state = {"since_ids": dict(since_ids)}  # this source is done: its since_id moves
             yield held
         ctx.count(f"{stream.name}.requests", self.requests - before)
+
+
+def _older_than_recent_window(tweet_id: str) -> bool:
+    """Whether a snowflake id is older than recent search's window (then everything is newer)."""
+    try:
+        created_ms = (int(tweet_id) >> 22) + S.TWITTER_EPOCH_MS
+    except ValueError:
+        return True
+    return created_ms < time.time() * 1000 - S.RECENT_WINDOW_MS
 
 
 def _tweets(body: dict[str, Any], source: str) -> list[dict[str, Any]]:

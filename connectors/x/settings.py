@@ -12,3 +12,7 @@ TWEET_FIELDS = "id,text,author_id,created_at,public_metrics,lang,conversation_id
 USER_FIELDS = "id,name,username,created_at,description,location,public_metrics,verified,verified_type,protected"
 #: X's rate-limit windows are 15 minutes: a 429 may ask us to wait that long (plus a second of margin)
 MAX_RESET_WAIT = 901.0
+#: snowflake ids carry their creation time: (id >> 22) + this epoch, in ms
+TWITTER_EPOCH_MS = 1288834974657
+#: recent search covers 7 days; a slightly shorter bound keeps a since_id near the edge safe
+RECENT_WINDOW_MS = 7 * 86_400_000 - 3_600_000
