@@ -1,0 +1,111 @@
+"""A run killed inside each phase of a load, then started again, ends with a clean run's data.
+
+The kill points are observed, not guessed from delays: the test watches dlt's working folder of
+the run (``<db>/../.factoryline/<db>-pipelines/factoryline``) and sends SIGKILL the moment the
+phase it aims at is under way, e.g. while a load package's staging copies are done and its MERGE
+has not finished. Small chunks (FACTORYLINE_CHUNK_RECORDS) make every stream several packages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from sandbox.api import start_sandbox
+from tests.conftest import ROOT, cli
+
+Probe = Callable[[Path], bool]
+
+
+def _any(folder: Path, pattern: str) -> bool:
+    return any(True for _ in folder.glob(pattern))
+
+
+#: phase -> what in dlt's working folder shows that the phase is under way
+PHASES: dict[str, Probe] = {
+    # pages are being written into an extract package that is not complete yet
+    "extract": lambda p: _any(p, "normalize/*/*/new_jobs/*.parquet") and not _any(p, "normalize/extracted/*"),
+    # a package is being normalized into a load package
+    "normalize": lambda p: _any(p, "load/new/*/new_jobs/*"),
+    # staging copies of a package are done, its merge jobs are not
+    "between staging and merge": lambda p: _any(p, "load/normalized/*/completed_jobs/*.parquet")
+    and _any(p, "load/normalized/*/new_jobs/*.sql"),
+    # a merge into a destination table is running
+    "merge": lambda p: _any(p, "load/normalized/*/started_jobs/*.sql"),
+}
+#: run bookkeeping that differs between any two runs by design
+RUN_COLUMNS = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id", "load_id", "started_at", "finished_at",
+               "seconds", "inserted_at"}
+#: two streams are enough to cross every phase several times (contacts: 4 packages of 500)
+STREAMS = ("--stream", "contacts", "--stream", "companies")
+META_TABLES = {"runs", "run_streams", "run_loads", "field_profiles", "mapping_versions"}
+
+
+def _snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [r[0] for r in con.sql("SELECT table_name FROM information_schema.tables "
+                                         "WHERE table_schema = 'factory'").fetchall()]
+        out = {}
+        for table in sorted(tables):
+            if table.startswith("_dlt") or table in META_TABLES or table.startswith("report_"):
+                continue
+            cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in RUN_COLUMNS]
+            out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def _kill_during(phase: str, db: Path, cwd: Path, env: dict[str, str], *extra: str, timeout: float = 120) -> bool:
+    """Start a run and SIGKILL it while ``phase`` is under way; False if the run ended first."""
+    work = db.resolve().parent / ".factoryline" / f"{db.stem}-pipelines" / "factoryline"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "hubspot", "--no-sandbox",
+                             "--db", str(db), *STREAMS, *extra], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    probe, deadline = PHASES[phase], time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if work.exists() and probe(work):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.001)
+        return False
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_inside_every_phase_then_restarted_equals_a_clean_run(tmp_path: Path) -> None:
+    with start_sandbox(["hubspot"], size=2000, seed=5, state_dir=tmp_path / "world") as sb:
+        settings = {**sb.emulators["hubspot"].settings, "pace": "false"}
+        env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in settings.items()}
+        env |= {"FACTORYLINE_CHUNK_RECORDS": "500"}
+        clean = tmp_path / "clean.duckdb"
+        done = cli("run", "hubspot", "--no-sandbox", "--db", str(clean), *STREAMS, cwd=tmp_path, env=dict(env))
+        assert done.returncode == 0, done.stderr
+
+        killed = tmp_path / "killed.duckdb"
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+        for phase in PHASES:
+            # Each kill lands in a run that first finishes what the previous one left. A merge of a
+            # small package is over in milliseconds; a full refresh merges every package into a
+            # filled table, which gives the later attempts a longer window.
+            hit = any(_kill_during(phase, killed, tmp_path, full_env, *(["--full-refresh"] if attempt else []))
+                      for attempt in range(4))
+            assert hit, f"no run was seen inside the {phase} phase"
+        again = cli("run", "hubspot", "--no-sandbox", "--db", str(killed), *STREAMS, cwd=tmp_path, env=dict(env))
+        assert again.returncode == 0, again.stderr
+    assert _snapshot(killed) == _snapshot(clean)
