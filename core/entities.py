@@ -143,7 +143,9 @@ ENTITIES: dict[str, Entity] = {e.name: e for e in (
        Column("account_id", STR, "Canonical account id."),
        Column("stage", STR, "Canonical stage entered.", True),
        Column("occurred_at", TS, "When the stage was entered.", True),
-       Column("definition_version", STR, "Version of the definition that produced the event.")),
+       Column("definition_version", STR, "Version of the definition that produced the event."),
+       Column("term", STR, "Glossary term whose rule produced the event (mappings/definitions.yaml)."),
+       Column("unified_person_id", STR, "Cross-system person id of person_id (see identity_link).")),
     _e("opportunity", "A sales opportunity / deal.",
        Column("name", STR, "Name."),
        Column("account_id", STR, "Canonical account id."),
@@ -193,7 +195,12 @@ ENTITIES: dict[str, Entity] = {e.name: e for e in (
        Column("model_params", STR, "JSON parameters of the model."),
        Column("credit", pa.float64(), "Share in 0..1; credits of one conversion and model sum to 1.", True),
        Column("lookback_days", pa.int64(), "Lookback window used."),
-       Column("converted_at", TS, "When the conversion happened.")),
+       Column("converted_at", TS, "When the conversion happened."),
+       Column("touch_occurred_at", TS, "When the credited touch happened."),
+       Column("touch_type", STR, "Touch type of the credited touch."),
+       Column("unified_person_id", STR, "Cross-system person id the touch was stitched to."),
+       Column("position", pa.int64(), "1-based place of the touch in the conversion's ordered touches."),
+       Column("touch_count", pa.int64(), "Touches of the conversion inside the lookback window.")),
 )}
 
 

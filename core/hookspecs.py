@@ -40,6 +40,14 @@ def register_transforms(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_attribution_models(register: Callable[..., None]) -> None:
+    """Register attribution models: call ``register(model)`` with a :class:`core.attribution.AttributionModel`.
+
+    :param register: validates and records one model; a duplicate name is refused.
+    """
+
+
+@hookspec
 def register_emulators(register: Callable[..., None]) -> None:
     """Register sandbox emulators: call ``register(spec)`` with a :class:`sandbox.api.EmulatorSpec`.
 

@@ -39,7 +39,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "shopify": "connectors.shopify",
 }
 #: Core's own hook implementations (the named transforms); loaded whatever FACTORYLINE_PLUGINS says.
-CORE_PLUGINS: dict[str, str] = {"core_transforms": "core.transforms"}
+CORE_PLUGINS: dict[str, str] = {"core_transforms": "core.transforms", "core_attribution": "core.attribution"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -194,6 +194,8 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool = False) -> Registr
     _collect(pm, "register_connectors", connector_register, registry, strict)
     _collect(pm, "register_transforms", lambda p: _named_register("transform", p, registry.transforms),
              registry, strict)
+    _collect(pm, "register_attribution_models",
+             lambda p: _named_register("attribution model", p, registry.attribution_models), registry, strict)
     _collect(pm, "register_emulators", lambda p: _named_register("emulator", p, registry.emulators),
              registry, strict)
     return registry

@@ -198,6 +198,93 @@ def trace(
     render_trace(found, out)
 
 
+@app.command()
+def definitions(
+    ratio: Annotated[tuple[str, str] | None, typer.Option(
+        help="Conversion ratio between two stages, e.g. --ratio mql sql (needs a derived database).")] = None,
+    since: Annotated[str | None, typer.Option(help="Period start (ISO date), for --ratio.")] = None,
+    until: Annotated[str | None, typer.Option(help="Period end, exclusive (ISO date), for --ratio.")] = None,
+    destination: DestOpt = "duckdb",
+    db: DbOpt = Path("factoryline.duckdb"),
+    dataset: DatasetOpt = DEFAULT_DATASET,
+) -> None:
+    """Print the glossary (mappings/definitions.yaml): each term's meaning, rule, owner and version."""
+    from core.definitions import load_definitions
+
+    try:
+        defs = load_definitions()
+    except FactorylineError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if ratio is not None:
+        from pipelines.derive import conversion_ratio
+
+        try:
+            r = conversion_ratio(_target(destination, db, dataset), ratio[0], ratio[1], since=since, until=until,
+                                 definitions=defs)
+        except (FactorylineError, KeyError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        out.print(f"{ratio[0]} -> {ratio[1]} ({r['from_version']} -> {r['to_version']}), period "
+                  f"{since or 'start'} .. {until or 'now'}: {r['converted']:,} of {r['entered']:,} = "
+                  f"{r['ratio']:.1%}" if r["ratio"] is not None else f"no one entered {ratio[0]} in the period")
+        return
+    table = Table(title=f"factoryline glossary ({', '.join(defs.files)}, {defs.version})", show_lines=True)
+    for col in ("term", "version", "owner", "meaning", "rule"):
+        table.add_column(col, overflow="fold")
+    for t in defs.terms.values():
+        table.add_row(t.name, t.definition_version, t.owner, t.meaning, t.rule_text())
+    out.print(table)
+    out.print(f"funnel stages: {' -> '.join(defs.stages)}; attribution lookback {defs.attribution.lookback_days} "
+              f"days over {', '.join(defs.attribution.touch_terms)}")
+
+
+@app.command()
+def derive(
+    destination: DestOpt = "duckdb",
+    db: DbOpt = Path("factoryline.duckdb"),
+    dataset: DatasetOpt = DEFAULT_DATASET,
+) -> None:
+    """Recompute identity links, lifecycle events and attribution credits (every run does this at its end)."""
+    from pipelines.derive import derive as run_derive
+
+    target = _target(destination, db, dataset)
+    try:
+        from pipelines.destination import run_lock
+
+        with run_lock(target):
+            result = run_derive(target)
+    except (FactorylineError, RunLocked) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"derived ({result.definitions_version}, run {result.run_id}): "
+              + ", ".join(f"{k} {v:,}" for k, v in result.rows.items()))
+    for s in result.skipped:
+        err.print(f"skipped: {s}")
+
+
+@app.command()
+def explain(
+    kind: Annotated[str, typer.Argument(help="opportunity or order.")],
+    key: Annotated[str, typer.Argument(help="Canonical id, vendor record id or order number.")],
+    destination: DestOpt = "duckdb",
+    db: DbOpt = Path("factoryline.duckdb"),
+    dataset: DatasetOpt = DEFAULT_DATASET,
+) -> None:
+    """A won opportunity or an order: its stitched people, the touches credited under each model, and
+    the raw vendor record and load of each touch."""
+    from pipelines.explain import explain as run_explain
+    from pipelines.explain import render_explanation
+    from pipelines.trace import TraceError
+
+    try:
+        found = run_explain(_target(destination, db, dataset), kind, key)
+    except TraceError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    render_explanation(found, out)
+
+
 report_app = typer.Typer(no_args_is_help=True, help="Reports for marketing operations.")
 app.add_typer(report_app, name="report")
 

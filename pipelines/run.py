@@ -9,6 +9,7 @@ non-zero.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import warnings
@@ -209,6 +210,7 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
                     load.close()
         finally:
             connector.close()
+    _derive(target, pipeline, status)
     status.finished_at = datetime.now(UTC)
     try:
         _record_run(pipeline, status, specs)
@@ -216,6 +218,25 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
         status.errors.append(f"recording the run failed: {type(exc).__name__}: {exc}")
     _announce(status)
     return status
+
+
+def _derive(target: Target, pipeline: Any, status: RunStatus) -> None:
+    """Identity, lifecycle and attribution over what is loaded now (FACTORYLINE_DERIVE=0 skips it).
+
+    A failure here is a run error (status partial or failed), never swallowed; the loads stay."""
+    if os.environ.get("FACTORYLINE_DERIVE", "1") == "0" or not status.streams:
+        return
+    from pipelines.derive import derive
+
+    try:
+        result = derive(target, run_id=status.run_id, pipeline=pipeline)
+    except Exception as exc:
+        log.error("derive failed: %s", exc, exc_info=not isinstance(exc, FactorylineError))
+        status.errors.append(f"derive: {exc}" if isinstance(exc, FactorylineError)
+                             else f"derive: {type(exc).__name__}: {exc}")
+        return
+    if result.load_ids:
+        status.load_ids["derive"] = result.load_ids
 
 
 def _announce(status: RunStatus) -> None:
