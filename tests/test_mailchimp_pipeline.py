@@ -141,3 +141,28 @@ def test_incremental_rerun_fetches_only_changes(sandbox: Sandbox, tmp_path: Path
     assert con.sql("SELECT count(*) FROM factory.touch").fetchall()[0] == (len(all_activity),)
     statuses = dict(con.sql("SELECT source_record_id, lead_status FROM factory.person").fetchall())
     assert statuses == {h: m["status"] for h, m in everyone.items()}
+
+
+def test_stream_cut_short_resumes_to_a_clean_result(tmp_path: Path) -> None:
+    """The key is refused half-way through email activity: the run is not a success, what was read
+    stays loaded, and the next run finishes the unfinished campaigns and ends like a clean run."""
+    from sandbox.faults import FaultRule
+
+    with start_sandbox(["mailchimp"], size=1500, seed=11, in_process=True) as sb:
+        db = tmp_path / "fl.duckdb"
+        sb.set_faults("mailchimp", [FaultRule("expired_token", route="GET /3.0/reports/{campaign_id}/email-activity",
+                                              at=2)])
+        first = _run(sb, db)
+        by_stream = {s.stream: s.status for s in first.streams}
+        assert by_stream["email_activity"] == "failed" and by_stream["members"] == "success"
+        con = _db(db)
+        partial = _touches(con)
+        con.close()
+        activity = vendor_activity(sb)
+        assert partial and partial < activity  # the first campaign's touches were kept
+        sb.set_faults("mailchimp", [])
+        second = _run(sb, db)
+        assert second.status == "success", second.as_dict()
+        con = _db(db)
+        assert _touches(con) == activity
+        assert con.sql("SELECT count(*) FROM factory.touch").fetchall()[0] == (len(activity),)
