@@ -54,9 +54,14 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLResolveInfo,
+    InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionSetNode,
     execute,
     parse,
     validate,
@@ -379,6 +384,7 @@ class ShopifyEmulator(Emulator):
         #: (person, tick) -> (order records, customer record or None): a small LRU, not an index
         self._records: OrderedDict[tuple[int, int], tuple[list[dict[str, Any]], dict[str, Any] | None]] = \
             OrderedDict()
+        self._orders_cache: OrderedDict[tuple[int, int], list[Any]] = OrderedDict()
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -475,9 +481,7 @@ class ShopifyEmulator(Emulator):
             return Response(200, {"errors": [_error("Throttled", code="THROTTLED")],
                                   "extensions": _cost_body(self.bucket, requested, None)})
         context = {"tick": self.world.tick, "bulk": False}
-        result = execute(SCHEMA, document, root_value=self._root, context_value=context,
-                         variable_values=variables, operation_name=op_name)
-        assert isinstance(result, ExecutionResult)
+        result = self._execute(document, context, variables, op_name)
         actual = min(requested, max(1, _count_objects(result.data)))
         self.bucket.refund(requested - actual)
         body: dict[str, Any] = {}
@@ -486,6 +490,22 @@ class ShopifyEmulator(Emulator):
         body["data"] = result.data
         body["extensions"] = _cost_body(self.bucket, requested, actual)
         return Response(200, body, records=int(context.get("records", 0)))
+
+    def _execute(self, document: DocumentNode, context: dict[str, Any], variables: Any,
+                 op_name: str | None) -> ExecutionResult:
+        """:func:`_fast_execute`, or graphql-core's ``execute`` (errors, directives, anything unusual)."""
+        fast_context = dict(context)
+        try:
+            data = _fast_execute(document, self._root, fast_context, variables, op_name)
+        except (_Unsupported, GraphQLError):
+            data = None
+        if data is not None:
+            context.update(fast_context)
+            return ExecutionResult(data, None)
+        result = execute(SCHEMA, document, root_value=self._root, context_value=context,
+                         variable_values=variables, operation_name=op_name)
+        assert isinstance(result, ExecutionResult)
+        return result
 
     # -- the index -------------------------------------------------------------------------------
 
@@ -533,6 +553,22 @@ class ShopifyEmulator(Emulator):
         if customer is not None:
             idx.customers[p] = customer
 
+    def journey_orders(self, p: int, t: int) -> list[Any]:
+        """``journeys.orders(p, t)`` through a small LRU: one page asks for a buyer's orders from
+        the walk, the order nodes and the customer node (a pure function of ``(p, t)``)."""
+        key = (p, t)
+        with self._records_lock:
+            found = self._orders_cache.get(key)
+            if found is not None:
+                self._orders_cache.move_to_end(key)
+                return found
+        orders = list(self.journeys.orders(p, t))
+        with self._records_lock:
+            self._orders_cache[key] = orders
+            while len(self._orders_cache) > _RECORDS_CACHE:
+                self._orders_cache.popitem(last=False)
+        return orders
+
     def person_records(self, p: int, t: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The search records of person ``p``'s orders (by id) and of its customer (``None`` for
         guests and people without orders) at tick ``t``: a pure function of ``(p, t)``."""
@@ -544,7 +580,7 @@ class ShopifyEmulator(Emulator):
                 return found
         if not 0 <= p < self.world.people.count(t):
             return [], None
-        orders = self.journeys.orders(p, t)
+        orders = self.journey_orders(p, t)
         records: list[dict[str, Any]] = []
         customer: dict[str, Any] | None = None
         if orders:
@@ -807,7 +843,7 @@ class ShopifyEmulator(Emulator):
         for o_idx in order_idxs:
             p = o_idx // ORDER_SLOTS
             if p not in by_person:
-                by_person[p] = {o.idx: o for o in self.journeys.orders(p, tick)}
+                by_person[p] = {o.idx: o for o in self.journey_orders(p, tick)}
             out.append(self._order_node(by_person[p][o_idx], list(by_person[p]), tick))
         return out
 
@@ -887,7 +923,7 @@ class ShopifyEmulator(Emulator):
     def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
         rec = self.person_records(p, tick)[1]
         assert rec is not None
-        orders = self.journeys.orders(p, tick)
+        orders = self.journey_orders(p, tick)
         person = self.world.person(p, tick)
         real = [o for o in orders if not o.test]
         spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
@@ -1004,8 +1040,7 @@ class ShopifyEmulator(Emulator):
         after: str | None = None
         while True:
             context: dict[str, Any] = {"tick": op.tick, "bulk": True, "after": after}
-            result = execute(SCHEMA, op.document, root_value=self._root, context_value=context)
-            assert isinstance(result, ExecutionResult)
+            result = self._execute(op.document, context, {}, None)
             if result.errors or not result.data:
                 return
             conn = next(iter(result.data.values()))
@@ -1028,6 +1063,104 @@ class ShopifyEmulator(Emulator):
 
     def bulk_for_token(self, token: str) -> _Bulk | None:
         return next((b for b in self._bulks if b.token == token and b.status == "COMPLETED"), None)
+
+
+# -------------------------------------------------------------------------------------------
+# a fast executor for the queries connectors send
+# -------------------------------------------------------------------------------------------
+
+
+class _Unsupported(Exception):
+    """The fast executor does not handle this request: graphql-core executes it."""
+
+
+@dataclass(frozen=True)
+class _Path:
+    prev: Any
+    key: str
+
+
+@dataclass(frozen=True)
+class _Info:
+    """The part of ``GraphQLResolveInfo`` the resolvers read: ``context`` and ``path.prev``."""
+
+    context: dict[str, Any]
+    path: _Path
+
+
+def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[str, Any], variables: Any,
+                  op_name: str | None) -> dict[str, Any] | None:
+    """Execute a validated document over the resolver dicts without graphql-core's executor.
+
+    graphql-core spends most of a page's time completing values field by field through its
+    generic machinery; the schema served here has only objects, lists, scalars and enums (no
+    interfaces, unions or custom serialisers), so a direct walk gives the same ``data``. Raises
+    :class:`_Unsupported` for directives, repeated response keys and variable errors, and lets a
+    resolver's ``GraphQLError`` through: the caller then runs graphql-core, which reports them.
+    """
+    from graphql import GraphQLList, GraphQLNonNull, get_argument_values, get_variable_values
+
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    op = next((o for o in ops if op_name is None or (o.name and o.name.value == op_name)), None)
+    if op is None or (op_name is None and len(ops) > 1):
+        raise _Unsupported("operation")
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    coerced = get_variable_values(SCHEMA, op.variable_definitions or (), dict(variables or {}))
+    if isinstance(coerced, list):
+        raise _Unsupported("variables")
+    root_type = SCHEMA.mutation_type if op.operation.value == "mutation" else SCHEMA.query_type
+    assert root_type is not None
+
+    def fields_of(selection_set: SelectionSetNode, type_name: str) -> list[FieldNode]:
+        out: list[FieldNode] = []
+        for sel in selection_set.selections:
+            if sel.directives:
+                raise _Unsupported("directives")
+            if isinstance(sel, FieldNode):
+                out.append(sel)
+            elif isinstance(sel, InlineFragmentNode):
+                if sel.type_condition is None or sel.type_condition.name.value == type_name:
+                    out.extend(fields_of(sel.selection_set, type_name))
+            elif isinstance(sel, FragmentSpreadNode):
+                frag = fragments.get(sel.name.value)
+                if frag is None:
+                    raise _Unsupported("fragment")
+                if frag.type_condition.name.value == type_name:
+                    out.extend(fields_of(frag.selection_set, type_name))
+        return out
+
+    def complete(value: Any, gtype: Any, node: FieldNode, path: _Path) -> Any:
+        if value is None:
+            return None
+        if isinstance(gtype, GraphQLNonNull):
+            gtype = gtype.of_type
+        if isinstance(gtype, GraphQLList):
+            return [complete(v, gtype.of_type, node, path) for v in value]
+        if isinstance(gtype, GraphQLObjectType):
+            assert node.selection_set is not None
+            return select(value, gtype, node.selection_set, path)
+        return value  # scalars and enums are served already serialised
+
+    def select(obj: Any, otype: GraphQLObjectType, selection_set: SelectionSetNode, prev: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for node in fields_of(selection_set, otype.name):
+            name = node.name.value
+            key = node.alias.value if node.alias else name
+            if key in out:
+                raise _Unsupported("repeated response key")
+            if name == "__typename":
+                out[key] = otype.name
+                continue
+            fdef = otype.fields[name]
+            value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+            path = _Path(prev, key)
+            if callable(value):
+                args = get_argument_values(fdef, node, coerced) if fdef.args else {}
+                value = value(_Info(context, path), **args)
+            out[key] = complete(value, fdef.type, node, path)
+        return out
+
+    return select(root, root_type, op.selection_set, None)
 
 
 def _is_connection(value: Any) -> bool:
