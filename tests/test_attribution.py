@@ -9,6 +9,7 @@ docs/definitions.md, never read back from the code.
 from __future__ import annotations
 
 import math
+import shutil
 import types
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pytest
 
 from core.attribution import BUILTIN_MODELS, AttributionModel, Conversion, TouchPoint, credit
+from core.definitions import load_definitions
 from core.entities import ENTITIES
 from core.hookspecs import hookimpl
 from core.lineage import keyer, row_key
@@ -177,15 +179,28 @@ EXPECTED: dict[str, dict[str, list[float]]] = {
 }
 
 
+def _plugin_registry() -> Any:
+    """The built-in models plus one registered by a plugin through register_attribution_models."""
+    pm = get_plugin_manager()
+    pm.register(types.SimpleNamespace(register_attribution_models=register_attribution_models), name="test_models")
+    return build_registry(pm, strict=True)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Target, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("attribution")
     target = Target(db_path=tmp / "fl.duckdb")
     c, ids = build_world()
     c.load(target)
-    result = derive(target, run_id="derive-run-1")
+    result = derive(target, run_id="derive-run-1", models=_plugin_registry().attribution_models)
     assert result.rows["attribution_credit"] > 0
     return target, ids
+
+
+def copy_of(target: Target, folder: Path) -> Target:
+    """The same database in a new file (cheaper than loading the world again)."""
+    shutil.copy(target.db_path, folder / "copy.duckdb")
+    return Target(db_path=folder / "copy.duckdb")
 
 
 def _credits(target: Target) -> dict[tuple[str, str], list[tuple[str, float, int, int]]]:
@@ -222,24 +237,24 @@ def test_no_credit_for_lost_test_or_cancelled(world: tuple[Target, dict[str, Any
 
 def test_every_row_carries_model_params_lookback_run_and_touch_provenance(
         world: tuple[Target, dict[str, Any]]) -> None:
-    target, ids = world
+    target, _ids = world
     con = duckdb.connect(str(target.db_path), read_only=True)
     rows = con.sql("SELECT model, model_params, lookback_days, run_id, raw_table, source_system, touch_id, "
                    "converted_at FROM factory.attribution_credit").fetchall()
     touches = dict(con.sql("SELECT id, raw_table FROM factory.touch").fetchall())
     con.close()
-    assert {r[0] for r in rows} == set(get_registry().attribution_models)
+    assert {r[0] for r in rows} == set(get_registry().attribution_models) | {"second_to_last"}
+    settings = load_definitions().attribution.models
     for model, params, lookback, run_id, raw_table, system, tid, converted in rows:
-        assert orjson.loads(params) == {**MODELS[model].defaults, **orjson.loads(params)}
+        configured = settings.get(model, {})
+        assert orjson.loads(params) == {**(MODELS[model].defaults if model in MODELS else {}), **configured}
         assert lookback == 90 and run_id == "derive-run-1" and converted == T0
         assert raw_table == touches[tid] and raw_table.startswith(system + "__")
     assert {orjson.loads(r[1])["half_life_days"] for r in rows if r[0] == "time_decay"} == {7}
 
 
-def test_lookback_window_is_configurable(tmp_path: Path) -> None:
-    target = Target(db_path=tmp_path / "fl.duckdb")
-    c, ids = build_world()
-    c.load(target)
+def test_lookback_window_is_configurable(world: tuple[Target, dict[str, Any]], tmp_path: Path) -> None:
+    target, ids = copy_of(world[0], tmp_path), world[1]
     text = (Path(__file__).parents[1] / "mappings" / "definitions.yaml").read_text(encoding="utf-8")
     defs = tmp_path / "definitions.yaml"
     defs.write_text(text.replace("lookback_days: 90", "lookback_days: 8"), encoding="utf-8")
@@ -292,15 +307,9 @@ def register_attribution_models(register: Any) -> None:
     register(AttributionModel("second_to_last", _first_meeting, "All credit to the second-to-last touch."))
 
 
-def test_plugin_model_is_registered_and_applied(world: tuple[Target, dict[str, Any]], tmp_path: Path) -> None:
-    pm = get_plugin_manager()
-    pm.register(types.SimpleNamespace(register_attribution_models=register_attribution_models), name="test_models")
-    registry = build_registry(pm, strict=True)
-    assert set(registry.attribution_models) == set(MODELS) | {"second_to_last"}
-    target = Target(db_path=tmp_path / "fl.duckdb")
-    c, ids = build_world()
-    c.load(target)
-    derive(target, models=registry.attribution_models)
+def test_plugin_model_is_registered_and_applied(world: tuple[Target, dict[str, Any]]) -> None:
+    assert set(_plugin_registry().attribution_models) == set(MODELS) | {"second_to_last"}
+    target, ids = world
     got = _credits(target)
     assert [r[1] for r in got[(ids["op1"], "second_to_last")]] == [0, 0, 0, 1, 0]
     assert [r[1] for r in got[(ids["o2"], "second_to_last")]] == [1]
