@@ -26,6 +26,8 @@ from sandbox.api import Sandbox, start_sandbox
 from tests.conftest import ROOT, cli
 
 OBJECTS = {"contacts": "person", "companies": "account", "deals": "opportunity"}
+#: what the kill/restart test runs: CRM objects, an engagement and the incremental marketing stream
+KILL_STREAMS = (*OBJECTS, "calls", "email_events", "marketing_emails")
 PROVENANCE = ("source_system", "source_instance", "source_object", "source_record_id", "source_updated_at",
               "is_deleted", "extracted_at", "run_id", "mapping_version", "raw_table", "raw_key", "_dlt_load_id")
 
@@ -59,6 +61,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 
 
 def _run(sb: Sandbox, db: Path, **kw: Any) -> Any:
+    kw.setdefault("streams", list(OBJECTS))  # the other streams have their own tests below
     return run(["hubspot"], target=Target(db_path=db), overrides={"hubspot": sb.emulators["hubspot"].settings}, **kw)
 
 
@@ -134,7 +137,7 @@ def _canonical_snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     skip = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id"}
     con = _db(db)
     out = {}
-    for table in (*OBJECTS.values(), "hubspot__associations"):
+    for table in (*OBJECTS.values(), "touch", "campaign", "hubspot__associations"):
         cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in skip]
         out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
     con.close()
@@ -147,18 +150,19 @@ def test_killed_run_restarted_ends_like_a_clean_run(tmp_path: Path) -> None:
         settings = sb.emulators["hubspot"].settings
         env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in settings.items()}
         clean = tmp_path / "clean.duckdb"
-        done = cli("run", "hubspot", "--no-sandbox", "--db", str(clean), cwd=tmp_path, env=dict(env))
+        only = [a for s in KILL_STREAMS for a in ("--stream", s)]
+        done = cli("run", "hubspot", "--no-sandbox", "--db", str(clean), *only, cwd=tmp_path, env=dict(env))
         assert done.returncode == 0, done.stderr
         killed = tmp_path / "killed.duckdb"
         for delay in (0.8, 2.0, 3.5):  # during extract, around normalize/load, after
             proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "hubspot", "--no-sandbox",
-                                     "--db", str(killed)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                     "--db", str(killed), *only], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL,
                                     env={**os.environ, "PYTHONPATH": str(ROOT), **env})
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        again = cli("run", "hubspot", "--no-sandbox", "--db", str(killed), cwd=tmp_path, env=dict(env))
+        again = cli("run", "hubspot", "--no-sandbox", "--db", str(killed), *only, cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == "success"
     assert _canonical_snapshot(killed) == _canonical_snapshot(clean)
@@ -191,7 +195,8 @@ def test_a_stream_that_cannot_finish_makes_the_run_partial_and_keeps_the_rest(tm
     with start_sandbox(["hubspot"], size=300, seed=3, state_dir=tmp_path / "world", faults=[expired]) as sb:
         env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in sb.emulators["hubspot"].settings.items()}
         db = tmp_path / "p.duckdb"
-        done = cli("run", "hubspot", "--no-sandbox", "--db", str(db), cwd=tmp_path, env=dict(env))
+        only = [a for s in OBJECTS for a in ("--stream", s)]
+        done = cli("run", "hubspot", "--no-sandbox", "--db", str(db), *only, cwd=tmp_path, env=dict(env))
         assert done.returncode == 3, done.stderr  # partial: some streams did not finish
         status = json.loads(done.stdout.strip().splitlines()[-1])
         by_stream = {s["stream"]: s for s in status["streams"]}
@@ -206,8 +211,153 @@ def test_a_stream_that_cannot_finish_makes_the_run_partial_and_keeps_the_rest(tm
 
         # the vendor recovers: the next run reads companies from the start (its cursor never moved)
         sb.set_faults("hubspot", [])
-        again = cli("run", "hubspot", "--no-sandbox", "--db", str(db), cwd=tmp_path, env=dict(env))
+        again = cli("run", "hubspot", "--no-sandbox", "--db", str(db), *only, cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
         companies = next(s for s in json.loads(again.stdout.strip().splitlines()[-1])["streams"]
                          if s["stream"] == "companies")
         assert companies["records"] == len(_vendor_ids(sb, "companies")) + len(_vendor_ids(sb, "companies", True))
+
+
+# ---------------------------------------------------------------------------------------------
+# sales activities, pipelines and marketing: touches, campaigns, opportunities
+# ---------------------------------------------------------------------------------------------
+
+ACTIVITY_STREAMS = ["deals", "deal_pipelines", "calls", "meetings", "email_events", "marketing_emails"]
+EVENT_TOUCH = {"SENT": "email_send", "DELIVERED": "email_delivered", "OPEN": "email_open", "CLICK": "click",
+               "BOUNCE": "bounce", "UNSUBSCRIBE": "unsubscribe", "SPAMREPORT": "spam_report"}
+
+
+def _api(sb: Sandbox, path: str, **params: Any) -> Any:
+    import httpx
+
+    hs = sb.emulators["hubspot"]
+    r = httpx.get(f"{hs.base_url}{path}", params=params, timeout=60,
+                  headers={"Authorization": f"Bearer {hs.settings['access_token']}"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _events(sb: Sandbox, **params: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    offset = None
+    while True:
+        body = _api(sb, "/email/public/v1/events", limit=1000, **params, **({"offset": offset} if offset else {}))
+        out.update({e["id"]: e for e in body["events"]})
+        if not body["hasMore"]:
+            return out
+        offset = body["offset"]
+
+
+def _listed(sb: Sandbox, obj: str, archived: bool = False) -> set[str]:
+    out: set[str] = set()
+    after = None
+    while True:
+        body = _api(sb, f"/crm/v3/objects/{obj}", limit=100, archived=str(archived).lower(),
+                    **({"after": after} if after else {}))
+        out.update(r["id"] for r in body["results"])
+        after = (body.get("paging") or {}).get("next", {}).get("after")
+        if not after:
+            return out
+
+
+def test_sales_activities_marketing_and_stages_end_to_end(sandbox: Sandbox, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from core.vocabulary import TOUCH_TYPES
+
+    db = tmp_path / "fl.duckdb"
+    first = _run(sandbox, db, streams=ACTIVITY_STREAMS)
+    assert first.status == "success", first.as_dict()
+    con = _db(db)
+    # every call and meeting is a sales touch, linked to its contact
+    for obj, kind in (("calls", "call"), ("meetings", "meeting")):
+        live = _listed(sandbox, obj)
+        ids = live | _listed(sandbox, obj, archived=True)
+        rows = con.sql("SELECT source_record_id, touch_type, channel, category, person_id FROM factory.touch "
+                       "WHERE source_object = ?", params=[obj]).fetchall()
+        assert {r[0] for r in rows} == ids, obj
+        assert {r[1:4] for r in rows} == {(kind, "sales", "sales")}
+        assert all(r[4] for r in rows if r[0] in live)
+    # every email event up to the run's start is a marketing touch of the vocabulary's type
+    events = _events(sandbox, endTimestamp=int(first.started_at.timestamp() * 1000))
+    rows = con.sql("SELECT source_record_id, touch_type, channel, category, campaign_id, extras FROM factory.touch "
+                   "WHERE source_object = 'email_events'").fetchall()
+    assert {r[0]: r[1] for r in rows} == {k: EVENT_TOUCH[e["type"]] for k, e in events.items()}
+    assert all(r[1] in TOUCH_TYPES and r[2:4] == ("email", "marketing") for r in rows)
+    # the recipient's address is kept for identity to link the event to a person
+    assert all(json.loads(r[5])["recipient"] == events[r[0]]["recipient"] for r in rows[:50])
+    # events of an email campaign point at its campaign row (from the marketing emails)
+    campaigns = {r[0] for r in con.sql("SELECT id FROM factory.campaign").fetchall()}
+    in_campaign = [r for r in rows if events[r[0]]["emailCampaignId"] is not None]
+    assert campaigns and in_campaign and all(r[4] in campaigns for r in in_campaign)
+    # is_closed / is_won follow the stage metadata of the deal's pipeline, custom stages included
+    meta = {(p["id"], s["id"]): s["metadata"] for p in _api(sandbox, "/crm/v3/pipelines/deals")["results"]
+            for s in p["stages"]}
+    deals = {}
+    after = None
+    while True:
+        body = _api(sandbox, "/crm/v3/objects/deals", limit=100, properties="pipeline,dealstage",
+                    **({"after": after} if after else {}))
+        deals.update({r["id"]: r["properties"] for r in body["results"]})
+        after = (body.get("paging") or {}).get("next", {}).get("after")
+        if not after:
+            break
+    opp = {r[0]: r[1:] for r in con.sql("SELECT source_record_id, pipeline, is_closed, is_won FROM "
+                                        "factory.opportunity WHERE NOT is_deleted").fetchall()}
+    assert set(opp) == set(deals)
+    for rid, p in deals.items():
+        m = meta[(p["pipeline"], p["dealstage"])]
+        closed = m["isClosed"] == "true"
+        assert opp[rid][1:] == (closed, closed and float(m["probability"]) == 1.0), rid
+    assert any(p != "default" for p, _, _ in opp.values())
+    assert con.sql("SELECT count(*) FROM factory.hubspot__deal_pipelines").fetchall()[0][0] == len(
+        {p for p, _ in meta})
+    con.close()
+
+    # the world moves on: the re-run reads only what changed
+    sandbox.advance(1)
+    second = _run(sandbox, db, streams=ACTIVITY_STREAMS, started_at=datetime.now(UTC) + timedelta(seconds=1))
+    assert second.status == "success", second.as_dict()
+    by_stream = {s.stream: s for s in second.streams}
+    lower = first.started_at - timedelta(seconds=300)
+    window = _events(sandbox, startTimestamp=int(lower.timestamp() * 1000),
+                     endTimestamp=int(second.started_at.timestamp() * 1000))
+    assert by_stream["email_events"].records == len(window)
+    assert 0 < by_stream["calls"].records < len(_listed(sandbox, "calls")) / 10
+    con = _db(db)
+    assert con.sql("SELECT count(*) FROM factory.touch WHERE source_object = 'email_events'").fetchall()[0][0] == \
+        len(_events(sandbox, endTimestamp=int(second.started_at.timestamp() * 1000)))
+    con.close()
+
+
+def test_daily_quota_exhausted_mid_run_is_partial_keeps_data_and_the_cursor(tmp_path: Path) -> None:
+    from sandbox.api import FaultRule
+
+    # HubSpot's daily limit: 429 with policyName DAILY (a rate_limit fault with Retry-After >= 1 h)
+    daily = FaultRule(kind="rate_limit", route="/crm/v3/objects/contacts", at=4, times=1_000_000,
+                      retry_after=86_400)
+    with start_sandbox(["hubspot"], size=600, seed=3, state_dir=tmp_path / "world", faults=[daily]) as sb:
+        env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in sb.emulators["hubspot"].settings.items()}
+        env["SOURCES__HUBSPOT__ASSOCIATION_BATCH"] = "100"
+        db = tmp_path / "q.duckdb"
+        done = cli("run", "hubspot", "--no-sandbox", "--db", str(db), "--stream", "contacts", cwd=tmp_path,
+                   env=dict(env))
+        assert done.returncode == 3, done.stderr
+        status = json.loads(done.stdout.strip().splitlines()[-1])
+        contacts = status["streams"][0]
+        assert status["status"] == "partial" and contacts["status"] == "partial"
+        assert "daily" in contacts["error"].lower()
+        con = _db(db)
+        loaded = con.sql("SELECT count(*) FROM factory.person").fetchall()[0][0]
+        con.close()
+        assert 0 < loaded < 600  # what was read before the quota ran out is kept
+
+        # the quota is back: the next run starts where the cursor stood (never moved: from the start)
+        sb.set_faults("hubspot", [])
+        again = _run(sb, db, streams=["contacts"])
+        assert again.status == "success", again.as_dict()
+        total = len(_vendor_ids(sb, "contacts")) + len(_vendor_ids(sb, "contacts", archived=True))
+        assert again.streams[0].records == total
+        con = _db(db)
+        assert con.sql("SELECT count(*) FROM factory.person").fetchall()[0][0] == total
+        con.close()
