@@ -205,3 +205,40 @@ def test_quota_share_reached_mid_run_is_partial_keeps_data_and_resumes(tmp_path:
                                      "WHERE source_object = 'leads'").fetchall()}
         con.close()
         assert got == set(leads)
+
+
+@pytest.mark.slow
+def test_run_killed_mid_bulk_job_then_restarted_ends_like_a_clean_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bulk = {"bulk_threshold": 100, "bulk_result_records": 100}
+    clean = tmp_path / "clean.duckdb"
+    assert _run(sandbox, clean, ("leads",), **bulk).status == "success"
+
+    killed = tmp_path / "killed.duckdb"
+    results = "GET /services/data/vXX.X/jobs/query/{id}/results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "FACTORYLINE_"))}
+    # one load package per 100 records, so pages of the job are committed before the kill
+    env.update({**_env(sandbox, **bulk), "FACTORYLINE_CHUNK_RECORDS": "100", "PYTHONPATH": str(ROOT)})
+    sandbox.reset_stats("salesforce")
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "salesforce", "--no-sandbox",
+                             "--stream", "leads", "--db", str(killed)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        # the kill point is observed: the job's third results request has been served
+        while sandbox.stats("salesforce")["routes"].get(results, {}).get("requests", 0) < 3:
+            assert proc.poll() is None, "the run ended before the kill point"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    again = _run(sandbox, killed, ("leads",), **bulk)
+    assert again.status == "success", again.as_dict()
+    assert _snapshot(killed) == _snapshot(clean)
