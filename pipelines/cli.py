@@ -229,12 +229,13 @@ def definitions(
                   f"{since or 'start'} .. {until or 'now'}: {r['converted']:,} of {r['entered']:,} = "
                   f"{r['ratio']:.1%}" if r["ratio"] is not None else f"no one entered {ratio[0]} in the period")
         return
-    table = Table(title=f"factoryline glossary ({', '.join(defs.files)}, {defs.version})", show_lines=True)
-    for col in ("term", "version", "owner", "meaning", "rule"):
-        table.add_column(col, overflow="fold")
+    out.print(f"[bold]factoryline glossary[/] ({', '.join(defs.files)}, {defs.version})\n")
     for t in defs.terms.values():
-        table.add_row(t.name, t.definition_version, t.owner, t.meaning, t.rule_text())
-    out.print(table)
+        out.print(f"[bold]{t.name}[/]  version {t.definition_version}, owner {t.owner}", soft_wrap=True)
+        out.print(f"  {t.meaning}", soft_wrap=True, markup=False)
+        for line in t.rule_text().splitlines():
+            out.print(f"    {line}", soft_wrap=True, markup=False, highlight=False)
+        out.print()
     out.print(f"funnel stages: {' -> '.join(defs.stages)}; attribution lookback {defs.attribution.lookback_days} "
               f"days over {', '.join(defs.attribution.touch_terms)}")
 
