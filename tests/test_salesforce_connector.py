@@ -313,6 +313,56 @@ def test_hard_deletes_are_reconciled_through_the_deleted_endpoint(tmp_path: Path
     assert pages[-1].state is not None and pages[-1].state["deletes_checked_at"].startswith(now.date().isoformat())
 
 
+def test_transient_faults_are_retried_on_rest_and_bulk_paths(fresh: Sandbox) -> None:
+    from core.http import RetryPolicy
+
+    expected = _vendor_rows(fresh, "Lead")
+    results = "GET /services/data/vXX.X/jobs/query/{id}/results"
+    fresh.set_faults("salesforce", [
+        FaultRule("server_error", route="GET /services/data/vXX.X/{query}", at=1),
+        FaultRule("drop", route="GET /services/data/vXX.X/query/{locator}", at=2),
+        FaultRule("truncate", route="GET /services/data/vXX.X/query/{locator}", at=4),
+        FaultRule("truncate", route=results, at=2),
+        FaultRule("drop", route=results, at=4),
+    ])
+    fast = RetryPolicy(backoff_base=0.01, backoff_max=0.05)
+    try:
+        for over in ({"bulk_threshold": 0}, {"bulk_threshold": 50, "bulk_result_records": 300}):
+            conn = SalesforceConnector(_config(fresh.emulators["salesforce"].settings, **over), policy=fast)
+            try:
+                got = {r["Id"]: r for r in _records(_run(conn, "leads"))}
+            finally:
+                conn.close()
+            assert got == expected, over
+        routes = fresh.stats("salesforce")["routes"]
+        assert any(str(code).startswith("5") for code in routes["GET /services/data/vXX.X/{query}"]["statuses"])
+        # every fault fired: each one cost one more request than the pages need
+        pages = -(-len(expected) // 200)
+        assert routes["GET /services/data/vXX.X/query/{locator}"]["requests"] == pages - 1 + 2
+        assert routes[results]["requests"] == -(-len(expected) // 300) + 2
+    finally:
+        fresh.set_faults("salesforce", [])
+
+
+def test_malformed_records_become_rejects_not_crashes(sb: Sandbox) -> None:
+    sb.set_faults("salesforce", [FaultRule("missing_id", route="GET /services/data/vXX.X/{query}", at=1),
+                                 FaultRule("bad_timestamp", route="GET /services/data/vXX.X/query/{locator}",
+                                           at=1)])
+    conn = _connector(sb, bulk_threshold=0)
+    try:
+        records = _records(_run(conn, "leads"))
+    finally:
+        conn.close()
+        sb.set_faults("salesforce", [])
+    assert len(records) == len(_vendor_rows(sb, "Lead"))  # nothing dropped on the way
+    mapped = load_mapping(MAPPINGS / "leads.yaml").compile(
+        system="salesforce", instance="t", stream="leads", raw_table="salesforce__leads").map_page(
+        records, run_id="r", extracted_at=datetime.now(UTC))
+    reasons = mapped.rejects.column("reason").to_pylist()
+    assert mapped.rows.num_rows == len(records) - 1 and any("id" in r.lower() for r in reasons)
+    assert mapped.rejects.num_rows >= 2  # the record without an id, and the unparseable timestamp
+
+
 # ---------------------------------------------------------------------------------------------
 # Cassette: record once (FACTORYLINE_RECORD_CASSETTES=1), replay from the file alone
 # ---------------------------------------------------------------------------------------------

@@ -230,6 +230,8 @@ class SalesforceApi:
             return classify_response(VENDOR, int(exc.status), {}, content, masker=self.masker)
         if isinstance(exc, orjson.JSONDecodeError):
             return TransientVendorError("response is not valid JSON (truncated?)", vendor=VENDOR)
+        if isinstance(exc, csv.Error):
+            return TransientVendorError(f"bulk results are not valid CSV (cut off?): {exc}", vendor=VENDOR)
         if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
             return TransientVendorError(self.masker.mask(f"response cut off ({exc})"), vendor=VENDOR)
         return translate_transport_error(exc, vendor=VENDOR, masker=self.masker)
@@ -362,10 +364,12 @@ class SalesforceApi:
             resp = self._send("GET", self._url(f"jobs/query/{job}/results"), params=params, stream=True,
                               headers={"Accept": "text/csv"})
             nxt = resp.headers.get("Sforce-Locator")
+            count = resp.headers.get("Sforce-NumberOfRecords")
             resp.raw.decode_content = True
             resp.raw.auto_close = False  # else TextIOWrapper reads from a closed file at the end
             text = io.TextIOWrapper(resp.raw, encoding="utf-8", newline="")
-            return _Results(resp, csv.reader(text), None if nxt in (None, "", "null") else nxt)
+            return _Results(resp, csv.reader(text), None if nxt in (None, "", "null") else nxt,
+                            int(count) if count and count.isdigit() else None)
 
         return self.policy.call(attempt, translate=self._translate, describe="salesforce bulk results")
 
@@ -375,6 +379,8 @@ class _Results:
     response: requests.Response
     rows: Iterator[list[str]]
     next_locator: str | None
+    #: Sforce-NumberOfRecords: rows this response should hold (a cut-off body holds fewer)
+    expected: int | None = None
 
     def close(self) -> None:
         self.response.close()
@@ -593,40 +599,63 @@ class SalesforceConnector:
         job = str(job_state["job"])
         self.api.bulk_wait(job)
         locator: str | None = job_state.get("locator")
-        prefix = f"/services/data/v{self.api.version}/sobjects/{obj}/"
+        failures = 0
         while True:
+            here = {**base, "bulk": {**job_state, "locator": locator}}
             results = self.api.bulk_results(job, locator, self.bulk_records)
             try:
-                header = next(results.rows, None)
-                chunk: list[dict[str, Any]] = []
-                kinds = [types.get(h, "string") for h in header or []]
-                here = {**base, "bulk": {**job_state, "locator": locator}}
-                for row in results.rows:
-                    rec: dict[str, Any] = {"attributes": {"type": obj, "url": ""}}
-                    for name, kind, cell in zip(header or [], kinds, row, strict=False):
-                        rec[name] = _csv_value(kind, cell)
-                    rid = rec.get("Id")
-                    rec["attributes"]["url"] = f"{prefix}{rid}" if rid else None
-                    chunk.append(rec)
-                    if len(chunk) >= self.page_size:
-                        yield page(chunk, here)  # a stop here re-reads this results request
-                        chunk = []
-            except csv.Error as exc:
-                raise TransientVendorError(f"bulk results of job {job} are not valid CSV: {exc}",
-                                           vendor=VENDOR) from exc
-            except requests.RequestException as exc:
-                raise TransientVendorError(self.masker_text(f"bulk results of job {job} cut off: {exc}"),
-                                           vendor=VENDOR) from exc
+                # a failure mid-stream re-reads this results request: its pages carry this locator
+                last = yield from self._bulk_pages(obj, types, results, here, page)
+            except Exception as exc:
+                mapped = exc if isinstance(exc, FactorylineError) else self.api._translate(exc)
+                if isinstance(mapped, TransientVendorError) and failures + 1 < self.api.policy.max_attempts:
+                    failures += 1
+                    wait = self.api.policy.wait_for(failures, mapped)
+                    log.warning("salesforce %s: bulk results of job %s broke off (%s); reading them again in "
+                                "%.2fs", obj, job, mapped, wait)
+                    time.sleep(wait)
+                    continue
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
             finally:
                 results.close()
+            failures = 0
             locator = results.next_locator
             if locator is None:
                 # the job's window is read: its upper bound is the cursor now
                 base["cursor"] = str(job_state["upper"])
-                yield page(chunk, dict(base))
+                yield page(last, dict(base))
                 break
-            yield page(chunk, {**base, "bulk": {**job_state, "locator": locator}})
+            yield page(last, {**base, "bulk": {**job_state, "locator": locator}})
         self.api.bulk_delete(job)
+
+    def _bulk_pages(self, obj: str, types: dict[str, str], results: _Results, here: dict[str, Any],
+                    page: Callable[..., Page]) -> Generator[Page, None, list[dict[str, Any]]]:
+        """Pages of one results request; returns the last, partial, chunk (yielded by the caller)."""
+        prefix = f"/services/data/v{self.api.version}/sobjects/{obj}/"
+        header = next(results.rows, None) or []
+        kinds = [types.get(h, "string") for h in header]
+        chunk: list[dict[str, Any]] = []
+        n = 0
+        for row in results.rows:
+            if len(row) != len(header):
+                raise TransientVendorError(f"bulk results row {n + 1} has {len(row)} of {len(header)} columns "
+                                           "(cut off?)", vendor=VENDOR)
+            rec: dict[str, Any] = {"attributes": {"type": obj, "url": None}}
+            for name, kind, cell in zip(header, kinds, row, strict=True):
+                rec[name] = _csv_value(kind, cell)
+            rid = rec.get("Id")
+            rec["attributes"]["url"] = f"{prefix}{rid}" if rid else None
+            chunk.append(rec)
+            n += 1
+            if len(chunk) >= self.page_size:
+                yield page(chunk, here)
+                chunk = []
+        if results.expected is not None and n != results.expected:
+            raise TransientVendorError(f"bulk results held {n} rows, Sforce-NumberOfRecords said {results.expected}",
+                                       vendor=VENDOR)
+        return chunk
 
     def masker_text(self, text: str) -> str:
         return self.api.masker.mask(text)
