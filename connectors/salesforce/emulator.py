@@ -685,13 +685,28 @@ class SalesforceEmulator(Emulator):
     def _execute(self, plan: _Plan, all_rows: bool, version: str) -> _Cursor:
         t = self.world.tick
         obj = plan.obj
+        # each match keeps only its index and sort values (memory stays small for a million rows);
+        # its selected values too while the whole result fits KEEP_VALUES
+        order_names = [f.name for f, _, _ in plan.order]
+        keep_rows = KEEP_VALUES // (len(plan.fields) + 1)
+        keep = True
         rows: list[dict[str, Any]] = []
         for i in obj.indexes(t, plan.since):
             row = obj.row(i, t)
             if row is None or (row["IsDeleted"] and not all_rows) or not plan.predicate(row):
                 continue
-            row["__idx"] = i
-            rows.append(row)
+            slim: dict[str, Any] = {name: row.get(name) for name in order_names}
+            slim["__idx"] = i
+            if keep:
+                if len(rows) >= keep_rows:
+                    keep = False
+                    for r in rows:
+                        r.pop("__kept", None)
+                else:
+                    slim["__kept"] = {"Id": row["Id"], **{
+                        f.name: self._json_value(f, row) if f.type == "address" else row.get(f.name)
+                        for f in plan.fields}}
+            rows.append(slim)
         for f, desc, nulls_last in reversed(plan.order):
             null_flag = 0 if (not desc and not nulls_last) or (desc and nulls_last) else 2
 
@@ -708,10 +723,7 @@ class SalesforceEmulator(Emulator):
         selected = rows[plan.offset:]
         if plan.limit is not None:
             selected = selected[:plan.limit]
-        kept: list[dict[str, Any]] | None = None
-        if len(selected) * (len(plan.fields) + 1) <= KEEP_VALUES:
-            kept = [{"Id": r["Id"], **{f.name: self._json_value(f, r) if f.type == "address" else r.get(f.name)
-                                       for f in plan.fields}} for r in selected]
+        kept = [r["__kept"] for r in selected] if keep else None
         return _Cursor(plan, [r["__idx"] for r in selected], t, version, kept)
 
     def _page(self, cursor: _Cursor, locator: str, offset: int, kind: str) -> Response:
