@@ -15,6 +15,7 @@ compiles to lives in pipelines/derive.py.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,10 @@ class Definitions:
 
 
 def default_path() -> Path:
-    """``mappings/definitions/`` when that folder exists, else ``mappings/definitions.yaml``."""
+    """``FACTORYLINE_DEFINITIONS`` if set; else ``mappings/definitions/`` when that folder exists, else
+    ``mappings/definitions.yaml``."""
+    if os.environ.get("FACTORYLINE_DEFINITIONS"):
+        return Path(os.environ["FACTORYLINE_DEFINITIONS"])
     root = Path(__file__).resolve().parent.parent / "mappings"
     folder = root / "definitions"
     return folder if folder.is_dir() else root / "definitions.yaml"

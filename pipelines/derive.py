@@ -306,7 +306,7 @@ def _attribution_sql(db: _Db, defs: Definitions, result: DeriveResult) -> str | 
                      f"o.created_at AS opp_at FROM {o} o WHERE {won}")
         people.append(f"SELECT 'opportunity' AS ctype, o.id AS cid, coalesce(l.label, o.person_id) AS up FROM {o} o "
                       f"LEFT JOIN fl_label l ON l.id = o.person_id WHERE {won} AND o.person_id IS NOT NULL")
-        people.append(f"SELECT 'opportunity', o.id, l.label FROM {o} o JOIN {db.q('person')} p "
+        people.append(f"SELECT 'opportunity' AS ctype, o.id AS cid, l.label AS up FROM {o} o JOIN {db.q('person')} p "
                       f"ON p.account_id = o.account_id JOIN fl_label l ON l.id = p.id WHERE {won}")
     else:
         result.skipped.append("attribution: no opportunity loaded")
@@ -314,11 +314,12 @@ def _attribution_sql(db: _Db, defs: Definitions, result: DeriveResult) -> str | 
         r = db.q("order")
         ok = ("NOT coalesce(r.is_test, FALSE) AND NOT coalesce(r.is_cancelled, FALSE) "
               "AND NOT coalesce(r.is_deleted, FALSE)")
-        convs.append(f"SELECT 'order', r.id, r.ordered_at, CAST(NULL AS TIMESTAMPTZ) FROM {r} r WHERE {ok}")
-        people.append(f"SELECT 'order', r.id, coalesce(l.label, r.person_id) FROM {r} r "
+        convs.append(f"SELECT 'order' AS ctype, r.id AS cid, r.ordered_at AS cat, CAST(NULL AS TIMESTAMPTZ) AS opp_at "
+                     f"FROM {r} r WHERE {ok}")
+        people.append(f"SELECT 'order' AS ctype, r.id AS cid, coalesce(l.label, r.person_id) AS up FROM {r} r "
                       f"LEFT JOIN fl_label l ON l.id = r.person_id WHERE {ok} AND r.person_id IS NOT NULL")
         # a guest order (no customer record) still reaches its person through the email
-        people.append(f"SELECT 'order', r.id, l.label FROM {r} r JOIN fl_nodes n "
+        people.append(f"SELECT 'order' AS ctype, r.id AS cid, l.label AS up FROM {r} r JOIN fl_nodes n "
                       f"ON n.email = lower(trim(r.email)) JOIN fl_label l ON l.id = n.id WHERE {ok}")
     else:
         result.skipped.append("attribution: no order loaded")
