@@ -302,7 +302,9 @@ def _billed(pages: Iterator[Page], api: HubSpotApi) -> Iterator[Page]:
 
 
 class HubSpotConnector:
-    """:class:`core.connector.Connector` for HubSpot CRM objects (contacts, companies, deals).
+    """:class:`core.connector.Connector` for HubSpot: CRM objects, owners, pipelines, marketing.
+
+    CRM objects (``settings.CRM_OBJECTS``):
 
     * Property discovery every run (custom properties included).
     * Empty state or ``ctx.full_refresh``: list endpoint (``archived=false`` then ``archived=true``);
@@ -314,6 +316,14 @@ class HubSpotConnector:
       archived list.
     * Every page carries the previous state, except the last page of a completed stream, whose
       state has ``cursor`` = ``ctx.started_at`` (ISO 8601, UTC).
+    * Associations change without moving the record's last-modified date: when the last full read
+      of them (``associations_refreshed_at``) is ``association_refresh_seconds`` old, an
+      incremental run also re-reads every live record's associations (side rows only).
+
+    Owners and deal pipelines are read whole each run. Email events page by ``offset`` through the
+    window ``[cursor - lookback, started_at]``, with the window and offset in each page's state so
+    a killed run resumes it; form submissions have no time filter and are filtered client-side;
+    marketing emails are read whole.
     """
 
     def __init__(self, config: ConnectorConfig, *, policy: RetryPolicy | None = None,
