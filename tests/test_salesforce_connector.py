@@ -313,6 +313,27 @@ def test_hard_deletes_are_reconciled_through_the_deleted_endpoint(tmp_path: Path
     assert pages[-1].state is not None and pages[-1].state["deletes_checked_at"].startswith(now.date().isoformat())
 
 
+def test_formula_fields_are_refreshed_by_a_periodic_full_read(fresh: Sandbox) -> None:
+    _client(fresh).restful("tooling/sobjects/CustomField", method="POST", json={
+        "FullName": "Account.Score__c", "Metadata": {"type": "Number", "formula": "NumberOfEmployees * 2"}})
+    accounts = _vendor_rows(fresh, "Account")
+    conn = _connector(fresh, formula_refresh_hours=1)
+    t0 = datetime.now(UTC)
+    try:
+        first = _run(conn, "accounts", started_at=t0)
+        state = first[-1].state
+        assert len(_records(first)) == len(accounts)
+        # nothing changed: within the hour only changes are read, after it everything again
+        assert _records(_run(conn, "accounts", state, started_at=t0 + timedelta(minutes=30))) == []
+        again = _run(conn, "accounts", state, started_at=t0 + timedelta(hours=2))
+        assert {r["Id"]: r for r in _records(again)} == accounts
+        # an object without formula fields stays incremental
+        contacts = _run(conn, "contacts", started_at=t0)
+        assert _records(_run(conn, "contacts", contacts[-1].state, started_at=t0 + timedelta(hours=2))) == []
+    finally:
+        conn.close()
+
+
 def test_transient_faults_are_retried_on_rest_and_bulk_paths(fresh: Sandbox) -> None:
     from core.http import RetryPolicy
 

@@ -451,14 +451,14 @@ class SalesforceEmulator(Emulator):
         rel = f.name[:-2] if f.type == "reference" and f.name.endswith("Id") else None
         return {
             "length": length, "name": f.name, "type": f.type, "defaultValue": None, "label": f.label or f.name,
-            "updateable": not system and f.type != "address", "calculated": f.type == "address",
+            "updateable": not system and f.type != "address", "calculated": f.type == "address" or f.formula is not None,
             "controllerName": None, "nillable": f.nillable, "unique": False,
             "precision": 18 if numeric else 0, "scale": 2 if f.type == "currency" else 0,
             "caseSensitive": False, "byteLength": length * 3 if f.type not in ("id", "reference") else length,
             "inlineHelpText": None, "nameField": f.name == "Name", "externalId": False,
             "idLookup": f.name in ("Id", "Email", "Username"), "filterable": f.type != "address",
             "soapType": soap, "createable": not system and f.type != "address", "deprecatedAndHidden": False,
-            "autoNumber": False, "calculatedFormula": None, "defaultValueFormula": None,
+            "autoNumber": False, "calculatedFormula": f.formula, "defaultValueFormula": None,
             "defaultedOnCreate": system or f.type == "boolean", "digits": 9 if f.type == "int" else 0,
             "groupable": f.type in text_types or f.type in ("boolean", "date", "int"),
             "picklistValues": [{"value": v, "active": True, "label": v, "defaultValue": False, "validFor": None}
@@ -508,7 +508,8 @@ class SalesforceEmulator(Emulator):
             if name.lower() in obj.by_lower:
                 raise SalesforceError(400, "DUPLICATE_DEVELOPER_NAME", f"duplicate field name: {name}")
             field = Field(name, kind, str(meta.get("label") or name[:-3]), custom=True,
-                          length=int(meta.get("length") or (255 if kind == "string" else 0)))
+                          length=int(meta.get("length") or (255 if kind == "string" else 0)),
+                          formula=str(meta["formula"]) if meta.get("formula") else None)
             obj.fields = [*obj.fields, field]
             obj.by_lower = {f.name.lower(): f for f in obj.fields}
             obj.row = _with_custom_value(obj.row, field)

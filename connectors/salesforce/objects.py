@@ -96,6 +96,7 @@ class Field:
     reference_to: tuple[str, ...] = ()
     picklist: tuple[str, ...] = ()
     compound: str | None = None  # compound (address) field this component belongs to
+    formula: str | None = None  # a formula field (calculated; its value changes without SystemModstamp)
     nillable: bool = True
     length: int = 0
 
