@@ -117,3 +117,13 @@ def test_changing_a_rule_changes_the_version_stamp(tmp_path: Path) -> None:
     after = load_definitions(path).stage_term("sql").definition_version
     # same declared version, different rule: a different stamp, so derived rows never mix the two
     assert after.split(":")[0] == before.split(":")[0] and after != before
+
+
+def test_report_shows_the_glossary_with_version_stamps() -> None:
+    from pipelines.report._collect import _definitions
+
+    shown = _definitions()
+    defs = load_definitions()
+    assert shown["note"] is None and shown["source"] == "mappings/definitions.yaml"
+    assert {(t["term"], t["version"], t["owner"]) for t in shown["terms"]} == {
+        (t.name, t.definition_version, t.owner) for t in defs.terms.values()}

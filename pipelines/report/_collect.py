@@ -525,6 +525,22 @@ def _runs(db: _Db) -> list[dict[str, Any]]:
 
 
 def _definitions() -> dict[str, Any]:
+    # the validated glossary, with the version stamp derived rows carry; the plain YAML scan below
+    # is the fallback that still shows an invalid file's terms (and why it is invalid)
+    from core.definitions import load_definitions
+
+    try:
+        defs = load_definitions()
+    except FactorylineError as exc:
+        found = _scan_definitions()
+        found["note"] = "; ".join(n for n in (str(exc), found.get("note")) if n)
+        return found
+    return {"source": ", ".join(defs.files), "note": None,
+            "terms": [{"term": t.name, "version": t.definition_version, "owner": t.owner,
+                       "definition": scrub_text(t.meaning)} for t in defs.terms.values()]}
+
+
+def _scan_definitions() -> dict[str, Any]:
     spec = importlib.util.find_spec("mappings")
     roots = list(spec.submodule_search_locations or []) if spec else []
     files: list[Path] = []
@@ -566,7 +582,7 @@ def _terms(data: Any, default_name: str) -> list[dict[str, Any]]:
 
 def _term(name: str, d: Any) -> dict[str, Any]:
     d = d if isinstance(d, dict) else {"definition": d}
-    text = d.get("definition") or d.get("description") or d.get("summary") or d.get("rule")
+    text = d.get("definition") or d.get("meaning") or d.get("description") or d.get("summary") or d.get("rule")
     return {"term": name, "version": None if d.get("version") is None else str(d.get("version")),
             "owner": None if d.get("owner") is None else str(d.get("owner")),
             "definition": scrub_text(str(text)) if text is not None else None}
