@@ -152,8 +152,8 @@ def test_never_more_than_ten_connections(sb: Sandbox) -> None:
     delay = {"X-Sandbox-Delay-Ms": "600"}
 
     def raw(_: int) -> int:
-        return httpx.get(f"{s['api_root']}/ping", auth=("anystring", s["api_key"]), headers=delay,
-                         timeout=10).status_code
+        return httpx.get(f"{s['api_root']}/ping", auth=("anystring", s["api_key"]),
+                         headers={"X-Sandbox-Delay-Ms": "2000"}, timeout=20).status_code
 
     with concurrent.futures.ThreadPoolExecutor(14) as pool:  # control: 14 at once do hit the limit
         assert 429 in list(pool.map(raw, range(14)))

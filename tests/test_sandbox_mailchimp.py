@@ -269,11 +269,12 @@ def test_eleventh_concurrent_connection_gets_429(sb: Sandbox) -> None:
     root = sb.emulators["mailchimp"].settings["api_root"]
 
     def call(_: int) -> httpx.Response:
-        return httpx.get(f"{root}/ping", auth=("anystring", API_KEY), headers={"X-Sandbox-Delay-Ms": "800"},
-                         timeout=10)
+        # held 2 s: on a loaded machine the threads' requests still overlap
+        return httpx.get(f"{root}/ping", auth=("anystring", API_KEY), headers={"X-Sandbox-Delay-Ms": "2000"},
+                         timeout=20)
 
-    with concurrent.futures.ThreadPoolExecutor(11) as pool:
-        answers = list(pool.map(call, range(11)))
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(call, range(12)))
     statuses = sorted(r.status_code for r in answers)
     assert statuses.count(429) >= 1 and statuses.count(200) >= 9
     refused = next(r for r in answers if r.status_code == 429)

@@ -75,10 +75,8 @@ def _loaded(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
     return dict(con.sql("SELECT source_record_id, social_handle FROM factory.touch").fetchall())
 
 
-def test_full_run_loads_every_post_and_author(sandbox: Sandbox, tmp_path: Path) -> None:
-    db = tmp_path / "fl.duckdb"
-    status = _run(sandbox, db)
-    assert status.status == "success", status.as_dict()
+def _check_full_load(sandbox: Sandbox, db: Path, status: Any) -> dict[str, str | None]:
+    """Every post and author the emulator serves is loaded; returns the posts."""
     posts, users = vendor_posts(sandbox)
     assert None in posts.values(), "the world should have suspended authors (partial errors)"
     con = _db(db)
@@ -94,15 +92,18 @@ def test_full_run_loads_every_post_and_author(sandbox: Sandbox, tmp_path: Path) 
     extras = con.sql("SELECT extras FROM factory.touch LIMIT 1").fetchall()[0][0]
     assert "public_metrics.like_count" in extras and "public_metrics.impression_count" in extras
     assert con.sql("SELECT count(*) FROM factory.rejects").fetchall()[0] == (0,)
+    con.close()
     tweets = next(s for s in status.streams if s.stream == "tweets")
     assert tweets.records == len(posts)  # a mention that also matched the search is read once
     assert len(tweets.load_ids) == 1  # and so never splits the load
+    return posts
 
 
-def test_incremental_rerun_fetches_only_new_posts(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_full_then_incremental_run_fetches_only_new_posts(sandbox: Sandbox, tmp_path: Path) -> None:
     db = tmp_path / "fl.duckdb"
-    assert _run(sandbox, db).status == "success"
-    before, _ = vendor_posts(sandbox)
+    first = _run(sandbox, db)
+    assert first.status == "success", first.as_dict()
+    before = _check_full_load(sandbox, db, first)
     newest = max(before, key=int)
     sandbox.advance(25)
     sandbox.reset_stats("x")
@@ -119,5 +120,6 @@ def test_incremental_rerun_fetches_only_new_posts(sandbox: Sandbox, tmp_path: Pa
     assert served[MENTIONS_ROUTE]["records"] == 2 * sum(len(b.get("data", [])) for b in mentions)
     assert served[MENTIONS_ROUTE]["requests"] == 2 * len(mentions)
     con = _db(db)
-    everything, _ = vendor_posts(sandbox)
+    everything, authors = vendor_posts(sandbox)
     assert _loaded(con) == everything
+    assert dict(con.sql("SELECT source_record_id, social_handle FROM factory.person").fetchall()) == authors
