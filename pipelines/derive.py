@@ -192,7 +192,7 @@ def _identity(db: _Db, defs: Definitions, result: DeriveResult) -> None:
     db.drop("fl_nodes", "fl_edges", "fl_und", "fl_label", "fl_next")
     db.exec(f"CREATE TEMP TABLE fl_nodes AS SELECT id, nullif(lower(trim(email)), '') AS email, "
             f"nullif(lower(ltrim(trim(social_handle), '@')), '') AS handle FROM {db.q('person')}")
-    db.exec("CREATE TEMP TABLE fl_edges (a VARCHAR, b VARCHAR, rule VARCHAR, confidence DOUBLE)")
+    db.exec("CREATE TEMP TABLE fl_edges (a VARCHAR, b VARCHAR, rule VARCHAR, confidence DOUBLE PRECISION)")
     # a star per shared value (every member to the smallest id), not a clique: O(members) edges
     for col, rule, conf in (("email", "email", cfg.email_confidence), ("handle", "social_handle",
                                                                          cfg.handle_confidence)):
@@ -461,6 +461,7 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
     result = DeriveResult(run_id=run_id or new_run_id(now), definitions_version=defs.version)
     pipeline = pipeline or make_pipeline(target)
     dialect = "postgres" if target.destination == "postgres" else "duckdb"
+    target.pipelines_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="derive-", dir=target.pipelines_dir()) as tmp:
         folder = Path(tmp)
         sinks: list[tuple[_Sink, Any]] = []

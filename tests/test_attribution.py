@@ -313,3 +313,26 @@ def test_plugin_model_is_registered_and_applied(world: tuple[Target, dict[str, A
     got = _credits(target)
     assert [r[1] for r in got[(ids["op1"], "second_to_last")]] == [0, 0, 0, 1, 0]
     assert [r[1] for r in got[(ids["o2"], "second_to_last")]] == [1]
+
+
+def test_same_credits_on_postgres(pg_dataset: str, tmp_path: Path) -> None:
+    import psycopg2
+
+    from tests.conftest import PG_DSN
+
+    target = Target(destination="postgres", dataset=pg_dataset, credentials=PG_DSN, work_dir=tmp_path / "work")
+    c, ids = build_world()
+    c.load(target)
+    derive(target)
+    with psycopg2.connect(PG_DSN) as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT conversion_id, model, touch_id, credit FROM "{pg_dataset}".attribution_credit '
+                    "ORDER BY conversion_id, model, position")
+        got: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        for cid, model, tid, share in cur.fetchall():
+            got[(cid, model)].append((tid, share))
+        cur.execute(f'SELECT count(*) FROM "{pg_dataset}".identity_link WHERE rule = \'email\'')
+        assert cur.fetchone()[0] > 0
+    for conv, models in EXPECTED.items():
+        for model, shares in models.items():
+            assert [t for t, _ in got[(ids[conv], model)]] == ids[f"{conv}_touches"], (conv, model)
+            assert [s for _, s in got[(ids[conv], model)]] == pytest.approx(shares, abs=1e-9), (conv, model)
