@@ -83,6 +83,17 @@ def test_full_run_then_an_increment_of_only_the_changes(sandbox: Sandbox, tmp_pa
     assert set(rows) == set(orders)
     people = dict(con.sql("SELECT source_record_id, id FROM factory.person").fetchall())
     assert set(people) == set(customers)
+    emails = dict(con.sql("SELECT source_record_id, email FROM factory.person").fetchall())
+    dirty = 0
+    for cid, node in customers.items():
+        raw = node["email"]
+        dirty += raw is not None and raw != raw.strip().lower()
+        # normalised (trimmed, lower-cased), or null with a field reject when it is no address at all
+        assert emails[cid] in ((raw or "").strip().lower() or None, None), cid
+        if emails[cid] is None and raw:
+            assert con.sql("SELECT count(*) FROM factory.rejects WHERE source_record_id = ? AND field = 'email'",
+                           params=[cid]).fetchall() == [(1,)]
+    assert dirty, "the world has mixed-case or padded emails"
     for oid, node in orders.items():
         cancelled, test, financial, total, currency, person_id, src, med, camp, landing, ref = rows[oid]
         assert cancelled is (node["cancelledAt"] is not None) and test is node["test"], oid

@@ -111,6 +111,24 @@ def test_plugin_registers_connector_and_transforms() -> None:
     assert next(s for s in spec.settings if s.name == "access_token").secret
 
 
+def test_every_query_the_connector_sends_is_valid_graphql_admin_api() -> None:
+    """Each operation (and each bulk query) against the Admin API schema subset of the emulator,
+    whose names are Shopify's: a misspelt field or argument fails here, not at a shop."""
+    from graphql import parse, validate
+
+    from connectors.shopify import settings as S
+    from connectors.shopify.graphql import SCHEMA
+    from connectors.shopify.helpers import _Window
+
+    conn = connector(None, base_url="http://127.0.0.1:9", token="shpat_x")
+    queries = [S.CONNECTION_QUERY.format(name=n, fields=S.node_fields(n)) for n in S.STREAMS]
+    queries += [S.ORDER_LINES_QUERY, S.PROBE_QUERY, S.BULK_RUN_MUTATION, S.BULK_STATUS_QUERY, S.CURRENT_BULK_QUERY,
+                S.BULK_CANCEL_MUTATION]
+    queries += [conn._bulk_query(n, _Window("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")) for n in S.STREAMS]
+    for q in queries:
+        assert validate(SCHEMA, parse(q)) == [], q
+
+
 def test_bulk_and_connections_read_every_order_with_every_line(sb: Sandbox) -> None:
     truth = shop(sb, "orders")
     bulk_pages = extract(connector(sb, bulk_page_records=40), "orders")
