@@ -12,7 +12,7 @@
 Records are yielded as Mailchimp sends them, with two additions on email activity (``emails``
 of ``/reports/{campaign_id}/email-activity``), because Mailchimp gives them no id of their own:
 ``record["_key"] = "<campaign_id>/<email_id>"`` and, on each activity item,
-``item["_key"] = "<action>/<timestamp>/<url>"``. Touch ids are built from both, so the same
+``item["_key"] = "<action>/<timestamp>/<url>"`` (``#2``, ``#3`` appended to repeats). Touch ids are built from both, so the same
 open read again in a later run is the same touch.
 """
 
@@ -245,9 +245,14 @@ def _keyed(campaign_id: str, record: Any) -> Any:
         return record
     email_id = record.get("email_id")
     record["_key"] = f"{record.get('campaign_id') or campaign_id}/{email_id}" if email_id else None
+    seen: dict[str, int] = {}
     for act in record.get("activity") or ():
         if isinstance(act, dict):
-            act["_key"] = f"{act.get('action')}/{act.get('timestamp')}/{act.get('url') or ''}"
+            key = f"{act.get('action')}/{act.get('timestamp')}/{act.get('url') or ''}"
+            # two identical items in one second (a double open) stay two touches; both fall in or out
+            # of any `since` window together, so the suffix is stable across runs
+            n = seen[key] = seen.get(key, 0) + 1
+            act["_key"] = key if n == 1 else f"{key}#{n}"
     return record
 
 
