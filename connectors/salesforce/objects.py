@@ -12,6 +12,7 @@ characters, ASCII-ordered so that ``ORDER BY Id`` is index order) and the case-s
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -33,24 +34,30 @@ OWNER_FIRST = ("Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "J
                "Parker")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _chunk_char(chunk: str) -> str:
+    bits = 0
+    for i, ch in enumerate(chunk):
+        if "A" <= ch <= "Z":
+            bits |= 1 << i
+    return _SUFFIX[bits]
+
+
 def _suffix(id15: str) -> str:
-    out = []
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5:chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        out.append(_SUFFIX[bits])
-    return "".join(out)
+    # chunks repeat across ids (prefix + pod, leading zeros): cached, ids are built per served record
+    return _chunk_char(id15[:5]) + _chunk_char(id15[5:10]) + _chunk_char(id15[10:15])
+
+
+#: two base-62 digits per step: ids are built for every record served
+_B62_PAIRS = [a + b for a in _B62 for b in _B62]
 
 
 def sf_id(prefix: str, idx: int) -> str:
-    digits = []
-    n = idx
-    for _ in range(10):
-        n, r = divmod(n, 62)
-        digits.append(_B62[r])
-    id15 = prefix + POD + "".join(reversed(digits))
+    n, pairs = idx, []
+    for _ in range(5):
+        n, r = divmod(n, 3844)
+        pairs.append(_B62_PAIRS[r])
+    id15 = prefix + POD + "".join(reversed(pairs))
     return id15 + _suffix(id15)
 
 
@@ -70,6 +77,7 @@ def parse_id(value: str) -> tuple[str, int] | None:
 
 
 ORG_ID = ORG_ID_15 + _suffix(ORG_ID_15)
+_INTEGRATION_USER = sf_id("005", 0)
 
 
 def sf_datetime(ms: int) -> str:
@@ -82,6 +90,7 @@ def sf_date(ms: int) -> str:
     return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%d")
 
 
+@functools.lru_cache(maxsize=64)
 def owner_user_id(owner: int) -> str:
     return sf_id("005", OWNERS.index(owner))
 
@@ -155,8 +164,8 @@ def address_value(row: dict[str, Any], prefix: str) -> dict[str, Any] | None:
 
 
 def _stamp(row: dict[str, Any], created: int, modified: int, owner: str | None, deleted: bool) -> dict[str, Any]:
-    row.update({"IsDeleted": deleted, "CreatedDate": created, "CreatedById": sf_id("005", 0),
-                "LastModifiedDate": modified, "LastModifiedById": owner or sf_id("005", 0),
+    row.update({"IsDeleted": deleted, "CreatedDate": created, "CreatedById": _INTEGRATION_USER,
+                "LastModifiedDate": modified, "LastModifiedById": owner or _INTEGRATION_USER,
                 "SystemModstamp": modified})
     if owner is not None:
         row["OwnerId"] = owner
