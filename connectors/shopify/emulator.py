@@ -12,9 +12,9 @@ aliases, fragments, variables and field selection behave as at Shopify; unknown 
   ``email``, ``name``, ``test``, ``status``), ``edges {cursor node}``, ``nodes``, ``pageInfo``;
   ``order(id:)``, ``customer(id:)``, ``shop``; at most 250 per page;
 * bulk operations: ``bulkOperationRunQuery`` / ``bulkOperationCancel``, ``currentBulkOperation`` and
-  ``bulkOperation(id:)`` (CREATED -> RUNNING -> COMPLETED, one step per poll); ``url`` points at a
-  small storage server of this emulator that streams the JSONL (nested connection rows carry
-  ``__parentId``), page by page, without building the file;
+  ``bulkOperation(id:)`` (CREATED -> RUNNING -> COMPLETED, one step per poll; completing writes the
+  JSONL, page by page, to a temporary file); ``url`` points at a small storage server of this
+  emulator that streams that file (nested connection rows carry ``__parentId``);
 * ``extensions.cost`` on every answer (1 per object, 2 + first x node per connection, 10 per
   mutation; a query over 1000 is ``MAX_COST_EXCEEDED``); with ``rate_limits=True`` a leaky bucket
   (2000 points, 100/s) answers ``THROTTLED`` without ``data`` (without it the bucket stays full).
@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import base64
 import bisect
+import os
 import random
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -277,6 +280,8 @@ class _Bulk:
     root_count: int = 0
     file_size: int | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the result file, once COMPLETED
+    path: str | None = None
 
     @property
     def gid(self) -> str:
@@ -374,6 +379,7 @@ class ShopifyEmulator(Emulator):
         self._bulk_lock = threading.Lock()
         self._bulks: list[_Bulk] = []
         self._storage: _Storage | None = None
+        self._bulk_tmp: str | None = None
         self._root: dict[str, Any] = {
             "orders": self._orders, "order": self._order, "customers": self._customers,
             "customer": self._customer, "shop": self._shop, "currentBulkOperation": self._current_bulk,
@@ -391,6 +397,8 @@ class ShopifyEmulator(Emulator):
     def close(self) -> None:
         if self._storage is not None:
             self._storage.stop()
+        if self._bulk_tmp is not None:
+            shutil.rmtree(self._bulk_tmp, ignore_errors=True)
 
     def settings(self, base_url: str) -> dict[str, str]:
         return {"base_url": base_url, "access_token": ACCESS_TOKEN, "shop": SHOP_DOMAIN, "api_version": "2025-01",
@@ -968,15 +976,45 @@ class ShopifyEmulator(Emulator):
             if op.status != "RUNNING":
                 return
         objects = roots = size = 0
-        for line in self.bulk_lines(op):
-            objects += 1
-            roots += b'"__parentId"' not in line
-            size += len(line)
+        # the result is written once, as at Shopify: downloads stream the file (flat memory) instead
+        # of executing the whole query again for every reader
+        fd, path = tempfile.mkstemp(prefix=f"bulk-{op.number}-", suffix=".jsonl", dir=self._bulk_dir())
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            for line in self.bulk_lines(op):
+                objects += 1
+                roots += b'"__parentId"' not in line
+                size += len(line)
+                out.write(line)
         with self._bulk_lock:
             if op.status == "RUNNING":
                 op.object_count, op.root_count, op.file_size = objects, roots, size
                 op.completed_ms = int(time.time() * 1000)
+                op.path = path
                 op.status = "COMPLETED"
+                return
+        os.unlink(path)  # cancelled meanwhile
+
+    def _bulk_dir(self) -> str:
+        with self._bulk_lock:
+            if self._bulk_tmp is None:
+                self._bulk_tmp = tempfile.mkdtemp(prefix="sandbox-shopify-bulk-")
+            return self._bulk_tmp
+
+    def bulk_chunks(self, op: _Bulk, size: int = 65_536) -> Iterator[bytes]:
+        """The bulk result file in chunks of about ``size`` bytes."""
+        if op.path is not None and os.path.exists(op.path):
+            with open(op.path, "rb") as f:
+                while chunk := f.read(size):
+                    yield chunk
+            return
+        buf = bytearray()
+        for line in self.bulk_lines(op):
+            buf += line
+            if len(buf) >= size:
+                yield bytes(buf)
+                buf.clear()
+        if buf:
+            yield bytes(buf)
 
     def _current_bulk(self, info: GraphQLResolveInfo, type: str = "QUERY") -> dict[str, Any] | None:
         if type != "QUERY" or not self._bulks:
@@ -1236,14 +1274,8 @@ class _StorageHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/jsonl")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        buf = bytearray()
-        for line in self.server.emulator.bulk_lines(op):
-            buf += line
-            if len(buf) >= 65_536:
-                self._chunk(bytes(buf))
-                buf.clear()
-        if buf:
-            self._chunk(bytes(buf))
+        for chunk in self.server.emulator.bulk_chunks(op):
+            self._chunk(chunk)
         self.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, data: bytes) -> None:
