@@ -83,11 +83,16 @@ class _Db:
         rows = self.client.execute_sql(sql)
         return rows[0][0] if rows else None
 
-    def batches(self, sql: str) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+    def batches(self, sql: str) -> Iterator[pa.Table]:
+        """The result of ``sql`` in Arrow tables of at most ``BATCH`` rows."""
+        if self.dialect == "duckdb":  # DuckDB streams Arrow record batches natively
+            for batch in self.client.native_connection.sql(sql).to_arrow_reader(BATCH):
+                yield pa.Table.from_batches([batch])
+            return
         with self.client.execute_query(sql) as cur:
             cols = [d[0] for d in cur.description]
             for chunk in cur.iter_fetch(BATCH):
-                yield cols, chunk
+                yield pa.table({c: [r[i] for r in chunk] for i, c in enumerate(cols)})
 
     def drop(self, *names: str) -> None:
         for n in names:
@@ -356,46 +361,57 @@ def _credit_rows(db: _Db, sql: str, defs: Definitions, models: dict[str, Attribu
     """Stream conversion touches (ordered) and yield column batches of attribution_credit rows."""
     params = {n: {**m.defaults, **defs.attribution.models.get(n, {})} for n, m in models.items()}
     params_json = {n: orjson.dumps(p, option=orjson.OPT_SORT_KEYS).decode() for n, p in params.items()}
-    out: dict[str, list[Any]] = {}
-    group: list[dict[str, Any]] = []
+    lookback = defs.attribution.lookback_days
+    #: query columns copied onto every credit row of the touch: (output column, query column)
+    copied = (("touch_id", "touch_id"), ("touch_occurred_at", "occurred_at"), ("touch_type", "touch_type"),
+              ("unified_person_id", "up"), ("source_system", "source_system"),
+              ("source_instance", "source_instance"), ("source_object", "source_object"),
+              ("source_record_id", "source_record_id"), ("raw_table", "raw_table"), ("raw_key", "raw_key"),
+              ("extracted_at", "extracted_at"))
+    names = ("id", "conversion_type", "conversion_id", "model", "model_params", "credit", "lookback_days",
+             "converted_at", "position", "touch_count", "is_deleted", "run_id", "mapping_version",
+             *(c for c, _ in copied))
+    out: dict[str, list[Any]] = {n: [] for n in names}
+    group: list[tuple[Any, ...]] = []
+    ix: dict[str, int] = {}
 
     def flush_group() -> None:
         if not group:
             return
-        g0 = group[0]
-        conv = Conversion(g0["ctype"], g0["cid"], g0["cat"], g0["lead_at"], g0["opp_at"])
-        touches = [TouchPoint(r["touch_id"], r["occurred_at"]) for r in group]
+        g0, n = group[0], len(group)
+        conv = Conversion(g0[ix["ctype"]], g0[ix["cid"]], g0[ix["cat"]], g0[ix["lead_at"]], g0[ix["opp_at"]])
+        touch_ids = [r[ix["touch_id"]] for r in group]
+        touches = [TouchPoint(t, r[ix["occurred_at"]]) for t, r in zip(touch_ids, group, strict=True)]
+        columns = {c: [r[ix[q]] for r in group] for c, q in copied}
+        columns["extracted_at"] = [x or now for x in columns["extracted_at"]]
+        positions = list(range(1, n + 1))
         for name, model in models.items():
-            shares = credit(model, touches, conv, params[name])
-            for pos, (r, share) in enumerate(zip(group, shares, strict=True)):
-                key = f"{conv.kind}|{conv.id}|{name}|{r['touch_id']}"
-                row = {
-                    "id": hashlib.blake2b(key.encode(), digest_size=16).hexdigest(),
-                    "conversion_type": conv.kind, "conversion_id": conv.id, "touch_id": r["touch_id"],
-                    "model": name, "model_params": params_json[name], "credit": share,
-                    "lookback_days": defs.attribution.lookback_days, "converted_at": conv.converted_at,
-                    "touch_occurred_at": r["occurred_at"], "touch_type": r["touch_type"],
-                    "unified_person_id": r["up"], "position": pos + 1, "touch_count": len(group),
-                    "source_system": r["source_system"], "source_instance": r["source_instance"],
-                    "source_object": r["source_object"], "source_record_id": r["source_record_id"],
-                    "raw_table": r["raw_table"], "raw_key": r["raw_key"], "is_deleted": False,
-                    "extracted_at": r["extracted_at"] or now, "run_id": run_id, "mapping_version": defs.version,
-                }
-                for k, v in row.items():
-                    out.setdefault(k, []).append(v)
+            out["credit"].extend(credit(model, touches, conv, params[name]))
+            prefix = f"{conv.kind}|{conv.id}|{name}|"
+            out["id"].extend(hashlib.blake2b((prefix + t).encode(), digest_size=16).hexdigest() for t in touch_ids)
+            for col, value in (("conversion_type", conv.kind), ("conversion_id", conv.id), ("model", name),
+                               ("model_params", params_json[name]), ("lookback_days", lookback),
+                               ("converted_at", conv.converted_at), ("touch_count", n), ("is_deleted", False),
+                               ("run_id", run_id), ("mapping_version", defs.version)):
+                out[col].extend([value] * n)
+            out["position"].extend(positions)
+            for col, values in columns.items():
+                out[col].extend(values)
         group.clear()
 
-    for cols, chunk in db.batches(sql):
-        for tup in chunk:
-            r = dict(zip(cols, tup, strict=True))
-            if group and (group[0]["ctype"], group[0]["cid"]) != (r["ctype"], r["cid"]):
+    for table in db.batches(sql):
+        if not ix:
+            ix.update({c: i for i, c in enumerate(table.column_names)})
+        ci, ti = ix["cid"], ix["ctype"]
+        for tup in zip(*(col.to_pylist() for col in table.columns), strict=True):
+            if group and (group[0][ci] != tup[ci] or group[0][ti] != tup[ti]):
                 flush_group()
-                if len(out.get("id", ())) >= BATCH:
+                if len(out["id"]) >= BATCH:
                     yield out
-                    out = {}
-            group.append(r)
+                    out = {n: [] for n in names}
+            group.append(tup)
     flush_group()
-    if out:
+    if out["id"]:
         yield out
 
 
@@ -421,10 +437,19 @@ class _Sink:
         self.rows += n
 
     def write_query(self, db: _Db, sql: str, fixed: dict[str, Any]) -> None:
-        for cols, chunk in db.batches(sql):
-            data = {c: [r[i] for r in chunk] for i, c in enumerate(cols)}
-            data.update({k: [v] * len(chunk) for k, v in fixed.items()})
-            self.write_columns(data)
+        """Copy a query's result into the file, Arrow batch by Arrow batch, in the entity's schema."""
+        for table in db.batches(sql):
+            n = table.num_rows
+            if not n:
+                continue
+            arrays = []
+            for f in self.schema:
+                if f.name in table.column_names:
+                    arrays.append(table.column(f.name).cast(f.type))
+                else:
+                    arrays.append(pa.array([fixed.get(f.name)] * n, f.type))
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.rows += n
 
     def close(self) -> None:
         self.writer.close()
