@@ -12,9 +12,10 @@ aliases, fragments, variables and field selection behave as at Shopify; unknown 
   ``email``, ``name``, ``test``, ``status``), ``edges {cursor node}``, ``nodes``, ``pageInfo``;
   ``order(id:)``, ``customer(id:)``, ``shop``; at most 250 per page;
 * bulk operations: ``bulkOperationRunQuery`` / ``bulkOperationCancel``, ``currentBulkOperation`` and
-  ``bulkOperation(id:)`` (CREATED -> RUNNING -> COMPLETED, one step per poll; completing writes the
-  JSONL, page by page, to a temporary file); ``url`` points at a small storage server of this
-  emulator that streams that file (nested connection rows carry ``__parentId``);
+  ``bulkOperation(id:)`` (CREATED, then RUNNING on the first poll, which starts writing the JSONL
+  page by page to a temporary file in the background; COMPLETED once written, a poll waiting up to
+  a second for it); ``url`` points at a small storage server of this emulator that streams that
+  file (nested connection rows carry ``__parentId``);
 * ``extensions.cost`` on every answer (1 per object, 2 + first x node per connection, 10 per
   mutation; a query over 1000 is ``MAX_COST_EXCEEDED``); with ``rate_limits=True`` a leaky bucket
   (2000 points, 100/s) answers ``THROTTLED`` without ``data`` (without it the bucket stays full).
@@ -98,6 +99,8 @@ _AUTH_ERROR = {"errors": "[API] Invalid API key or access token (unrecognized lo
 _SALT = 7300
 #: person records kept (an LRU: recent pages, not the population)
 _RECORDS_CACHE = 4096
+#: a status poll while a bulk operation runs waits this long for it (small results complete at once)
+_POLL_WAIT = 1.0
 _SINCE = re.compile(r"(?:^|\s)updated_at:(>=?)('[^']*'|\"[^\"]*\"|\S+)")
 
 
@@ -282,6 +285,8 @@ class _Bulk:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: the result file, once COMPLETED
     path: str | None = None
+    worker: threading.Thread | None = None
+    error_code: str | None = None
 
     @property
     def gid(self) -> str:
@@ -963,28 +968,43 @@ class ShopifyEmulator(Emulator):
         url = None
         if op.status == "COMPLETED" and op.object_count:
             url = self._storage_url(op)
-        return {"id": op.gid, "status": op.status, "errorCode": None, "createdAt": _dt(op.created_ms),
+        return {"id": op.gid, "status": op.status, "errorCode": op.error_code, "createdAt": _dt(op.created_ms),
                 "completedAt": _dt(op.completed_ms), "objectCount": str(op.object_count),
                 "rootObjectCount": str(op.root_count), "fileSize": None if op.file_size is None else str(op.file_size),
                 "url": url, "partialDataUrl": None, "query": op.query, "type": "QUERY"}
 
     def _step(self, op: _Bulk) -> None:
+        """One poll: CREATED -> RUNNING starts writing the result in the background (as Shopify runs
+        it asynchronously); a poll while RUNNING waits up to a second for it, then reports."""
         with self._bulk_lock:
             if op.status == "CREATED":
                 op.status = "RUNNING"
+                op.worker = threading.Thread(target=self._write_result, args=(op,), daemon=True,
+                                             name=f"sandbox-shopify-bulk-{op.number}")
+                op.worker.start()
                 return
-            if op.status != "RUNNING":
-                return
+            worker = op.worker if op.status == "RUNNING" else None
+        if worker is not None:
+            worker.join(timeout=_POLL_WAIT)
+
+    def _write_result(self, op: _Bulk) -> None:
         objects = roots = size = 0
         # the result is written once, as at Shopify: downloads stream the file (flat memory) instead
         # of executing the whole query again for every reader
         fd, path = tempfile.mkstemp(prefix=f"bulk-{op.number}-", suffix=".jsonl", dir=self._bulk_dir())
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            for line in self.bulk_lines(op):
-                objects += 1
-                roots += b'"__parentId"' not in line
-                size += len(line)
-                out.write(line)
+        try:
+            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                for line in self.bulk_lines(op):
+                    objects += 1
+                    roots += b'"__parentId"' not in line
+                    size += len(line)
+                    out.write(line)
+        except Exception:
+            with self._bulk_lock:
+                if op.status == "RUNNING":
+                    op.status, op.error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+            os.unlink(path)
+            return
         with self._bulk_lock:
             if op.status == "RUNNING":
                 op.object_count, op.root_count, op.file_size = objects, roots, size
