@@ -169,6 +169,18 @@ def test_bulk_result_is_jsonl_with_parent_ids_streamed_into_orders(sb: Sandbox) 
         assert "__parentId" not in lines[page.state["bulk_line"]]
 
 
+def test_a_bulk_operation_already_running_is_waited_for(sb: Sandbox) -> None:
+    """One bulk query per shop at a time: one left running (another app's, or a run killed before it
+    committed a page) makes the connector wait for it, then run its own."""
+    other = gql(sb, "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }",
+                {"q": "{ customers { edges { node { id } } } }"})["data"]["bulkOperationRunQuery"]["bulkOperation"]
+    pages = extract(connector(sb), "customers")
+    assert {r["id"] for r in records(pages)} == set(shop(sb, "customers"))
+    assert pages[0].state is not None and pages[0].state["bulk_id"] != other["id"]
+    done = gql(sb, "query($id: ID!) { bulkOperation(id: $id) { status } }", {"id": other["id"]})
+    assert done["data"]["bulkOperation"]["status"] == "COMPLETED"
+
+
 @pytest.mark.parametrize("stream", ["orders", "customers"])
 def test_restart_from_a_committed_page_ends_like_a_clean_run(sb: Sandbox, stream: str) -> None:
     options: list[dict[str, Any]] = [{"bulk_page_records": 20}, {"bulk": False, "page_size": 20}]
