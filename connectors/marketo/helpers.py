@@ -97,9 +97,10 @@ class MarketoApi:
     # -- auth -------------------------------------------------------------------------------
 
     def token(self, *, renew: bool = False) -> str:
-        """The access token, fetched again when ``renew`` or within a minute of its expiry."""
+        """The access token, fetched again when ``renew`` or close to its expiry (a minute, or a
+        tenth of a shorter lifetime)."""
         with self._lock:
-            if renew or self._token is None or time.monotonic() >= self._expires - S.TOKEN_MARGIN_SECONDS:
+            if renew or self._token is None or time.monotonic() >= self._expires:
                 body = self.http.json("GET", f"{self.identity_url}{S.TOKEN}", params={
                     "grant_type": "client_credentials", "client_id": self.client_id,
                     "client_secret": self.client_secret})
@@ -112,7 +113,8 @@ class MarketoApi:
                 self.masker.add(str(token))
                 self._token = str(token)
                 # a token asked for again while alive comes back with its remaining lifetime
-                self._expires = time.monotonic() + max(0.0, float(body.get("expires_in") or 0))
+                lifetime = max(0.0, float(body.get("expires_in") or 0))
+                self._expires = time.monotonic() + lifetime - min(S.TOKEN_MARGIN_SECONDS, lifetime / 10)
             return self._token
 
     # -- calls ------------------------------------------------------------------------------
