@@ -81,8 +81,8 @@ def test_explain_cli_and_errors(constructed: tuple[Target, Canon, dict[str, Any]
 
 # -- the sandbox: shop orders and two email systems -------------------------------------------
 
-VENDORS = ["shopify", "marketo", "mailchimp"]
-STREAMS = ["customers", "orders", "leads", "activities", "members", "email_activity"]
+VENDORS = ["shopify", "marketo", "mailchimp", "hubspot"]
+STREAMS = ["customers", "orders", "leads", "activities", "members", "email_activity", "contacts"]
 SIZE, SEED = 300, 5
 
 
@@ -96,6 +96,31 @@ def sandbox_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Targ
     assert status.status == "success", status.as_dict()
     assert status.load_ids.get("derive"), "the run derives identity, lifecycle and attribution at its end"
     yield target, status, Journeys(World.open(seed=SEED, size=SIZE, state_dir=tmp / "world"))
+
+
+def test_sandbox_mql_events_match_the_world(sandbox_run: tuple[Target, RunStatus, Journeys]) -> None:
+    """HubSpot contacts' MQL entries: the MQL stage date, else (score at the threshold) the last change."""
+    from core.definitions import load_definitions
+
+    target, _status, journeys = sandbox_run
+    world = journeys.world
+    version = load_definitions().stage_term("mql").definition_version
+    con = duckdb.connect(str(target.db_path), read_only=True)
+    contacts = [r[0] for r in con.sql("SELECT source_record_id FROM factory.person "
+                                      "WHERE source_system = 'hubspot'").fetchall()]
+    got = dict(con.sql("SELECT p.source_record_id, e.occurred_at FROM factory.lifecycle_event e JOIN factory.person p "
+                       f"ON p.id = e.person_id WHERE p.source_system = 'hubspot' AND e.definition_version = '{version}'"
+                       ).fetchall())
+    con.close()
+    assert contacts
+    expected = {}
+    for rid in contacts:
+        p = world.person(int(rid) - 1000)
+        if "marketingqualifiedlead" in p.stage_dates:
+            expected[rid] = p.stage_dates["marketingqualifiedlead"]
+        elif p.lead_score >= 70:
+            expected[rid] = p.modified_ms
+    assert expected and {k: int(v.timestamp() * 1000) for k, v in got.items()} == expected
 
 
 def _multi_vendor_orders(target: Target) -> list[tuple[str, str]]:
