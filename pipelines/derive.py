@@ -272,16 +272,25 @@ def _lifecycle(db: _Db, defs: Definitions, result: DeriveResult) -> None:
             continue
         version = term.definition_version
         order = "u.occurred_at, u.clause, u.raw_key" if term.mode == "any" else "u.clause, u.occurred_at, u.raw_key"
+        new = (f"SELECT md5({lit(version)} || '|' || s.subject) AS id, s.* FROM (SELECT u.*, row_number() OVER "
+               f"(PARTITION BY u.subject ORDER BY {order}) AS rn FROM (SELECT c.*, coalesce(c.person_id, "
+               f"'account:' || c.account_id) AS subject FROM ({' UNION ALL '.join(parts)}) c "
+               "WHERE c.occurred_at IS NOT NULL AND (c.person_id IS NOT NULL OR c.account_id IS NOT NULL)) u) s "
+               "WHERE s.rn = 1")
+        # entering a stage is history: an earlier entry already derived under this version is kept
+        # (a score-based MQL observed at the record's last change must not move later on every change)
+        evidence = ("occurred_at", "source_system", "source_instance", "source_object", "source_record_id",
+                    "raw_table", "raw_key", "extracted_at")
+        if db.has("lifecycle_event"):
+            join = f"LEFT JOIN {db.q('lifecycle_event')} x ON x.id = n.id"
+            keep = "x.occurred_at IS NOT NULL AND x.occurred_at < n.occurred_at"
+            cols = ", ".join(f"CASE WHEN {keep} THEN x.{c} ELSE n.{c} END" for c in evidence)
+        else:
+            join, cols = "", ", ".join(f"n.{c}" for c in evidence)
         db.exec(
-            f"INSERT INTO fl_events SELECT md5({lit(version)} || '|' || s.subject), {lit(term.name)}, "
-            f"{lit(term.stage)}, {lit(version)}, s.person_id, s.account_id, "
-            "CASE WHEN s.person_id IS NOT NULL THEN coalesce(l.label, s.person_id) END, s.occurred_at, "
-            "s.source_system, s.source_instance, s.source_object, s.source_record_id, s.raw_table, s.raw_key, "
-            "s.extracted_at, s.clause FROM (SELECT u.*, row_number() OVER (PARTITION BY u.subject "
-            f"ORDER BY {order}) AS rn FROM (SELECT c.*, coalesce(c.person_id, "
-            f"'account:' || c.account_id) AS subject FROM ({' UNION ALL '.join(parts)}) c "
-            "WHERE c.occurred_at IS NOT NULL AND (c.person_id IS NOT NULL OR c.account_id IS NOT NULL)) u) s "
-            "LEFT JOIN fl_label l ON l.id = s.person_id WHERE s.rn = 1")
+            f"INSERT INTO fl_events SELECT n.id, {lit(term.name)}, {lit(term.stage)}, {lit(version)}, n.person_id, "
+            f"n.account_id, CASE WHEN n.person_id IS NOT NULL THEN coalesce(l.label, n.person_id) END, {cols}, "
+            f"n.clause FROM ({new}) n LEFT JOIN fl_label l ON l.id = n.person_id {join}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,3 +121,25 @@ def test_changing_the_mql_threshold_stamps_a_new_version_and_keeps_the_old(
     r = conversion_ratio(target, "lead", "mql")
     # people who entered lead: 301, 302, 303, 304, 305(+m305); all but 301 reached MQL at 70
     assert (r["entered"], r["converted"]) == (5, 4)
+
+
+def test_an_entry_never_moves_later_on_a_rerun(loaded: tuple[Target, dict[str, str], Canon], tmp_path: Path) -> None:
+    """A score-based MQL is observed at the record's last change; a later change must not move it."""
+    from tests.test_attribution import copy_of
+
+    target, ids = copy_of(loaded[0], tmp_path), loaded[1]
+    version = load_definitions().stage_term("mql").definition_version
+    before = _events(target, "mql")[version][ids["303"]][0]
+    later, earlier = Canon(), Canon()
+    later.person("hubspot", "303", email="303@x.io", lifecycle_stage="lead", created_at=day(-365),
+                 payload={"properties": {"factory_lead_score": "96", "lastmodifieddate": _iso(day(-1)),
+                                         "hs_lifecyclestage_lead_date": _iso(day(-80))}})
+    later.load(target)
+    derive(target)
+    assert _events(target, "mql")[version][ids["303"]][0] == before == day(-5)
+    earlier.person("hubspot", "303", email="303@x.io", lifecycle_stage="lead", created_at=day(-365),
+                   payload={"properties": {"factory_lead_score": "96", "lastmodifieddate": _iso(day(-8)),
+                                           "hs_lifecyclestage_lead_date": _iso(day(-80))}})
+    earlier.load(target)
+    derive(target)
+    assert _events(target, "mql")[version][ids["303"]][0] == day(-8)
