@@ -23,10 +23,10 @@ from sandbox.api import Sandbox, start_sandbox
 from tests.conftest import cli
 
 #: stream -> (object, entity)
-MAPPED = {"leads": ("Lead", "person"), "contacts": ("Contact", "person"), "accounts": ("Account", "account"),
-          "opportunities": ("Opportunity", "opportunity"), "campaigns": ("Campaign", "campaign"),
-          "campaign_members": ("CampaignMember", "campaign_membership"), "tasks": ("Task", "touch"),
-          "events": ("Event", "touch")}
+MAPPED = {"lead": ("Lead", "person"), "contact": ("Contact", "person"), "account": ("Account", "account"),
+          "opportunity": ("Opportunity", "opportunity"), "campaign": ("Campaign", "campaign"),
+          "campaign_member": ("CampaignMember", "campaign_membership"), "task": ("Task", "touch"),
+          "event": ("Event", "touch")}
 ENTITIES = ("person", "account", "opportunity", "campaign", "campaign_membership", "touch")
 
 
@@ -108,13 +108,13 @@ def test_full_then_incremental_run(sandbox: Sandbox, tmp_path: Path) -> None:
     assert touch_types == {"call", "meeting"}
     con.close()
 
-    again = {s: MAPPED[s] for s in ("leads", "contacts")}
+    again = {s: MAPPED[s] for s in ("lead", "contact")}
     old = {s: _vendor(sandbox, o) for s, (o, _) in again.items()}
     time.sleep(0.01)
     sandbox.advance()
     new = {s: _vendor(sandbox, o) for s, (o, _) in again.items()}
     changed = {s: {i for i, v in new[s].items() if old[s].get(i) != v} for s in again}
-    assert changed["leads"], "the tick changed no lead"
+    assert changed["lead"], "the tick changed no lead"
     sandbox.reset_stats("salesforce")
     second = _run(sandbox, db, tuple(again))
     assert second.status == "success", second.as_dict()
@@ -133,7 +133,7 @@ def _snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     skip = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id"}
     con = _db(db)
     out = {}
-    for table in ("person", "salesforce__leads"):
+    for table in ("person", "salesforce__lead"):
         cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in skip]
         out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
     con.close()
@@ -145,7 +145,7 @@ def test_interrupted_bulk_job_is_resumed_and_ends_like_a_clean_run(sandbox: Sand
 
     bulk = {"bulk_threshold": 100, "bulk_result_records": 100}
     clean = tmp_path / "clean.duckdb"
-    assert _run(sandbox, clean, ("leads",), **bulk).status == "success"
+    assert _run(sandbox, clean, ("lead",), **bulk).status == "success"
 
     # the third results request of the lead job fails for good (a session that cannot be renewed)
     settings = {k: v for k, v in sandbox.emulators["salesforce"].settings.items()
@@ -154,19 +154,19 @@ def test_interrupted_bulk_job_is_resumed_and_ends_like_a_clean_run(sandbox: Sand
                                                 at=3)])
     sandbox.reset_stats("salesforce")
     db = tmp_path / "stopped.duckdb"
-    stopped = run(["salesforce"], target=Target(db_path=db), streams=["leads"],
+    stopped = run(["salesforce"], target=Target(db_path=db), streams=["lead"],
                   overrides={"salesforce": {**settings, "page_size": 200, **bulk}})
     sandbox.set_faults("salesforce", [])
-    lead = next(s for s in stopped.streams if s.stream == "leads")
+    lead = next(s for s in stopped.streams if s.stream == "lead")
     assert stopped.status == "failed" and lead.status == "failed", stopped.as_dict()
     assert lead.records == 200  # two results requests of 100 were loaded before the failure
     assert sandbox.stats("salesforce")["routes"]["POST /services/data/vXX.X/jobs/query"]["requests"] == 1
 
     sandbox.reset_stats("salesforce")
-    again = _run(sandbox, db, ("leads",), **bulk)
+    again = _run(sandbox, db, ("lead",), **bulk)
     assert again.status == "success", again.as_dict()
     routes = sandbox.stats("salesforce")["routes"]
-    lead = next(s for s in again.streams if s.stream == "leads")
+    lead = next(s for s in again.streams if s.stream == "lead")
     # the job was resumed, not created again
     assert "POST /services/data/vXX.X/jobs/query" not in routes
     assert lead.records == len(_vendor(sandbox, "Lead")) - 200
@@ -181,28 +181,28 @@ def test_quota_share_reached_mid_run_is_partial_keeps_data_and_resumes(tmp_path:
         # describe, count and three query pages fit; the sixth request would pass the share
         share = (used + 4.5) / limits["Max"]
         db = tmp_path / "q.duckdb"
-        done = cli("run", "salesforce", "--no-sandbox", "--stream", "leads", "--stream", "contacts", "--db", str(db),
+        done = cli("run", "salesforce", "--no-sandbox", "--stream", "lead", "--stream", "contact", "--db", str(db),
                    cwd=tmp_path, env=_env(sb, quota_share=share))
         assert done.returncode == 3, done.stderr
         status = json.loads(done.stdout.strip().splitlines()[-1])
         assert status["status"] == "partial"
         by_stream = {s["stream"]: s for s in status["streams"]}
-        assert by_stream["leads"]["status"] == by_stream["contacts"]["status"] == "partial"
-        assert "quota" in by_stream["leads"]["error"]
+        assert by_stream["lead"]["status"] == by_stream["contact"]["status"] == "partial"
+        assert "quota" in by_stream["lead"]["error"]
         assert sb.emulators["salesforce"].settings["session_id"] not in done.stdout + done.stderr
         con = _db(db)
         assert con.sql("SELECT count(*) FROM factory.person").fetchall() == [(600,)]  # three lead pages kept
         assert con.sql("SELECT count(*) FROM factory.run_streams WHERE status = 'partial'").fetchall() == [(2,)]
         con.close()
 
-        again = _run(sb, db, ("leads",))
+        again = _run(sb, db, ("lead",))
         assert again.status == "success", again.as_dict()
         leads = _vendor(sb, "Lead")
         # the cursor stood exactly at the loaded data: the rest, nothing twice, nothing skipped
         assert again.streams[0].records == len(leads) - 600
         con = _db(db)
         got = {r[0] for r in con.sql("SELECT source_record_id FROM factory.person "
-                                     "WHERE source_object = 'leads'").fetchall()}
+                                     "WHERE source_object = 'lead'").fetchall()}
         con.close()
         assert got == set(leads)
 
@@ -218,7 +218,7 @@ def test_run_killed_mid_bulk_job_then_restarted_ends_like_a_clean_run(sandbox: S
 
     bulk = {"bulk_threshold": 100, "bulk_result_records": 100}
     clean = tmp_path / "clean.duckdb"
-    assert _run(sandbox, clean, ("leads",), **bulk).status == "success"
+    assert _run(sandbox, clean, ("lead",), **bulk).status == "success"
 
     killed = tmp_path / "killed.duckdb"
     results = "GET /services/data/vXX.X/jobs/query/{id}/results"
@@ -227,7 +227,7 @@ def test_run_killed_mid_bulk_job_then_restarted_ends_like_a_clean_run(sandbox: S
     env.update({**_env(sandbox, **bulk), "FACTORYLINE_CHUNK_RECORDS": "100", "PYTHONPATH": str(ROOT)})
     sandbox.reset_stats("salesforce")
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "salesforce", "--no-sandbox",
-                             "--stream", "leads", "--db", str(killed)], cwd=tmp_path, env=env,
+                             "--stream", "lead", "--db", str(killed)], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -239,6 +239,6 @@ def test_run_killed_mid_bulk_job_then_restarted_ends_like_a_clean_run(sandbox: S
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
-    again = _run(sandbox, killed, ("leads",), **bulk)
+    again = _run(sandbox, killed, ("lead",), **bulk)
     assert again.status == "success", again.as_dict()
     assert _snapshot(killed) == _snapshot(clean)

@@ -99,8 +99,8 @@ def test_plugin_registers_connector_streams_and_transform(monkeypatch: pytest.Mo
     registry = get_registry()
     spec = registry.connector("salesforce")
     names = {s.name for s in spec.streams}
-    assert {"leads", "contacts", "accounts", "opportunities", "opportunity_contact_roles", "campaigns",
-            "campaign_members", "tasks", "events", "users"} <= names
+    assert {"lead", "contact", "account", "opportunity", "opportunity_contact_role", "campaign",
+            "campaign_member", "task", "event", "user"} <= names
     assert all(s.primary_key == "Id" and s.cursor_field == "SystemModstamp" for s in spec.streams)
     assert "salesforce_ref" in registry.transforms
     monkeypatch.setenv("SOURCES__SALESFORCE__EXTRA_OBJECTS", "Project__c, Lead, bad name")
@@ -111,8 +111,8 @@ def test_plugin_registers_connector_streams_and_transform(monkeypatch: pytest.Mo
 def test_full_sync_equals_what_the_emulator_holds(sb: Sandbox) -> None:
     conn = _connector(sb)
     try:
-        for stream, obj in (("leads", "Lead"), ("contacts", "Contact"), ("accounts", "Account"),
-                            ("campaign_members", "CampaignMember"), ("tasks", "Task")):
+        for stream, obj in (("lead", "Lead"), ("contact", "Contact"), ("account", "Account"),
+                            ("campaign_member", "CampaignMember"), ("task", "Task")):
             pages = _run(conn, stream)
             got = {r["Id"]: r for r in _records(pages)}
             assert len(got) == len(_records(pages)), f"{stream}: an id was read twice"
@@ -121,7 +121,7 @@ def test_full_sync_equals_what_the_emulator_holds(sb: Sandbox) -> None:
             assert all(len(p.records) <= 200 for p in pages)
             assert pages[-1].state is not None and pages[-1].state["cursor"]
         # compound parents are left out, their components kept
-        lead = _records(_run(conn, "leads"))[0]
+        lead = _records(_run(conn, "lead"))[0]
         assert "City" in lead and "Address" not in lead
     finally:
         conn.close()
@@ -130,7 +130,7 @@ def test_full_sync_equals_what_the_emulator_holds(sb: Sandbox) -> None:
 def test_incremental_fetches_only_changes_and_marks_deletes(fresh: Sandbox) -> None:
     conn = _connector(fresh)
     try:
-        first = _run(conn, "leads")
+        first = _run(conn, "lead")
         before = {r["Id"]: r for r in _records(first)}
         time.sleep(0.01)
         for _ in range(3):
@@ -140,7 +140,7 @@ def test_incremental_fetches_only_changes_and_marks_deletes(fresh: Sandbox) -> N
         deleted = {i for i, r in after.items() if r["IsDeleted"]}
         assert changed and deleted, "the sandbox ticks changed or deleted nothing"
         fresh.reset_stats("salesforce")
-        second = _run(conn, "leads", first[-1].state)
+        second = _run(conn, "lead", first[-1].state)
     finally:
         conn.close()
     got = {r["Id"]: r for r in _records(second)}
@@ -150,8 +150,8 @@ def test_incremental_fetches_only_changes_and_marks_deletes(fresh: Sandbox) -> N
     # describe + one queryAll page, as the emulator counted them, and as the pages report them
     assert sum(_api_requests(fresh).values()) == sum(p.requests for p in second) == 2
     # deleted rows become is_deleted through the mapping
-    mapped = load_mapping(MAPPINGS / "leads.yaml").compile(
-        system="salesforce", instance="t", stream="leads", raw_table="salesforce__leads").map_page(
+    mapped = load_mapping(MAPPINGS / "lead.yaml").compile(
+        system="salesforce", instance="t", stream="lead", raw_table="salesforce__lead").map_page(
         _records(second), run_id="r", extracted_at=datetime.now(UTC))
     flags = dict(zip(mapped.rows.column("source_record_id").to_pylist(),
                      mapped.rows.column("is_deleted").to_pylist(), strict=True))
@@ -163,13 +163,13 @@ def test_resume_inside_one_timestamp_loses_nothing(fresh: Sandbox) -> None:
     fresh.advance()  # ~1% of the leads now share one SystemModstamp
     conn = _connector(fresh)
     try:
-        clean = _records(_run(conn, "leads"))
+        clean = _records(_run(conn, "lead"))
         stamps = [r["SystemModstamp"] for r in clean]
         k = next(i for i in range(1, len(clean) - 1) if stamps[i - 1] == stamps[i] == stamps[i + 1])
         # what a run stopped after the page ending with record k has committed
         stopped = {"position": [clean[k]["SystemModstamp"], clean[k]["Id"]]}
         fresh.reset_stats("salesforce")
-        rest = _records(_run(conn, "leads", stopped))
+        rest = _records(_run(conn, "lead", stopped))
     finally:
         conn.close()
     assert [r["Id"] for r in rest] == [r["Id"] for r in clean[k + 1:]]
@@ -184,15 +184,15 @@ def test_custom_field_lands_in_extras_then_in_a_column_with_one_mapping_line(fre
                json={"FullName": "Lead.Twitter_Handle__c", "Metadata": {"type": "Text", "label": "Twitter"}})
     conn = _connector(fresh)
     try:
-        records = _records(_run(conn, "leads"))
+        records = _records(_run(conn, "lead"))
     finally:
         conn.close()
     expected = {r["Id"]: r["Twitter_Handle__c"] for r in _vendor_rows(fresh, "Lead").values()}
     assert expected == {r["Id"]: custom_value(Field("Twitter_Handle__c", "string"), r["Id"]) for r in records}
 
     def mapped(folder: Path) -> Any:
-        return load_mapping(folder / "leads.yaml").compile(
-            system="salesforce", instance="t", stream="leads", raw_table="salesforce__leads").map_page(
+        return load_mapping(folder / "lead.yaml").compile(
+            system="salesforce", instance="t", stream="lead", raw_table="salesforce__lead").map_page(
             records, run_id="r", extracted_at=datetime.now(UTC)).rows
 
     rows = mapped(MAPPINGS)
@@ -203,8 +203,8 @@ def test_custom_field_lands_in_extras_then_in_a_column_with_one_mapping_line(fre
 
     copy = tmp_path / "salesforce"
     shutil.copytree(MAPPINGS, copy)
-    text = (copy / "leads.yaml").read_text()
-    (copy / "leads.yaml").write_text(text.replace("fields:\n", "fields:\n  social_handle: Twitter_Handle__c\n", 1))
+    text = (copy / "lead.yaml").read_text()
+    (copy / "lead.yaml").write_text(text.replace("fields:\n", "fields:\n  social_handle: Twitter_Handle__c\n", 1))
     rows = mapped(copy)
     assert dict(zip(rows.column("source_record_id").to_pylist(), rows.column("social_handle").to_pylist(),
                     strict=True)) == expected
@@ -215,9 +215,9 @@ def test_bulk_api_above_threshold_gives_the_same_records_as_rest(sb: Sandbox) ->
     rest = _connector(sb, bulk_threshold=0)
     bulk = _connector(sb, bulk_threshold=50, bulk_result_records=150)
     try:
-        by_rest = _records(_run(rest, "leads"))
+        by_rest = _records(_run(rest, "lead"))
         sb.reset_stats("salesforce")
-        pages = _run(bulk, "leads")
+        pages = _run(bulk, "lead")
     finally:
         rest.close()
         bulk.close()
@@ -234,9 +234,9 @@ def test_bulk_api_above_threshold_gives_the_same_records_as_rest(sb: Sandbox) ->
 def test_stopped_bulk_run_resumes_the_same_job(sb: Sandbox) -> None:
     conn = _connector(sb, bulk_threshold=50, bulk_result_records=150)
     try:
-        clean = {r["Id"]: r for r in _records(_run(conn, "leads"))}
+        clean = {r["Id"]: r for r in _records(_run(conn, "lead"))}
         sb.reset_stats("salesforce")
-        pages = cast(Generator[Page, None, None], conn.extract(_stream("leads"), {}, RunContext("a", datetime.now(UTC))))
+        pages = cast(Generator[Page, None, None], conn.extract(_stream("lead"), {}, RunContext("a", datetime.now(UTC))))
         taken = [next(pages)]
         while not (taken[-1].state or {}).get("bulk", {}).get("locator"):
             taken.append(next(pages))  # stop once a results locator has been committed
@@ -244,7 +244,7 @@ def test_stopped_bulk_run_resumes_the_same_job(sb: Sandbox) -> None:
         state = taken[-1].state
         assert state is not None
         job = state["bulk"]["job"]
-        rest = _run(conn, "leads", state)
+        rest = _run(conn, "lead", state)
     finally:
         conn.close()
     used = _api_requests(sb)
@@ -262,7 +262,7 @@ def test_session_expiry_refreshes_the_token_and_retries(fresh: Sandbox) -> None:
     fresh.set_faults("salesforce", [FaultRule("expired_token", route="/services/data/v59.0/queryAll", at=1)])
     conn = _connector(fresh)
     try:
-        got = {r["Id"]: r for r in _records(_run(conn, "accounts"))}
+        got = {r["Id"]: r for r in _records(_run(conn, "account"))}
         assert conn.api.refreshes == 1
     finally:
         conn.close()
@@ -271,7 +271,7 @@ def test_session_expiry_refreshes_the_token_and_retries(fresh: Sandbox) -> None:
     # a session that is no longer valid at all, with a refresh token: a new one is fetched
     conn = _connector(fresh, session_id="00Dexpired!AQ0AQnotvalid")
     try:
-        assert {r["Id"] for r in _records(_run(conn, "accounts"))} == set(expected)
+        assert {r["Id"] for r in _records(_run(conn, "account"))} == set(expected)
         assert conn.api.refreshes == 1
     finally:
         conn.close()
@@ -280,7 +280,7 @@ def test_session_expiry_refreshes_the_token_and_retries(fresh: Sandbox) -> None:
     conn = SalesforceConnector(_config(bare, session_id="00Dexpired!AQ0AQnotvalid"))
     try:
         with pytest.raises(TerminalVendorError) as err:
-            _run(conn, "accounts")
+            _run(conn, "account")
     finally:
         conn.close()
     assert "INVALID_SESSION_ID" in str(err.value) and "00Dexpired!AQ0AQnotvalid" not in str(err.value)
@@ -303,7 +303,7 @@ def test_hard_deletes_are_reconciled_through_the_deleted_endpoint(tmp_path: Path
         conn = _connector(sb, reconcile_deletes_hours=0)
         try:
             # a stored cursor of "now": the incremental window itself holds none of these deletes
-            pages = _run(conn, "leads", {"cursor": now.isoformat(), "deletes_checked_at": start.isoformat()},
+            pages = _run(conn, "lead", {"cursor": now.isoformat(), "deletes_checked_at": start.isoformat()},
                          started_at=now)
         finally:
             conn.close()
@@ -320,16 +320,16 @@ def test_formula_fields_are_refreshed_by_a_periodic_full_read(fresh: Sandbox) ->
     conn = _connector(fresh, formula_refresh_hours=1)
     t0 = datetime.now(UTC)
     try:
-        first = _run(conn, "accounts", started_at=t0)
+        first = _run(conn, "account", started_at=t0)
         state = first[-1].state
         assert len(_records(first)) == len(accounts)
         # nothing changed: within the hour only changes are read, after it everything again
-        assert _records(_run(conn, "accounts", state, started_at=t0 + timedelta(minutes=30))) == []
-        again = _run(conn, "accounts", state, started_at=t0 + timedelta(hours=2))
+        assert _records(_run(conn, "account", state, started_at=t0 + timedelta(minutes=30))) == []
+        again = _run(conn, "account", state, started_at=t0 + timedelta(hours=2))
         assert {r["Id"]: r for r in _records(again)} == accounts
         # an object without formula fields stays incremental
-        contacts = _run(conn, "contacts", started_at=t0)
-        assert _records(_run(conn, "contacts", contacts[-1].state, started_at=t0 + timedelta(hours=2))) == []
+        contacts = _run(conn, "contact", started_at=t0)
+        assert _records(_run(conn, "contact", contacts[-1].state, started_at=t0 + timedelta(hours=2))) == []
     finally:
         conn.close()
 
@@ -351,7 +351,7 @@ def test_transient_faults_are_retried_on_rest_and_bulk_paths(fresh: Sandbox) -> 
         for over in ({"bulk_threshold": 0}, {"bulk_threshold": 50, "bulk_result_records": 300}):
             conn = SalesforceConnector(_config(fresh.emulators["salesforce"].settings, **over), policy=fast)
             try:
-                got = {r["Id"]: r for r in _records(_run(conn, "leads"))}
+                got = {r["Id"]: r for r in _records(_run(conn, "lead"))}
             finally:
                 conn.close()
             assert got == expected, over
@@ -371,13 +371,13 @@ def test_malformed_records_become_rejects_not_crashes(sb: Sandbox) -> None:
                                            at=1)])
     conn = _connector(sb, bulk_threshold=0)
     try:
-        records = _records(_run(conn, "leads"))
+        records = _records(_run(conn, "lead"))
     finally:
         conn.close()
         sb.set_faults("salesforce", [])
     assert len(records) == len(_vendor_rows(sb, "Lead"))  # nothing dropped on the way
-    mapped = load_mapping(MAPPINGS / "leads.yaml").compile(
-        system="salesforce", instance="t", stream="leads", raw_table="salesforce__leads").map_page(
+    mapped = load_mapping(MAPPINGS / "lead.yaml").compile(
+        system="salesforce", instance="t", stream="lead", raw_table="salesforce__lead").map_page(
         records, run_id="r", extracted_at=datetime.now(UTC))
     reasons = mapped.rejects.column("reason").to_pylist()
     assert mapped.rows.num_rows == len(records) - 1 and any("id" in r.lower() for r in reasons)
@@ -422,7 +422,7 @@ def _cassette_run(instance_url: str, token: str, ca_bundle: str | None) -> list[
         values["ca_bundle"] = ca_bundle
     conn = SalesforceConnector(ConnectorConfig("salesforce", "replay", values, SECRETS))
     try:
-        return _run(conn, "accounts", started_at=CASSETTE_STARTED)
+        return _run(conn, "account", started_at=CASSETTE_STARTED)
     finally:
         conn.close()
 
@@ -515,7 +515,7 @@ def test_connector_accepts_the_reference_response_shapes(tmp_path: Path) -> None
     conn = SalesforceConnector(ConnectorConfig("salesforce", "ref", {
         "instance_url": "https://127.0.0.1:9", "session_id": "ref-token", "bulk_threshold": 0,
         "reconcile_deletes_hours": 0, "extra_objects": "Whizbang"}, SECRETS))
-    stream = spec.stream("whizbangs")
+    stream = spec.stream("whizbang")
     sent: list[str] = []
     conn.api.session.hooks["response"].append(lambda r, *args, **kwargs: sent.append(r.request.url))
     my = vcr.VCR(record_mode="none", match_on=["method", "path"])

@@ -26,17 +26,17 @@ __all__ = [
 DEFAULT_API_VERSION = "59.0"
 
 #: object -> mapping file under mappings/salesforce/ (empty: raw table only). Streams are named
-#: after the object, snake case and plural (``OpportunityContactRole`` -> ``opportunity_contact_roles``)
+#: after the object in snake case (``OpportunityContactRole`` -> ``opportunity_contact_role``)
 OBJECT_ENTITIES: dict[str, str] = {
-    "Lead": "leads.yaml",
-    "Contact": "contacts.yaml",
-    "Account": "accounts.yaml",
-    "Opportunity": "opportunities.yaml",
+    "Lead": "lead.yaml",
+    "Contact": "contact.yaml",
+    "Account": "account.yaml",
+    "Opportunity": "opportunity.yaml",
     "OpportunityContactRole": "",
-    "Campaign": "campaigns.yaml",
-    "CampaignMember": "campaign_members.yaml",
-    "Task": "tasks.yaml",
-    "Event": "events.yaml",
+    "Campaign": "campaign.yaml",
+    "CampaignMember": "campaign_member.yaml",
+    "Task": "task.yaml",
+    "Event": "event.yaml",
     "User": "",
 }
 DEFAULT_OBJECTS: tuple[str, ...] = tuple(OBJECT_ENTITIES)
@@ -72,18 +72,13 @@ ID_BATCH = 200
 
 
 def stream_name(obj: str) -> str:
-    """``OpportunityContactRole`` -> ``opportunity_contact_roles``; custom ``Project__c`` -> ``project__c``.
+    """``OpportunityContactRole`` -> ``opportunity_contact_role``; custom ``Project__c`` -> ``project__c``.
 
-    Raw tables are ``salesforce__<stream>`` (``salesforce__leads``), as definitions.yaml reads them.
+    Raw tables are ``salesforce__<stream>`` (``salesforce__lead``), as mappings/definitions.yaml reads them.
     """
     out: list[str] = []
     for i, ch in enumerate(obj):
         if ch.isupper() and i and (obj[i - 1].islower() or obj[i - 1].isdigit()):
             out.append("_")
         out.append(ch.lower())
-    name = "".join(out)
-    if name.endswith("__c"):
-        return name
-    if name.endswith("y") and not name.endswith(("ay", "ey", "oy", "uy")):
-        return name[:-1] + "ies"
-    return name if name.endswith("s") else name + "s"
+    return "".join(out)

@@ -14,16 +14,15 @@ __all__ = ["KEY_PREFIXES", "SALESFORCE_TRANSFORMS"]
 
 #: standard key prefixes (the first three characters of every record id) -> the object's stream
 KEY_PREFIXES: dict[str, str] = {
-    "001": "accounts", "003": "contacts", "005": "users", "006": "opportunities", "00Q": "leads",
-    "701": "campaigns", "00v": "campaign_members", "00T": "tasks", "00U": "events",
-    "00K": "opportunity_contact_roles",
+    "001": "account", "003": "contact", "005": "user", "006": "opportunity", "00Q": "lead",
+    "701": "campaign", "00v": "campaign_member", "00T": "task", "00U": "event", "00K": "opportunity_contact_role",
 }
 
 
 def _polymorphic_ref(params: Mapping[str, Any], ctx: TransformContext) -> TransformFn:
     allowed = params.get("objects")
     if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(o, str) for o in allowed)):
-        raise ValueError("'objects' must be a list of stream names, e.g. [leads, contacts]")
+        raise ValueError("'objects' must be a list of stream names, e.g. [lead, contact]")
     extra = params.get("prefixes") or {}
     if not isinstance(extra, Mapping):
         raise ValueError("'prefixes' must map key prefixes to stream names, e.g. {a01: project__c}")
@@ -54,5 +53,5 @@ SALESFORCE_TRANSFORMS: tuple[TransformSpec, ...] = (
          "ignore_others": "true: an id of another object gives null instead of a field reject"},
         output=pa.string(),
         description="Canonical id of the record a polymorphic Salesforce reference (WhoId, WhatId) points "
-                    "to: the object is read from the id's key prefix (00Q leads, 003 contacts, ...)."),
+                    "to: the object is read from the id's key prefix (00Q lead, 003 contact, ...)."),
 )
