@@ -40,6 +40,7 @@ __all__ = [
     "Definitions",
     "IdentityConfig",
     "Term",
+    "TouchEmail",
     "default_path",
     "load_definitions",
 ]
@@ -143,10 +144,21 @@ class Crossref:
 
 
 @dataclass(frozen=True)
+class TouchEmail:
+    """Touches a vendor reports by address only: ``path`` into the touch's ``extras`` holds the email."""
+
+    source_system: str
+    source_object: str
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
 class IdentityConfig:
     email_confidence: float = 0.95
     handle_confidence: float = 0.8
     crossrefs: tuple[Crossref, ...] = ()
+    touch_emails: tuple[TouchEmail, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -399,7 +411,7 @@ def _term(f: _File, name: str, knode: Node, node: Node, stages: Sequence[str]) -
 
 
 def _identity(f: _File, node: Node) -> IdentityConfig:
-    keys = f.items(node, "identity", ("email", "social_handle", "crossrefs"))
+    keys = f.items(node, "identity", ("email", "social_handle", "crossrefs", "touch_emails"))
     conf = {}
     for rule in ("email", "social_handle"):
         if rule in keys:
@@ -420,8 +432,20 @@ def _identity(f: _File, node: Node) -> IdentityConfig:
             to_raw=_raw_table(f, x["to_raw"][1], "to_raw"),
             confidence=f.number(x["confidence"][1], "confidence", 0, 1) if "confidence" in x else 1.0,
             line=item.start_mark.line + 1))
+    touch_emails = []
+    for item in f.seq(keys["touch_emails"][1], "touch_emails") if "touch_emails" in keys else []:
+        x = f.items(item, "a touch_emails entry", ("source_system", "source_object", "path"))
+        for req in ("source_system", "source_object", "path"):
+            if req not in x:
+                raise f.err(f"a touch_emails entry needs {req!r}", item)
+        system = f.text(x["source_system"][1], "source_system")
+        if system not in VENDORS:
+            raise f.err(f"unknown vendor {system!r}", x["source_system"][1], VENDORS)
+        touch_emails.append(TouchEmail(system, f.text(x["source_object"][1], "source_object"),
+                                       _dot_path(f, x["path"][1], "path"), item.start_mark.line + 1))
     return IdentityConfig(email_confidence=conf.get("email") or 0.95,
-                          handle_confidence=conf.get("social_handle") or 0.8, crossrefs=tuple(xrefs))
+                          handle_confidence=conf.get("social_handle") or 0.8, crossrefs=tuple(xrefs),
+                          touch_emails=tuple(touch_emails))
 
 
 def _attribution(f: _File, node: Node, terms: dict[str, Term], term_lines: dict[str, Node]) -> AttributionConfig:

@@ -341,16 +341,23 @@ def _attribution_sql(db: _Db, defs: Definitions, result: DeriveResult) -> str | 
         return None
     lookback = defs.attribution.lookback_days
     norm_handle = "nullif(lower(ltrim(trim(t.social_handle), '@')), '')"
+    # touches a vendor reports by address only (identity.touch_emails) reach people through the email
+    by_address = [f"WHEN t.source_system = {lit(x.source_system)} AND t.source_object = {lit(x.source_object)} "
+                  f"THEN {db.json('t.extras', x.path)}" for x in defs.identity.touch_emails]
+    touch_email = f"lower(trim(CASE {' '.join(by_address)} END))" if by_address else "CAST(NULL AS VARCHAR)"
     return (
         f"WITH conv AS ({' UNION ALL '.join(convs)}), "
         f"cp AS (SELECT DISTINCT ctype, cid, up FROM ({' UNION ALL '.join(people)}) x WHERE up IS NOT NULL), "
         "handles AS (SELECT n.handle, min(l.label) AS label FROM fl_nodes n JOIN fl_label l ON l.id = n.id "
         "WHERE n.handle IS NOT NULL GROUP BY n.handle), "
+        "emails AS (SELECT n.email, min(l.label) AS label FROM fl_nodes n JOIN fl_label l ON l.id = n.id "
+        "WHERE n.email IS NOT NULL GROUP BY n.email), "
         "t AS (SELECT t.id, t.occurred_at, t.touch_type, t.source_system, t.source_instance, t.source_object, "
         "t.source_record_id, t.raw_table, t.raw_key, t.extracted_at, "
-        f"coalesce(lp.label, t.person_id, h.label) AS up FROM {db.q('touch')} t "
+        f"coalesce(lp.label, t.person_id, h.label, em.label) AS up FROM {db.q('touch')} t "
         "LEFT JOIN fl_label lp ON lp.id = t.person_id "
         f"LEFT JOIN handles h ON t.person_id IS NULL AND h.handle = {norm_handle} "
+        f"LEFT JOIN emails em ON t.person_id IS NULL AND em.email = {touch_email} "
         f"WHERE NOT coalesce(t.is_deleted, FALSE) AND ({_touch_filter(db, defs)})), "
         "lead AS (SELECT unified_person_id AS up, min(occurred_at) AS lead_at FROM fl_events "
         "WHERE stage = 'lead' AND unified_person_id IS NOT NULL GROUP BY unified_person_id), "

@@ -140,6 +140,11 @@ def build_world() -> tuple[Canon, dict[str, Any]]:
     ids["o4"] = c.order("shopify", "5004", day(0), person_id=dee)
     ids["o4_touches"] = sorted([c.touch("hubspot", "h-4b", day(-1), "page_view", person_id=dee),
                                 c.touch("hubspot", "h-4a", day(-1), "page_view", person_id=dee)])
+    # O5: a HubSpot email event names its recipient only by address (identity.touch_emails)
+    gil = c.person("hubspot", "105", email="gil@g.io")
+    ids["o5"] = c.order("shopify", "5007", day(0), person_id=gil)
+    ids["o5_touches"] = [c.touch("hubspot", "h-5", day(-3), "click", extras='{"recipient": " Gil@G.io"}')]
+    c.rows["touch"][-1]["source_object"] = "email_events"
     # test and cancelled orders, a lost opportunity: no credit
     ids["o_test"] = c.order("shopify", "5005", day(0), person_id=dee, is_test=True)
     ids["o_cancelled"] = c.order("shopify", "5006", day(0), person_id=dee, is_cancelled=True)
@@ -169,6 +174,7 @@ EXPECTED: dict[str, dict[str, list[float]]] = {
            # no touch at or before Ann's lead time (day -200): lead slot falls back to the first touch
            "w_shaped": [0.6, 0.1, 0.3]},
     "o2": {m: [1.0] for m in MODELS},
+    "o5": {m: [1.0] for m in MODELS},
     "o3": {"first_touch": [1, 0], "last_touch": [0, 1], "linear": [0.5, 0.5], "position_based": [0.5, 0.5],
            "time_decay": td(10, 2), "w_shaped": [2 / 3, 1 / 3]},
     "o4": {"first_touch": [1, 0], "last_touch": [0, 1], "linear": [0.5, 0.5], "position_based": [0.5, 0.5],
