@@ -155,31 +155,43 @@ def _snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def _current_bulk(sb: Sandbox) -> dict[str, Any]:
+    s = sb.emulators["shopify"]
+    body = httpx.post(s.base_url + GQL, json={"query": "{ currentBulkOperation { id status query } }"},
+                      headers={"X-Shopify-Access-Token": s.settings["access_token"]}, timeout=30).json()
+    return dict(body["data"]["currentBulkOperation"] or {})
+
+
 @pytest.mark.slow
 def test_killed_mid_bulk_restarted_ends_like_a_clean_run(tmp_path: Path) -> None:
     with start_sandbox(["shopify"], size=2000, seed=5, state_dir=tmp_path / "world") as sb:
         env = {f"SOURCES__SHOPIFY__{k.upper()}": str(v) for k, v in sb.emulators["shopify"].settings.items()}
-        # small pages and chunks: many commits, so a kill lands between two of them
+        # small pages and chunks: many commits, so the kill lands between two of them
         env.update(SOURCES__SHOPIFY__BULK_PAGE_RECORDS="50", FACTORYLINE_CHUNK_RECORDS="150")
         clean = tmp_path / "clean.duckdb"
-        began = time.monotonic()
         done = cli("run", "shopify", "--no-sandbox", "--db", str(clean), cwd=tmp_path, env=dict(env))
-        took = time.monotonic() - began
         assert done.returncode == 0, done.stderr
-        full = {s["stream"]: s["records"] for s in json.loads(done.stdout.strip().splitlines()[-1])["streams"]}
+        streams = {s["stream"]: s for s in json.loads(done.stdout.strip().splitlines()[-1])["streams"]}
+        clean_op = _current_bulk(sb)["id"]
         killed = tmp_path / "killed.duckdb"
-        for share in (0.6, 0.9):  # while the orders bulk result is being read (each run goes further)
-            proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "shopify", "--no-sandbox",
-                                     "--db", str(killed)], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
-            time.sleep(took * share)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "shopify", "--no-sandbox",
+                                 "--db", str(killed)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            op = _current_bulk(sb)
+            if op["id"] != clean_op and op["status"] == "COMPLETED" and "orders" in op["query"]:
+                break
+            time.sleep(0.2)
+        # the orders result is ready: the run is reading and loading it; kill it halfway through
+        time.sleep(streams["orders"]["seconds"] / 2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
         again = cli("run", "shopify", "--no-sandbox", "--db", str(killed), cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
         status = json.loads(again.stdout.strip().splitlines()[-1])
         assert status["status"] == "success"
         resumed = {s["stream"]: s["records"] for s in status["streams"]}
-        # the restart continued the committed bulk position instead of reading everything again
-        assert resumed["orders"] < full["orders"], (resumed, full)
+        # the restart continued from the committed bulk position instead of reading everything again
+        assert resumed["orders"] < streams["orders"]["records"], (resumed, streams)
     assert _snapshot(killed) == _snapshot(clean)
