@@ -409,7 +409,9 @@ def test_a_million_people_answer_at_once_and_since_queries_scan_only_the_changed
     with start_sandbox([SPEC], size=1_000_000, seed=7, in_process=True) as big, http(big) as c:
         first = gql(c, ID_PAGE, {"first": 50})["data"]["orders"]
         elapsed = time.perf_counter() - started
-        assert len(_ids(first)) == 50 and _ids(first) == sorted(_ids(first)) and elapsed < 5
+        # generous bounds (a shared, noisy machine): they only catch O(population) work, which at a
+        # million people takes minutes
+        assert len(_ids(first)) == 50 and _ids(first) == sorted(_ids(first)) and elapsed < 30
         tick0 = big.clock()["ticks"][0]
         big.advance(at=format_ms(parse_time(tick0) + 60_000))
         since = parse_time(tick0) + 1
@@ -422,7 +424,7 @@ def test_a_million_people_answer_at_once_and_since_queries_scan_only_the_changed
         started = time.perf_counter()
         changed = gql(c, ID_PAGE, {"first": 20, "query": f"updated_at:>'{tick0}'"})["data"]["orders"]
         by_time = gql(c, ORDERS_PAGE, {"first": 20, "query": f"updated_at:>'{tick0}'"})["data"]["orders"]
-        assert time.perf_counter() - started < 5
+        assert time.perf_counter() - started < 30
         stamps = [e["node"]["updatedAt"] for e in by_time["edges"]]
         assert stamps and stamps == sorted(stamps) and all(parse_time(s) > parse_time(tick0) for s in stamps)
     assert _ids(changed) == expected[:20]
