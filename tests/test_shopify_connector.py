@@ -289,6 +289,31 @@ def test_malformed_records_become_rejects(faults: Sandbox) -> None:
     assert any("id" in r for r in reasons) and any("timestamp" in r or "date" in r for r in reasons), reasons
 
 
+def test_order_mapping_reads_utm_from_the_journey_or_the_landing_page_query() -> None:
+    """Real Shopify leaves ``utmParameters`` null on many visits whose landing URL carries the tags."""
+    spec = connector_spec()
+    assert spec.mappings_dir is not None
+    cm = load_mapping(spec.mappings_dir / "orders.yaml").compile(system="shopify", instance="t", stream="orders",
+                                                                raw_table="shopify__orders")
+    landing = "https://shop.example/p?utm_source=news&utm_medium=email&utm_campaign=spring"
+
+    def order(oid: str, utm: dict[str, Any] | None, cancelled: str | None) -> dict[str, Any]:
+        return {"id": oid, "name": "#1", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-02T00:00:00Z",
+                "cancelledAt": cancelled, "test": False, "totalPriceSet": {"shopMoney": {"amount": "1.5",
+                                                                                         "currencyCode": "USD"}},
+                "customerJourneySummary": {"firstVisit": {"landingPage": landing, "referrerUrl": None,
+                                                          "utmParameters": utm}}}
+
+    page = cm.map_page([order("a", None, None), order("b", {"source": "ads", "medium": None, "campaign": None},
+                                                      "2026-01-03T00:00:00Z")], run_id="r", extracted_at=LATER)
+    rows = {r["source_record_id"]: r for r in page.rows.to_pylist()}
+    assert (rows["a"]["utm_source"], rows["a"]["utm_medium"], rows["a"]["utm_campaign"]) == ("news", "email", "spring")
+    # a parsed value wins; a missing one still comes from the URL
+    assert (rows["b"]["utm_source"], rows["b"]["utm_medium"]) == ("ads", "email")
+    assert rows["a"]["is_cancelled"] is False and rows["b"]["is_cancelled"] is True
+    assert page.rejects.num_rows == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Cassette: record once (FACTORYLINE_RECORD_CASSETTES=1), replay from the file alone
 # ---------------------------------------------------------------------------------------------
