@@ -45,8 +45,9 @@ PHASES: dict[str, Probe] = {
 #: run bookkeeping that differs between any two runs by design
 RUN_COLUMNS = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id", "load_id", "started_at", "finished_at",
                "seconds", "inserted_at"}
-#: two streams are enough to cross every phase several times (contacts: 4 packages of 500)
-STREAMS = ("--stream", "contacts", "--stream", "companies")
+#: CRM objects with association edges, and email events (offset-paged windows): every phase is
+#: crossed several times (contacts alone make 4 packages of 500)
+STREAMS = ("--stream", "contacts", "--stream", "deals", "--stream", "email_events")
 META_TABLES = {"runs", "run_streams", "run_loads", "field_profiles", "mapping_versions"}
 
 

@@ -63,7 +63,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from sandbox.faults import FaultRule
@@ -342,6 +342,18 @@ _ROUTES = Routes(*((m, p, name, _TEMPLATES[name]) for m, p, name in _ROUTE_ROWS)
 #: an activity position: (activityDate ms, person index, seq; -1 for the New Lead activity,
 #: CHANGE_SEQ + 8 * tick + field for a Change Data Value activity)
 _Pos = tuple[int, int, int]
+
+
+class _Member(NamedTuple):
+    """A person's membership of one program, as few numbers as the members endpoints need."""
+
+    idx: int
+    joined_ms: int
+    updated_ms: int
+    #: (rank, statusName, reachedSuccess)
+    status: tuple[int, str, bool]
+    #: the program was the first the person was touched by
+    acquired_by: bool
 #: what an activity renders: a touch, None (New Lead) or a field change (field, old value, new value)
 _Payload = Touch | tuple[str, Any, Any] | None
 CHANGE_SEQ = 500_000
@@ -375,8 +387,8 @@ class MarketoEmulator(Emulator):
         self._cache_lock = threading.Lock()
         #: (person, tick) -> that person's Marketo touches: a small LRU, so memory stays flat
         self._touch_cache: OrderedDict[tuple[int, int], list[Touch]] = OrderedDict()
-        #: (campaign, tick) -> member person indexes (ascending), a small LRU
-        self._member_cache: OrderedDict[tuple[int, int], list[int]] = OrderedDict()
+        #: (campaign, tick) -> its live members (ascending person index), a small LRU
+        self._member_cache: OrderedDict[tuple[int, int], list[_Member]] = OrderedDict()
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -499,10 +511,22 @@ class MarketoEmulator(Emulator):
         return [i for i in range(base, min(count, base + _SHARE_SPAN + 1))
                 if _norm_email(self.world.person(i, tick).email) == email]
 
-    def _members_of(self, c: int, tick: int) -> list[int]:
-        """Person indexes (ascending) with a Marketo touch of campaign ``c``: the people whose
-        journeys can reach into the campaign's window (scanned once per campaign and tick, cached
-        in a small LRU)."""
+    def _member(self, c: int, idx: int, tick: int) -> _Member | None:
+        """The person's membership of campaign ``c`` (None: not a live member), from its touches."""
+        if self._live(idx, tick) is None:
+            return None
+        touches = self._marketo_touches(idx, tick)
+        mine = [x for x in touches if x.campaign_idx == c]
+        if not mine:
+            return None
+        first = next((x.campaign_idx for x in touches if x.campaign_idx is not None), None)
+        return _Member(idx, mine[0].at_ms, mine[-1].at_ms, self._member_status(mine), first == c)
+
+    def _members_of(self, c: int, tick: int) -> list[_Member]:
+        """Live members of campaign ``c`` (ascending person index): the people whose journeys can
+        reach into the campaign's window, scanned once per campaign and tick. Each member is a
+        few numbers, never its touches, and the result sits in a small LRU, so every page of a
+        program's members costs a slice, not a scan."""
         key = (c, tick)
         with self._cache_lock:
             hit = self._member_cache.get(key)
@@ -510,8 +534,8 @@ class MarketoEmulator(Emulator):
                 self._member_cache.move_to_end(key)
                 return hit
         campaign = self.journeys.campaign(c, tick)
-        out = [idx for idx in self.journeys.people_touched_since(campaign.start_ms, tick)
-               if any(x.campaign_idx == c for x in self._marketo_touches(idx, tick))]
+        out = [m for idx in self.journeys.people_touched_since(campaign.start_ms, tick)
+               if (m := self._member(c, idx, tick)) is not None]
         with self._cache_lock:
             self._member_cache[key] = out
             while len(self._member_cache) > 4:
@@ -962,32 +986,26 @@ class MarketoEmulator(Emulator):
                 best = st
         return best
 
-    def _program_members(self, id: str) -> tuple[int, list[tuple[int, list[Touch], tuple[int, str, bool]]]]:
-        """(campaign index, [(person, its touches of the program, status)]) of a program id."""
+    def _program_index(self, id: str) -> int:
+        """The campaign index of a program id (1013 when there is no such program)."""
         c = int(id) - PROGRAM_OFFSET
         if not any(x.idx == c for x in self._campaigns()):
             raise _MarketoError("1013", f"Program '{id}' not found")
-        tick = self.world.tick
-        rows_all: list[tuple[int, list[Touch], tuple[int, str, bool]]] = []
-        for idx in self._members_of(c, tick):
-            if self._live(idx, tick) is not None:
-                mine = [x for x in self._marketo_touches(idx, tick) if x.campaign_idx == c]
-                rows_all.append((idx, mine, self._member_status(mine)))
-        return c, rows_all
+        return c
 
     def _leads_by_program(self, request: Request, id: str) -> Response:
-        c, members = self._program_members(id)
+        c = self._program_index(id)
         tick = self.world.tick
+        members = self._members_of(c, tick)
         batch = self._batch_size(request)
         wanted = self._fields(request)
         start = self._offset_token(request.arg("nextPageToken"))
         rows = []
-        for idx, mine, status in members[start:start + batch]:
-            touches = self._marketo_touches(idx, tick)
-            rec = self._lead_record(self.world.person(idx, tick), touches, wanted)
-            first = next((x.campaign_idx for x in touches if x.campaign_idx is not None), None)
-            rec["membership"] = {"acquiredBy": first == c, "isExhausted": False, "membershipDate": _dt(mine[0].at_ms),
-                                 "progressionStatus": status[1], "reachedSuccess": status[2]}
+        for m in members[start:start + batch]:
+            rec = self._lead_record(self.world.person(m.idx, tick), self._marketo_touches(m.idx, tick), wanted)
+            rec["membership"] = {"acquiredBy": m.acquired_by, "isExhausted": False,
+                                 "membershipDate": _dt(m.joined_ms), "progressionStatus": m.status[1],
+                                 "reachedSuccess": m.status[2]}
             rows.append(rec)
         body = _envelope(rows)
         if start + batch < len(members):
@@ -1028,30 +1046,32 @@ class MarketoEmulator(Emulator):
         return Response(200, body, records=len(rows))
 
     def _members(self, request: Request, id: str) -> Response:
-        c, rows_all = self._program_members(id)
+        c = self._program_index(id)
         tick = self.world.tick
         batch = self._batch_size(request)
         filter_type = (request.arg("filterType") or "").strip().lower()
         values = {v.strip().lower() for raw in request.query.get("filterValues", []) for v in raw.split(",")
                   if v.strip()}
+        rows_all: list[_Member]
         if filter_type == "leadid":
-            rows_all = [r for r in rows_all if str(LEAD_OFFSET + r[0]) in values]
+            # by lead: each named lead's own touches decide, no scan of the program
+            ids = sorted({int(v) - LEAD_OFFSET for v in values if v.isdigit()})
+            rows_all = [m for idx in ids if (m := self._member(c, idx, tick)) is not None]
         elif filter_type == "statusname":
-            rows_all = [r for r in rows_all if r[2][1].lower() in values]
+            rows_all = [m for m in self._members_of(c, tick) if m.status[1].lower() in values]
         elif filter_type == "reachedsuccess":
-            rows_all = [r for r in rows_all if str(r[2][2]).lower() in values]
+            rows_all = [m for m in self._members_of(c, tick) if str(m.status[2]).lower() in values]
         elif filter_type:
             raise _MarketoError("1003", f"Invalid filterType '{request.arg('filterType')}'")
+        else:
+            rows_all = self._members_of(c, tick)
         start = self._offset_token(request.arg("nextPageToken"))
         page = rows_all[start:start + batch]
-        first_program = {idx: next((x.campaign_idx for x in self._marketo_touches(idx, tick)
-                                    if x.campaign_idx is not None), None)
-                         for idx, _, _ in page}
-        rows = [{"seq": n, "leadId": LEAD_OFFSET + idx, "programId": PROGRAM_OFFSET + c,
-                 "reachedSuccess": status[2], "acquiredBy": first_program[idx] == c,
-                 "membershipDate": _dt(mine[0].at_ms), "statusName": status[1],
-                 "updatedAt": _dt(mine[-1].at_ms)}
-                for n, (idx, mine, status) in enumerate(page)]
+        rows = [{"seq": n, "leadId": LEAD_OFFSET + m.idx, "programId": PROGRAM_OFFSET + c,
+                 "reachedSuccess": m.status[2], "acquiredBy": m.acquired_by,
+                 "membershipDate": _dt(m.joined_ms), "statusName": m.status[1],
+                 "updatedAt": _dt(m.updated_ms)}
+                for n, m in enumerate(page)]
         body = _envelope(rows)
         if start + batch < len(rows_all):
             body["nextPageToken"] = self._make_offset_token(start + batch)
