@@ -34,6 +34,9 @@ os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 # Parquet between extract and load is a local hand-off: compressing it costs CPU twice for nothing.
 os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
 # dlt's own warnings (arrow/schema hint merges) are noise for a scheduled job; FACTORYLINE_DLT_LOG_LEVEL=INFO shows them.
+# Streams sharing a load package are read one after the other (dlt's default interleaves them):
+# one connector, one stream at a time (pipelines/load.py Package).
+os.environ.setdefault("EXTRACT__NEXT_ITEM_MODE", "fifo")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", os.environ.get("FACTORYLINE_DLT_LOG_LEVEL", "ERROR"))
 
 

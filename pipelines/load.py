@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 import traceback
@@ -39,7 +38,7 @@ from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
 from pipelines.profile import FieldProfile
 
-__all__ = ["RAW_SCHEMA", "StreamLoad", "StreamResult", "dotted", "prefetched"]
+__all__ = ["RAW_SCHEMA", "Package", "StreamLoad", "StreamResult", "dotted", "prefetched"]
 
 log = logging.getLogger("factoryline.load")
 
@@ -298,27 +297,47 @@ def _unique_last(table: pa.Table, key: str) -> pa.Table:
     return table.take(pa.array(sorted(last.values()), pa.int64()))
 
 
-class StreamLoad:
-    """Loads one stream in chunks: one dlt load package per ``chunk_records`` records.
+@dataclass
+class Package:
+    """What one dlt load package may still take, shared by the streams that fill it.
 
-    A merge (dlt's ``upsert``) handles at most one chunk, so the destination's memory and the
-    key sets kept here stay flat however large the stream grows. Keys are unique within a chunk:
-    a page that repeats a key already in the chunk starts the next chunk, because a MERGE must
-    not see one key twice. Each chunk commits the stream state of its last page with its data.
+    Small streams share a package (one load instead of one per stream: a load costs about a
+    second whatever its size); a large stream ends the package when the record budget is spent.
+    ``seen`` holds the keys already in the package per table, because a MERGE must not see one
+    key twice. Once a stream stops before its end, the package is ``closed``: no other stream
+    starts in it, so a stream that is paused mid-way is always resumed before another begins and
+    the connector is never used by two streams at once.
+    """
+
+    records: int = CHUNK_RECORDS
+    seen: dict[str, set[str]] = field(default_factory=dict)
+    closed: bool = False
+
+
+class StreamLoad:
+    """Loads one stream in chunks of at most ``Package.records`` records, one package each.
+
+    A merge (dlt's ``upsert``) handles at most one package, so the destination's memory and the
+    key sets kept here stay flat however large the stream grows. Keys are unique within a
+    package: a page that repeats a key already in it starts the next package. Each chunk commits
+    the stream state of its last page with its data.
     """
 
     def __init__(self, spec: ConnectorSpec, stream: StreamSpec, config: ConnectorConfig, connector: Connector,
-                 ctx: RunContext, result: StreamResult, progress: ProgressFn | None = None,
-                 chunk_records: int = CHUNK_RECORDS) -> None:
+                 ctx: RunContext, result: StreamResult, progress: ProgressFn | None = None) -> None:
         self.spec, self.stream, self.config, self.connector = spec, stream, config, connector
         self.ctx, self.result, self.progress = ctx, result, progress
         # a "replace" stream must arrive in one load, or each chunk would replace the one before it
-        self.chunk_records = sys.maxsize if stream.write_disposition == "replace" else chunk_records
+        self.whole = stream.write_disposition == "replace"
         self.loader: _StreamLoader | None = None
         self.pages: Iterator[Page] | None = None
         self.held: list[tuple[Page, list[tuple[str, pa.Table, Any]]]] = []
         self.done = False
-        self.started = time.perf_counter()
+        #: the package the next chunk goes into (set by the run for every load); a new one by default
+        self.package = Package()
+        #: this stream put a chunk into the current package
+        self.in_package = False
+        self.started: float | None = None
 
     def resource(self) -> Any:
         """A dlt resource that yields the next chunk of this stream."""
@@ -343,12 +362,16 @@ class StreamLoad:
         return page, tables
 
     def _chunk(self) -> Iterator[Any]:
+        package = self.package
+        if package.closed or self.done:
+            return
+        self.in_package = True
         state = dlt.current.resource_state()
         batcher = _Batcher()
-        seen: dict[str, set[str]] = {}
-        n = 0
+        seen = package.seen
         try:
             if self.pages is None:
+                self.started = time.perf_counter()
                 self.loader = _StreamLoader(self.spec, self.stream, self.config,
                                             _compile(self.spec, self.stream, self.config.instance), self.ctx)
                 prior = {} if self.ctx.full_refresh else dict(state.get("stream") or {})
@@ -361,8 +384,9 @@ class StreamLoad:
                     break
                 page, tables = item
                 keys = [(name, set(t.column(_key_of(h)).to_pylist())) for name, t, h in tables]
-                if n and any(not ks.isdisjoint(seen.get(name, ())) for name, ks in keys):
-                    self.held.append(item)  # a key repeats: this page opens the next chunk
+                if seen and any(not ks.isdisjoint(seen.get(name, ())) for name, ks in keys):
+                    self.held.append(item)  # a key repeats: this page opens the next package
+                    package.closed = True
                     break
                 for name, ks in keys:
                     seen.setdefault(name, set()).update(ks)
@@ -372,8 +396,9 @@ class StreamLoad:
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
                 if page.state is not None:
                     state["stream"] = page.state
-                n += len(page.records)
-                if n >= self.chunk_records:
+                package.records -= len(page.records)
+                if package.records <= 0 and not self.whole:
+                    package.closed = True
                     break
         except QuotaExhaustedError as exc:
             self._stop("partial", str(exc))
@@ -384,7 +409,8 @@ class StreamLoad:
         # What was read before a failure is still loaded: its state never moved past it.
         for name, table in batcher.drain():
             yield dlt.mark.with_hints(table, batcher.hints[name], create_table_variant=True)
-        self.result.seconds = time.perf_counter() - self.started
+        if self.started is not None:
+            self.result.seconds = time.perf_counter() - self.started
 
     def _stop(self, status: str, error: str, detail: str | None = None) -> None:
         self.done = True

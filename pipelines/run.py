@@ -26,7 +26,7 @@ from core.mapping import load_mapping
 from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
 from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock
-from pipelines.load import ProgressFn, StreamLoad, StreamResult
+from pipelines.load import Package, ProgressFn, StreamLoad, StreamResult
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
 
@@ -76,11 +76,31 @@ class RunStatus:
         }
 
 
-def _chunk_source(load: StreamLoad) -> Callable[[], list[Any]]:
+def _package_source(loads: Sequence[StreamLoad]) -> Callable[[], list[Any]]:
     # dlt derives configuration from a source function's parameters: this one must have none
     def source() -> list[Any]:
-        return [load.resource()]
+        return [load.resource() for load in loads]
     return source
+
+
+def _next_package(loads: Sequence[StreamLoad]) -> list[StreamLoad]:
+    """The streams that fill the next load package, each given the same fresh :class:`Package`.
+
+    A stream paused mid-way (its package was full) goes alone, so it resumes before any other
+    stream starts; so does a "replace" stream, because dlt empties the table of a replace
+    resource that ran without data, which a stream left out of a full package would be;
+    otherwise every unfinished stream, in order, until the package is full.
+    """
+    for ld in loads:
+        ld.in_package = False
+    pending = [ld for ld in loads if not ld.done]
+    paused = [ld for ld in pending if ld.started is not None]
+    whole = [ld for ld in pending if ld.whole]
+    group = paused[:1] or whole[:1] or pending
+    package = Package()
+    for ld in group:
+        ld.package = package
+    return group
 
 
 def _fail(status: RunStatus, connector: str, results: Any, exc: Exception) -> None:
@@ -194,21 +214,24 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
             continue
         ctx = RunContext(run_id=status.run_id, started_at=started, full_refresh=full_refresh)
         source_name = _source_name(spec, config.instance)
+        loads = [StreamLoad(spec, stream, config, connector, ctx, results[stream.name], progress)
+                 for stream in selected]
         try:
-            for stream in selected:
-                load = StreamLoad(spec, stream, config, connector, ctx, results[stream.name], progress)
+            while group := _next_package(loads):
+                source = dlt.source(_package_source(group), name=source_name, max_table_nesting=0)()
                 try:
-                    while not load.done:
-                        source = dlt.source(_chunk_source(load), name=source_name, max_table_nesting=0)()
-                        info = pipeline.run(source, loader_file_format="parquet")
-                        status.load_ids.setdefault(name, []).extend(info.loads_ids)
-                        results[stream.name].load_ids.extend(info.loads_ids)
+                    info = pipeline.run(source, loader_file_format="parquet")
                 except Exception as exc:
-                    # this chunk did not reach the destination: the stream did not finish
-                    _fail(status, name, [results[stream.name]], exc)
-                finally:
-                    load.close()
+                    # this package did not reach the destination: its streams did not finish
+                    _fail(status, name, [ld.result for ld in loads if ld.in_package or not ld.done], exc)
+                    break
+                status.load_ids.setdefault(name, []).extend(info.loads_ids)
+                for ld in group:
+                    if ld.in_package:
+                        ld.result.load_ids.extend(info.loads_ids)
         finally:
+            for ld in loads:
+                ld.close()
             connector.close()
     _derive(target, pipeline, status)
     status.finished_at = datetime.now(UTC)

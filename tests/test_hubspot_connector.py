@@ -14,7 +14,6 @@ import random
 import re
 import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -542,27 +541,6 @@ def test_sandbox_wrong_token_is_terminal_without_the_token(sandbox: Any) -> None
         _run(conn, "contacts", started_at=_now())
     assert ei.value.status == 401
     assert wrong not in str(ei.value) and wrong not in str(ei.value.__cause__)
-
-
-@pytest.mark.slow
-def test_sandbox_extract_throughput() -> None:
-    """Records/s of extract alone for 20,000 contacts, emulator in its own process.
-
-    Run: ``python -m pytest -m slow -s tests/test_hubspot_connector.py -k throughput``. Unpaced
-    passes ignore the X-HubSpot-RateLimit-* headers (the connector's own speed); the paced pass
-    keeps below the 190 requests / 10 s the emulator reports, as against a real portal. CPU
-    seconds are the connector's own (the emulator runs in another process).
-    """
-    api = pytest.importorskip("sandbox.api")
-    with api.start_sandbox(["hubspot"], size=20_000) as sb:
-        for label, pace in (("unpaced, cold emulator", False), ("unpaced", False), ("paced by rate-limit headers", True)):
-            conn = _sandbox_connector(sb, pace=pace)
-            start, cpu = time.perf_counter(), time.process_time()
-            n = len(_records(_run(conn, "contacts", started_at=_now())))
-            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-            print(f"\nhubspot extract ({label}): {n} contacts in {elapsed:.2f}s = {n / elapsed:,.0f} records/s; "
-                  f"connector CPU {cpu:.2f}s = {n / cpu:,.0f} records per CPU-second; {conn.api.requests} requests")
-            assert n >= 19_000
 
 
 # ---------------------------------------------------------------------------------------------

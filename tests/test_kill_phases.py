@@ -109,4 +109,18 @@ def test_killed_inside_every_phase_then_restarted_equals_a_clean_run(tmp_path: P
             assert hit, f"no run was seen inside the {phase} phase"
         again = cli("run", "hubspot", "--no-sandbox", "--db", str(killed), *STREAMS, cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
-    assert _snapshot(killed) == _snapshot(clean)
+    assert not (diff := _difference(_snapshot(killed), _snapshot(clean))), diff
+
+
+def _difference(got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]) -> str:
+    """Where two snapshots differ: per table the row counts and the first differing values."""
+    out = []
+    for table in sorted(set(got) | set(want)):
+        g, w = set(got.get(table, [])), set(want.get(table, []))
+        if g == w:
+            continue
+        extra, missing = sorted(g - w, key=str)[:1], sorted(w - g, key=str)[:1]
+        cols = [f"col {i}: {str(a)[:200]!r} != {str(b)[:200]!r}" for x, y in zip(extra, missing, strict=False)
+                for i, (a, b) in enumerate(zip(x, y, strict=True)) if a != b]
+        out.append(f"{table}: {len(g)} rows vs {len(w)} clean; {len(g - w)} differ; " + "; ".join(cols))
+    return "\n".join(out)
