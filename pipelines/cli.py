@@ -34,7 +34,8 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB file (embedded default destination).")]
 DestOpt = Annotated[str, typer.Option("--destination", "-d", help="dlt destination: duckdb or postgres.")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="Dataset (schema) to load into.")]
-CANONICAL = ("person", "account", "opportunity", "campaign", "touch", "order", "order_line", "rejects")
+CANONICAL = ("person", "account", "opportunity", "campaign", "campaign_membership", "touch", "order", "order_line",
+             "identity_link", "lifecycle_event", "attribution_credit", "rejects")
 
 
 def _target(destination: str, db: Path, dataset: str) -> Target:
@@ -158,6 +159,7 @@ def demo(
     out.print("Tables now in " + target.describe() + ": "
               + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     out.print("Trace any row back to its vendor record:  factoryline trace person <id or vendor record id>")
+    out.print("Trace an order or a win back to the touches that earned it:  factoryline explain order <order number>")
     raise typer.Exit(status.exit_code)
 
 

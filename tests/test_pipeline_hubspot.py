@@ -136,6 +136,7 @@ def test_demo_twice_with_every_default(tmp_path: Path) -> None:
     counts = [_db(db).sql(f"SELECT count(*) FROM factory.{e} WHERE source_system = 'hubspot'").fetchall()[0][0]
               for e in OBJECTS.values()]
     assert all(counts), counts
+    _assert_every_vendor_in_one_vocabulary(db)
     second = cli("demo", "--size", "300", cwd=tmp_path)
     assert second.returncode == 0, second.stderr + second.stdout
     con = _db(db)
@@ -149,6 +150,36 @@ def test_demo_twice_with_every_default(tmp_path: Path) -> None:
         assert fetched[obj] <= 0.02 * count + 2, (obj, fetched, counts)
     assert fetched["contacts"] > 0, fetched
     assert "Tables now in" in second.stdout and "person" in second.stdout
+
+
+def _assert_every_vendor_in_one_vocabulary(db: Path) -> None:
+    """The demo's touch table holds every activity vendor's touches in one vocabulary; the order
+    table holds Shopify's orders and their lines; touches known only by address earn credit."""
+    from core.vocabulary import CHANNELS, TOUCH_TYPES
+
+    con = _db(db)
+    try:
+        def values(sql: str) -> set[Any]:
+            return {r[0] for r in con.sql(sql).fetchall()}
+
+        assert {"hubspot", "marketo", "mailchimp", "x", "salesforce"} <= values(
+            "SELECT DISTINCT source_system FROM factory.touch")
+        assert values("SELECT DISTINCT touch_type FROM factory.touch") <= set(TOUCH_TYPES)
+        assert values("SELECT DISTINCT channel FROM factory.touch") <= set(CHANNELS)
+        # the same click is a click from every email vendor
+        assert {"hubspot", "marketo", "mailchimp"} <= values(
+            "SELECT DISTINCT source_system FROM factory.touch WHERE touch_type = 'click'")
+        assert values('SELECT DISTINCT source_system FROM factory."order"') == {"shopify"}
+        lines, orphans = con.sql('SELECT count(*), count(*) FILTER (WHERE o.id IS NULL) FROM factory.order_line l '
+                                 'LEFT JOIN factory."order" o ON o.id = l.order_id').fetchall()[0]
+        assert lines > 0 and orphans == 0
+        # HubSpot names no contact on email events and form submissions: they earn credit through
+        # the address they carry (identity.touch_emails in mappings/definitions.yaml)
+        assert {"email_events", "form_submissions"} <= values(
+            "SELECT DISTINCT t.source_object FROM factory.attribution_credit a JOIN factory.touch t "
+            "ON t.id = a.touch_id WHERE t.source_system = 'hubspot'")
+    finally:
+        con.close()
 
 
 def test_a_stream_that_cannot_finish_makes_the_run_partial_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ Deals carry ``record["pipelineStage"]`` = ``{pipelineId, stageId, label, isClose
 isWon}`` from the deal pipelines read at the start of the stream (``isWon``: closed with
 probability 1), so custom stages are classified by their own metadata; ``None`` when the deal's
 stage is unknown (an archived deal listed without properties). Form submissions carry
-``record["formId"]``, the form they were submitted on.
+``record["formId"]``, the form they were submitted on, and ``record["submitterEmail"]``, the
+value of the submission's ``email`` field (HubSpot names no contact on a submission: identity
+reaches the person through this address).
 
 Legacy and marketing endpoints the SDK does not wrap (``/email/public/v1/events``, forms,
 submissions, ``/marketing/v3/emails``, owners, pipelines) go through the SDK's own urllib3 pool
@@ -85,6 +87,14 @@ def _epoch_ms(dt: datetime) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+def _form_value(submission: dict[str, Any], name: str) -> Any:
+    """The value of field ``name`` in a form submission's ``values`` ([{name, value}, ...])."""
+    for v in submission.get("values") or ():
+        if isinstance(v, dict) and v.get("name") == name:
+            return v.get("value")
+    return None
 
 
 def _iso(dt: datetime) -> str:
@@ -663,7 +673,7 @@ class HubSpotConnector:
                         continue
                     at = r.get("submittedAt")
                     if lower is None or not isinstance(at, int) or at >= lower:
-                        kept.append({**r, "formId": guid})
+                        kept.append({**r, "formId": guid, "submitterEmail": _form_value(r, "email")})
                 after = ((body.get("paging") or {}).get("next") or {}).get("after")
                 yield Page(records=kept, state=state)
                 if not after:
