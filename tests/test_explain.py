@@ -199,3 +199,55 @@ def test_a_failing_derivation_makes_the_run_partial_and_keeps_the_loads(acme_sit
     con = duckdb.connect(str(db), read_only=True)
     assert con.sql("SELECT count(*) FROM factory.person").fetchall()[0][0] > 0
     con.close()
+
+
+def _expected_shares(model: str, at: list[Any], converted_at: Any, params: dict[str, Any]) -> list[float] | None:
+    """Each model's shares, written out independently of core/attribution.py (touches in time order)."""
+    n = len(at)
+    if model == "first_touch":
+        return [1.0] + [0.0] * (n - 1)
+    if model == "last_touch":
+        return [0.0] * (n - 1) + [1.0]
+    if model == "linear":
+        return [1.0 / n] * n
+    if model == "position_based":
+        first, last = params.get("first", 0.4), params.get("last", 0.4)
+        if n <= 2:
+            return [1.0] if n == 1 else [first / (first + last), last / (first + last)]
+        return [first] + [(1.0 - first - last) / (n - 2)] * (n - 2) + [last]
+    if model == "time_decay":
+        half_life_s = params.get("half_life_days", 7) * 86400.0
+        weights = [0.5 ** ((converted_at - t).total_seconds() / half_life_s) for t in at]
+        return [w / sum(weights) for w in weights]
+    return None  # w_shaped depends on lead creation: checked by its milestones below
+
+
+def test_sandbox_orders_get_each_models_exact_credits(sandbox_run: tuple[Target, RunStatus, Journeys]) -> None:
+    """Orders of the sandbox world with one, two and many touches: every model's credit per touch."""
+    target, _status, _journeys = sandbox_run
+    con = duckdb.connect(str(target.db_path), read_only=True)
+    rows = con.sql("SELECT conversion_id, model, model_params, touch_id, touch_occurred_at, converted_at, credit "
+                   "FROM factory.attribution_credit WHERE conversion_type = 'order'").fetchall()
+    con.close()
+    by: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by.setdefault((r[0], r[1]), []).append(r)
+    touches = {cid: len(rs) for (cid, model), rs in by.items() if model == "linear"}
+    cases = {size: next((cid for cid, n in sorted(touches.items()) if (n if n < 3 else 3) == size), None)
+             for size in (1, 2, 3)}
+    assert cases[1] and cases[3], f"the sandbox world gives orders with one and with many touches: {touches}"
+    for size, cid in cases.items():
+        if cid is None:
+            continue
+        for model in ("first_touch", "last_touch", "linear", "position_based", "time_decay", "w_shaped"):
+            credited = sorted(by[(cid, model)], key=lambda r: (r[4], r[3]))  # time, then touch id
+            at = [r[4] for r in credited]
+            params = orjson.loads(credited[0][2] or "{}")
+            got = [r[6] for r in credited]
+            assert math.isclose(sum(got), 1.0, abs_tol=1e-9), (model, size)
+            want = _expected_shares(model, at, credited[0][5], params)
+            if want is None:  # w_shaped: the first touch and (for an order) the last hold a milestone each
+                milestone = params.get("milestone", 0.3)
+                assert got[0] >= milestone - 1e-9 and got[-1] >= milestone - 1e-9, (model, size, got)
+                continue
+            assert all(math.isclose(g, w, abs_tol=1e-9) for g, w in zip(got, want, strict=True)), (model, size, got, want)
