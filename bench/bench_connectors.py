@@ -3,6 +3,11 @@
     python bench/bench_connectors.py --size 100000                    # every vendor
     python bench/bench_connectors.py --size 100000 --vendor marketo --vendor x
     python bench/bench_connectors.py --size 20000 --only factoryline  # skip the dlt comparison
+    python bench/bench_connectors.py --size 100000 --vendor hubspot --stream contacts --rate-limits
+
+With ``--rate-limits`` the emulators enforce the vendors' published limits and the connectors pace
+themselves as they would against the vendor; the table then shows requests/s and, where the vendor
+publishes a request rate, its share of that rate.
 
 For each vendor one sandbox world of ``--size`` people is served (in a child process, one core),
 and each variant runs in its own child process so its peak RSS is its own:
@@ -36,11 +41,19 @@ UNPACED: dict[str, dict[str, str]] = {
 }
 
 
+#: published request rates (requests/s) the emulators enforce with --rate-limits
+ALLOWED_RPS: dict[str, float] = {
+    "hubspot": 190 / 10,   # X-HubSpot-RateLimit: 190 requests per 10 s (Professional/Enterprise apps)
+    "marketo": 100 / 20,   # 100 calls per 20 s
+}
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _dlt_default(vendor: str, settings: dict[str, Any], workdir: Path) -> tuple[int, int]:
+def _dlt_default(vendor: str, settings: dict[str, Any], workdir: Path,
+                 streams: list[str] | None) -> tuple[int, int]:
     import dlt
 
     from core.connector import RunContext
@@ -53,10 +66,11 @@ def _dlt_default(vendor: str, settings: dict[str, Any], workdir: Path) -> tuple[
     counts = {"records": 0, "requests": 0}
 
     def resource_for(stream: Any) -> Any:
-        top_level_key = "." not in stream.primary_key
+        # merge on the stream's key when dlt can name it (a top-level field), else append
+        hints: dict[str, Any] = ({"write_disposition": "merge", "primary_key": stream.primary_key}
+                                 if "." not in stream.primary_key else {"write_disposition": "append"})
 
-        @dlt.resource(name=stream.name, write_disposition="merge" if top_level_key else "append",
-                      primary_key=stream.primary_key if top_level_key else None)
+        @dlt.resource(name=stream.name, **hints)
         def records() -> Any:
             for page in connector.extract(stream, {}, ctx):
                 counts["records"] += len(page.records)
@@ -67,34 +81,38 @@ def _dlt_default(vendor: str, settings: dict[str, Any], workdir: Path) -> tuple[
     pipeline = dlt.pipeline(f"bench_dlt_{vendor}", pipelines_dir=str(workdir / "dlt"),
                             destination=dlt.destinations.duckdb(str(workdir / "dlt.duckdb")), dataset_name="bench")
     try:
-        pipeline.run([resource_for(s) for s in spec.streams])
+        pipeline.run([resource_for(s) for s in spec.streams if not streams or s.name in streams])
     finally:
         connector.close()
     return counts["records"], counts["requests"]
 
 
-def child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path,
+          streams: list[str] | None) -> dict[str, Any]:
     start = time.perf_counter()
     if variant == "factoryline":
         from pipelines.destination import Target
         from pipelines.run import run
 
-        status = run([vendor], target=Target(db_path=workdir / "fl.duckdb"), overrides={vendor: settings})
+        status = run([vendor], target=Target(db_path=workdir / "fl.duckdb"), overrides={vendor: settings},
+                     streams=streams)
         if status.status != "success":
             raise SystemExit(f"{vendor} run ended {status.status}: {status.errors}")
         records = sum(s.records for s in status.streams)
         requests = sum(s.requests for s in status.streams)
     else:
-        records, requests = _dlt_default(vendor, settings, workdir)
+        records, requests = _dlt_default(vendor, settings, workdir, streams)
     seconds = time.perf_counter() - start
     return {"variant": variant, "vendor": vendor, "records": records, "requests": requests, "seconds": seconds,
             "rps": records / seconds if seconds else 0.0, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _run_child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path) -> dict[str, Any] | None:
+def _run_child(variant: str, vendor: str, settings: dict[str, Any], workdir: Path,
+               streams: list[str] | None) -> dict[str, Any] | None:
     workdir.mkdir(parents=True)
     proc = subprocess.run([sys.executable, __file__, "--child", variant, "--vendor", vendor,
-                           "--settings", json.dumps(settings), "--workdir", str(workdir)],
+                           "--settings", json.dumps(settings), "--workdir", str(workdir),
+                           *[a for s in streams or () for a in ("--stream", s)]],
                           capture_output=True, text=True, cwd=workdir)
     if proc.returncode != 0:
         print(f"{vendor}/{variant} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -108,12 +126,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=100_000, help="people in the sandbox world")
     ap.add_argument("--vendor", action="append", help="only these vendors (default: every connector)")
     ap.add_argument("--only", action="append", help="only these variants (factoryline, dlt-default)")
+    ap.add_argument("--stream", action="append", help="only these streams")
+    ap.add_argument("--rate-limits", action="store_true", help="emulators enforce the published limits")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.vendor[0], json.loads(args.settings), Path(args.workdir))))
+        print(json.dumps(child(args.child, args.vendor[0], json.loads(args.settings), Path(args.workdir),
+                               args.stream)))
         return
 
     from core.plugins import get_registry
@@ -125,23 +146,28 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for vendor in vendors:
-            with start_sandbox([vendor], size=args.size, seed=11) as sb:
-                settings = {**sb.emulators[vendor].settings, **UNPACED.get(vendor, {})}
+            with start_sandbox([vendor], size=args.size, seed=11, rate_limits=args.rate_limits) as sb:
+                settings = {**sb.emulators[vendor].settings,
+                            **({} if args.rate_limits else UNPACED.get(vendor, {}))}
                 for v in variants:
-                    r = _run_child(v, vendor, settings, Path(tmp) / vendor / v)
+                    r = _run_child(v, vendor, settings, Path(tmp) / vendor / v, args.stream)
                     if r:
                         rows.append(r)
-    cmd = f"python bench/bench_connectors.py --size {args.size}" + "".join(f" --vendor {v}" for v in args.vendor or ())
+    cmd = (f"python bench/bench_connectors.py --size {args.size}" + "".join(f" --vendor {v}" for v in args.vendor or ())
+           + "".join(f" --stream {s}" for s in args.stream or ()) + (" --rate-limits" if args.rate_limits else ""))
     print(f"\nFirst full run of each connector against its sandbox emulator, world of {args.size:,} people ({cmd})")
     print(f"{'vendor':<10} {'variant':<12} {'records':>10} {'requests':>9} {'seconds':>8} {'records/s':>10} "
-          f"{'peak RSS MB':>12} {'speed vs dlt':>13} {'RSS vs dlt':>11}")
+          f"{'requests/s':>11} {'of allowed':>10} {'peak RSS MB':>12} {'speed vs dlt':>13} {'RSS vs dlt':>11}")
     by = {(r["vendor"], r["variant"]): r for r in rows}
     for r in rows:
         base = by.get((r["vendor"], "dlt-default"))
         speed = f"{r['rps'] / base['rps']:.1f}x" if base and r is not base and base["rps"] else "-"
         rss = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x" if base and r is not base else "-"
+        req_s = r["requests"] / r["seconds"] if r["seconds"] else 0.0
+        allowed = ALLOWED_RPS.get(r["vendor"]) if args.rate_limits else None
+        share = f"{req_s / allowed:.0%}" if allowed else "-"
         print(f"{r['vendor']:<10} {r['variant']:<12} {r['records']:>10,} {r['requests']:>9,} {r['seconds']:>8.1f} "
-              f"{r['rps']:>10,.0f} {r['peak_rss_mb']:>12,.0f} {speed:>13} {rss:>11}")
+              f"{r['rps']:>10,.0f} {req_s:>11.1f} {share:>10} {r['peak_rss_mb']:>12,.0f} {speed:>13} {rss:>11}")
 
 
 if __name__ == "__main__":

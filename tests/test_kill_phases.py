@@ -46,7 +46,7 @@ PHASES: dict[str, Probe] = {
 RUN_COLUMNS = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id", "load_id", "started_at", "finished_at",
                "seconds", "inserted_at"}
 #: CRM objects with association edges, and email events (offset-paged windows): every phase is
-#: crossed several times (contacts alone make 4 packages of 500)
+#: crossed several times (contacts alone make 3 packages of 500)
 STREAMS = ("--stream", "contacts", "--stream", "deals", "--stream", "email_events")
 META_TABLES = {"runs", "run_streams", "run_loads", "field_profiles", "mapping_versions"}
 
@@ -90,7 +90,7 @@ def _kill_during(phase: str, db: Path, cwd: Path, env: dict[str, str], *extra: s
 
 @pytest.mark.slow
 def test_killed_inside_every_phase_then_restarted_equals_a_clean_run(tmp_path: Path) -> None:
-    with start_sandbox(["hubspot"], size=2000, seed=5, state_dir=tmp_path / "world") as sb:
+    with start_sandbox(["hubspot"], size=1200, seed=5, state_dir=tmp_path / "world") as sb:
         settings = {**sb.emulators["hubspot"].settings, "pace": "false"}
         env = {f"SOURCES__HUBSPOT__{k.upper()}": str(v) for k, v in settings.items()}
         env |= {"FACTORYLINE_CHUNK_RECORDS": "500"}
