@@ -7,8 +7,9 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,33 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def scrubbing_vcr(record_mode: str, hidden: Iterable[str], *, match_on: Sequence[str] = ("method", "path", "query"),
+                  filter_headers: Sequence[str] = ("authorization", "cookie", "set-cookie"),
+                  filter_query_parameters: Sequence[str] = ()) -> Any:
+    """A vcrpy recorder that masks the ``hidden`` values in every recorded URL, request body and response body
+    (and drops the credential headers and query parameters), so cassettes never hold a credential."""
+    import vcr
+
+    from core.http import Masker
+
+    masker = Masker(list(hidden))
+
+    def scrub_request(request: Any) -> Any:
+        request.uri = masker.mask(request.uri)
+        if request.body:
+            body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+            request.body = masker.mask(body).encode()
+        return request
+
+    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+        body = response.get("body", {}).get("string")
+        if isinstance(body, bytes):
+            response["body"]["string"] = masker.mask(body).encode()
+        return response
+
+    return vcr.VCR(record_mode=record_mode, filter_headers=list(filter_headers),
+                   filter_query_parameters=list(filter_query_parameters),
+                   before_record_request=scrub_request, before_record_response=scrub_response,
+                   match_on=list(match_on), decode_compressed_response=True)

@@ -30,6 +30,7 @@ from connectors.hubspot.helpers import HubSpotConnector
 from core.connector import ConnectorConfig, Page, RunContext
 from core.errors import TerminalVendorError
 from core.http import RetryPolicy
+from tests.conftest import scrubbing_vcr
 
 TOKEN = "pat-na1-test-0000-1111-2222-333344445555"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -552,29 +553,8 @@ CASSETTE_TOKEN = "sandbox-hubspot-pat-na1-0000"  # the emulator's token, scrubbe
 
 
 def _vcr(record_mode: str) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker([TOKEN, CASSETTE_TOKEN])
-
-    def scrub_request(request: Any) -> Any:
-        request.uri = masker.mask(request.uri)
-        if request.body:
-            body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-            request.body = masker.mask(body).encode()
-        return request
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    return vcr.VCR(record_mode=record_mode, filter_headers=["authorization", "cookie", "set-cookie"],
-                   filter_query_parameters=["access_token", "hapikey"],
-                   before_record_request=scrub_request, before_record_response=scrub_response,
-                   match_on=["method", "path", "query", "body"], decode_compressed_response=True)
+    return scrubbing_vcr(record_mode, [TOKEN, CASSETTE_TOKEN], match_on=("method", "path", "query", "body"),
+                         filter_query_parameters=("access_token", "hapikey"))
 
 
 def _cassette_run(base_url: str, token: str) -> list[Page]:

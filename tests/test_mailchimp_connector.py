@@ -24,6 +24,7 @@ from core.mapping import load_mapping
 from core.vocabulary import CATEGORIES, CHANNELS, TOUCH_TYPES
 from sandbox.api import Sandbox, start_sandbox
 from sandbox.faults import FaultRule
+from tests.conftest import scrubbing_vcr
 
 ROOT = Path(__file__).resolve().parents[1]
 CASSETTE = ROOT / "cassettes" / "mailchimp" / "small_run.yaml"
@@ -202,25 +203,7 @@ def test_malformed_activity_becomes_rejects(sb: Sandbox, kind: str) -> None:
 
 
 def _vcr(record_mode: str) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker([API_KEY])
-
-    def scrub_request(request: Any) -> Any:
-        request.uri = masker.mask(request.uri)
-        return request
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    return vcr.VCR(record_mode=record_mode, filter_headers=["authorization", "cookie", "set-cookie"],
-                   before_record_request=scrub_request, before_record_response=scrub_response,
-                   match_on=["method", "path", "query"], decode_compressed_response=True)
+    return scrubbing_vcr(record_mode, [API_KEY])
 
 
 def _cassette_run(api_root: str, key: str, list_id: str) -> dict[str, list[Page]]:

@@ -31,7 +31,7 @@ from core.errors import QuotaExhaustedError
 from core.http import RetryPolicy
 from core.vocabulary import CHANNELS, TOUCH_TYPES
 from sandbox import FaultRule, Sandbox, start_sandbox
-from tests.conftest import ROOT, VENDOR_REFERENCE
+from tests.conftest import ROOT, VENDOR_REFERENCE, scrubbing_vcr
 
 REF = "connectors.marketo.emulator:emulator_spec"
 SIZE = 200
@@ -397,37 +397,17 @@ def test_responses_the_connector_receives_validate_against_marketo_swagger(
 # -- cassette: record once (FACTORYLINE_RECORD_CASSETTES=1), replay from the file alone ----------
 
 
+def _query_but_clock(r1: Any, r2: Any) -> None:
+    # the members stream asks for a paging token since "now - lookback": a time, not data
+    def strip(q: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in q if k != "sinceDatetime" or v.startswith("2000-")]
+    assert strip(r1.query) == strip(r2.query)
+
+
 def _vcr(record_mode: str) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker([CLIENT_ID, CLIENT_SECRET])
-
-    def scrub_request(request: Any) -> Any:
-        request.uri = masker.mask(request.uri)
-        if request.body:
-            body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-            request.body = masker.mask(body).encode()
-        return request
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    def query_but_clock(r1: Any, r2: Any) -> None:
-        # the members stream asks for a paging token since "now - lookback": a time, not data
-        def strip(q: list[tuple[str, str]]) -> list[tuple[str, str]]:
-            return [(k, v) for k, v in q if k != "sinceDatetime" or v.startswith("2000-")]
-        assert strip(r1.query) == strip(r2.query)
-
-    v = vcr.VCR(record_mode=record_mode, filter_headers=["authorization", "cookie", "set-cookie"],
-                filter_query_parameters=["access_token", "client_id", "client_secret"],
-                before_record_request=scrub_request, before_record_response=scrub_response,
-                match_on=["method", "path", "query_but_clock", "body"], decode_compressed_response=True)
-    v.register_matcher("query_but_clock", query_but_clock)
+    v = scrubbing_vcr(record_mode, [CLIENT_ID, CLIENT_SECRET], match_on=("method", "path", "query_but_clock", "body"),
+                      filter_query_parameters=("access_token", "client_id", "client_secret"))
+    v.register_matcher("query_but_clock", _query_but_clock)
     return v
 
 

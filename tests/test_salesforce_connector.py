@@ -28,6 +28,7 @@ from core.errors import TerminalVendorError
 from core.mapping import load_mapping
 from core.plugins import get_registry
 from sandbox import FaultRule, Sandbox, start_sandbox
+from tests.conftest import scrubbing_vcr
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings" / "salesforce"
@@ -392,28 +393,7 @@ CASSETTE_STARTED = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def _vcr(record_mode: str, secrets: list[str]) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker(secrets)
-
-    def scrub_request(request: Any) -> Any:
-        request.uri = masker.mask(request.uri)
-        if request.body:
-            body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-            request.body = masker.mask(body).encode()
-        return request
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    return vcr.VCR(record_mode=record_mode, filter_headers=["authorization", "cookie", "set-cookie"],
-                   before_record_request=scrub_request, before_record_response=scrub_response,
-                   match_on=["method", "path", "query", "body"], decode_compressed_response=True)
+    return scrubbing_vcr(record_mode, secrets, match_on=("method", "path", "query", "body"))
 
 
 def _cassette_run(instance_url: str, token: str, ca_bundle: str | None) -> list[Page]:

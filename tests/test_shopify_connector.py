@@ -25,6 +25,7 @@ from core.errors import TerminalVendorError
 from core.http import RetryPolicy
 from core.mapping import load_mapping
 from sandbox import FaultRule, Sandbox, start_sandbox
+from tests.conftest import scrubbing_vcr
 
 GQL = "/admin/api/2025-01/graphql.json"
 CASSETTE = Path(__file__).resolve().parents[1] / "cassettes" / "shopify" / "small_run.yaml"
@@ -322,21 +323,8 @@ CASSETTE_TOKEN = "shpat_sandbox0000000000000000000000000"
 
 
 def _vcr(record_mode: str) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker([CASSETTE_TOKEN])
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    return vcr.VCR(record_mode=record_mode, filter_headers=["x-shopify-access-token", "cookie", "set-cookie"],
-                   before_record_response=scrub_response, match_on=["method", "path", "query", "body"],
-                   decode_compressed_response=True)
+    return scrubbing_vcr(record_mode, [CASSETTE_TOKEN], match_on=("method", "path", "query", "body"),
+                         filter_headers=("x-shopify-access-token", "cookie", "set-cookie"))
 
 
 def _cassette_run(base_url: str, token: str) -> dict[str, list[Page]]:

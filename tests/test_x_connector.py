@@ -26,6 +26,7 @@ from core.mapping import load_mapping
 from core.vocabulary import CATEGORIES, CHANNELS, TOUCH_TYPES
 from sandbox.api import Sandbox, start_sandbox
 from sandbox.faults import FaultRule
+from tests.conftest import scrubbing_vcr
 
 ROOT = Path(__file__).resolve().parents[1]
 CASSETTE = ROOT / "cassettes" / "x" / "small_run.yaml"
@@ -200,21 +201,7 @@ def test_malformed_post_becomes_a_reject(sb: Sandbox, kind: str) -> None:
 
 
 def _vcr(record_mode: str) -> Any:
-    import vcr
-
-    from core.http import Masker
-
-    masker = Masker([ACCESS_TOKEN, USER_ACCESS_TOKEN])
-
-    def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-        body = response.get("body", {}).get("string")
-        if isinstance(body, bytes):
-            response["body"]["string"] = masker.mask(body).encode()
-        return response
-
-    return vcr.VCR(record_mode=record_mode, filter_headers=["authorization", "cookie", "set-cookie"],
-                   before_record_response=scrub_response, match_on=["method", "path", "query"],
-                   decode_compressed_response=True)
+    return scrubbing_vcr(record_mode, [ACCESS_TOKEN, USER_ACCESS_TOKEN])
 
 
 def _cassette_run(base_url: str, token: str) -> dict[str, list[Page]]:
