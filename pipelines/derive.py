@@ -179,11 +179,14 @@ def _clause_sql(db: _Db, clause: Clause, index: int) -> str | None:
         return None
     conds = [_condition(db, c, db.json("r.payload", c.ref), True) for c in clause.where]
     at = ", ".join(db.ts(db.json("r.payload", a)) for a in clause.at)
-    return (f"SELECT p.id AS person_id, p.account_id, coalesce({at}, NULL) AS occurred_at, p.source_system, "
+    # the vendor JSON is read once, filtered and reduced to the observation before the join: a join
+    # that carried the payloads would need them all in memory (out of memory at 100k contacts)
+    obs = (f"SELECT r.raw_key, r.extracted_at, coalesce({at}, NULL) AS occurred_at FROM {db.q(clause.source)} r "
+           f"WHERE {' AND '.join(conds) or 'TRUE'}")
+    return (f"SELECT p.id AS person_id, p.account_id, r.occurred_at, p.source_system, "
             "p.source_instance, p.source_object, p.source_record_id, p.raw_table, r.raw_key, r.extracted_at, "
-            f"{index} AS clause FROM {db.q(clause.source)} r JOIN {db.q('person')} p "
-            f"ON lower(p.raw_table) = {lit(clause.source.lower())} AND p.raw_key = r.raw_key "
-            f"WHERE {' AND '.join(conds) or 'TRUE'}")
+            f"{index} AS clause FROM ({obs}) r JOIN {db.q('person')} p "
+            f"ON lower(p.raw_table) = {lit(clause.source.lower())} AND p.raw_key = r.raw_key")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +490,29 @@ def _resource(sink: _Sink, disposition: Any) -> Any:
     return dlt.resource(rows, name=sink.entity, write_disposition=disposition, primary_key="id", columns=columns)
 
 
+def _derive_tables(db: _Db, defs: Definitions, models: dict[str, AttributionModel], result: DeriveResult,
+                   folder: Path, fixed: dict[str, Any], now: datetime, sinks: list[tuple[_Sink, Any]]) -> None:
+    """Identity, lifecycle and attribution rows into parquet sinks (appended to ``sinks``)."""
+    _identity(db, defs, result)
+    ident = _Sink(folder, "identity_link")
+    ident.write_query(db, _identity_rows(db), fixed)
+    sinks.append((ident, "replace"))
+    _lifecycle(db, defs, result)
+    life = _Sink(folder, "lifecycle_event")
+    life.write_query(db, "SELECT id, term, stage, definition_version, person_id, account_id, "
+                         "unified_person_id, occurred_at, source_system, source_instance, source_object, "
+                         "source_record_id, raw_table, raw_key, extracted_at FROM fl_events ORDER BY id",
+                     fixed)
+    sinks.append((life, {"disposition": "merge", "strategy": "upsert"}))
+    credits = _Sink(folder, "attribution_credit")
+    sql = _attribution_sql(db, defs, result)
+    if sql is not None:
+        for cols in _credit_rows(db, sql, defs, models, result.run_id, now):
+            credits.write_columns(cols)
+    sinks.append((credits, "replace"))
+    db.drop("fl_nodes", "fl_edges", "fl_und", "fl_label", "fl_events")
+
+
 def derive(target: Target, *, run_id: str | None = None, definitions: Definitions | Path | None = None,
            pipeline: Any = None, models: Mapping[str, AttributionModel] | None = None) -> DeriveResult:
     """Recompute identity_link, lifecycle_event and attribution_credit from what ``target`` holds.
@@ -512,24 +538,15 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
                 result.skipped.append("everything: no person loaded yet")
                 return result
             fixed = {"is_deleted": False, "run_id": result.run_id, "mapping_version": defs.version}
-            _identity(db, defs, result)
-            ident = _Sink(folder, "identity_link")
-            ident.write_query(db, _identity_rows(db), fixed)
-            sinks.append((ident, "replace"))
-            _lifecycle(db, defs, result)
-            life = _Sink(folder, "lifecycle_event")
-            life.write_query(db, "SELECT id, term, stage, definition_version, person_id, account_id, "
-                                 "unified_person_id, occurred_at, source_system, source_instance, source_object, "
-                                 "source_record_id, raw_table, raw_key, extracted_at FROM fl_events ORDER BY id",
-                             fixed)
-            sinks.append((life, {"disposition": "merge", "strategy": "upsert"}))
-            credits = _Sink(folder, "attribution_credit")
-            sql = _attribution_sql(db, defs, result)
-            if sql is not None:
-                for cols in _credit_rows(db, sql, defs, models, result.run_id, now):
-                    credits.write_columns(cols)
-            sinks.append((credits, "replace"))
-            db.drop("fl_nodes", "fl_edges", "fl_und", "fl_label", "fl_events")
+            if dialect == "duckdb":
+                # Under the capped buffer pool, each DuckDB thread's share of a window over every
+                # person's stage observations ran out of memory at 100k contacts; one thread fits.
+                db.exec("SET threads = 1")
+            try:
+                _derive_tables(db, defs, models, result, folder, fixed, now, sinks)
+            finally:
+                if dialect == "duckdb":
+                    db.exec("RESET threads")
         for sink, _ in sinks:
             sink.close()
             result.rows[sink.entity] = sink.rows
