@@ -114,3 +114,33 @@ def scrubbing_vcr(record_mode: str, hidden: Iterable[str], *, match_on: Sequence
                    filter_query_parameters=list(filter_query_parameters),
                    before_record_request=scrub_request, before_record_response=scrub_response,
                    match_on=list(match_on), decode_compressed_response=True)
+
+
+#: columns that differ between any two runs by design (run ids, load ids, read times)
+RUN_COLUMNS = frozenset({"run_id", "extracted_at", "_dlt_load_id", "_dlt_id", "load_id", "started_at",
+                         "finished_at", "seconds", "inserted_at"})
+#: run bookkeeping and report tables: per run by design
+META_TABLES = frozenset({"runs", "run_streams", "run_loads", "field_profiles", "mapping_versions"})
+
+
+def table_snapshot(db: Path, tables: Sequence[str] | None = None, *,
+                   skip: Iterable[str] = ()) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` (default: every data table of the dataset) in a DuckDB file, sorted,
+    without the run-specific columns: two runs that loaded the same data give equal snapshots."""
+    import duckdb
+
+    drop = RUN_COLUMNS | set(skip)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        if tables is None:
+            names = [r[0] for r in con.sql("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = 'factory'").fetchall()]
+            tables = sorted(t for t in names
+                            if not t.startswith(("_dlt", "report_")) and t not in META_TABLES)
+        out = {}
+        for table in tables:
+            cols = [c[0] for c in con.sql(f'DESCRIBE factory."{table}"').fetchall() if c[0] not in drop]
+            out[table] = con.sql(f'SELECT {", ".join(cols)} FROM factory."{table}" ORDER BY ALL').fetchall()
+        return out
+    finally:
+        con.close()

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from sandbox.api import start_sandbox
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, table_snapshot
 
 Probe = Callable[[Path], bool]
 
@@ -42,29 +41,9 @@ PHASES: dict[str, Probe] = {
     # a merge into a destination table is running
     "merge": lambda p: _any(p, "load/normalized/*/started_jobs/*.sql"),
 }
-#: run bookkeeping that differs between any two runs by design
-RUN_COLUMNS = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id", "load_id", "started_at", "finished_at",
-               "seconds", "inserted_at"}
 #: CRM objects with association edges, and email events (offset-paged windows): every phase is
 #: crossed several times (contacts alone make 3 packages of 500)
 STREAMS = ("--stream", "contacts", "--stream", "deals", "--stream", "email_events")
-META_TABLES = {"runs", "run_streams", "run_loads", "field_profiles", "mapping_versions"}
-
-
-def _snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        tables = [r[0] for r in con.sql("SELECT table_name FROM information_schema.tables "
-                                         "WHERE table_schema = 'factory'").fetchall()]
-        out = {}
-        for table in sorted(tables):
-            if table.startswith("_dlt") or table in META_TABLES or table.startswith("report_"):
-                continue
-            cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in RUN_COLUMNS]
-            out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
-        return out
-    finally:
-        con.close()
 
 
 def _kill_during(phase: str, db: Path, cwd: Path, env: dict[str, str], *extra: str, timeout: float = 120) -> bool:
@@ -109,7 +88,7 @@ def test_killed_inside_every_phase_then_restarted_equals_a_clean_run(tmp_path: P
             assert hit, f"no run was seen inside the {phase} phase"
         again = cli("run", "hubspot", "--no-sandbox", "--db", str(killed), *STREAMS, cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
-    assert not (diff := _difference(_snapshot(killed), _snapshot(clean))), diff
+    assert not (diff := _difference(table_snapshot(killed), table_snapshot(clean))), diff
 
 
 def _difference(got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]) -> str:

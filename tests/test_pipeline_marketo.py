@@ -25,7 +25,7 @@ from core.vocabulary import CHANNELS, TOUCH_TYPES
 from pipelines.destination import Target
 from pipelines.run import EXIT_CODES, run
 from sandbox.api import FaultRule, Sandbox, start_sandbox
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, table_snapshot
 from tests.test_marketo_connector import _client, vendor_activities, vendor_leads
 
 REF = "connectors.marketo.emulator:emulator_spec"
@@ -184,22 +184,6 @@ def test_incremental_run_fetches_only_changes(sandbox: Sandbox, tmp_path: Path) 
     assert all(people[i][1:] == (r["lastName"], r["title"], r["leadStatus"]) for i, r in after_leads.items())
 
 
-def _snapshot(db: Path, tables: tuple[str, ...] = ENTITIES, *,
-              skip_updated: bool = False) -> dict[str, list[tuple[Any, ...]]]:
-    skip = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id"}
-    if skip_updated:
-        # the sandbox moves a lead's updatedAt at a tick even when no field changed; such a
-        # change leaves no activity behind (real Marketo does not move updatedAt then)
-        skip |= {"source_updated_at"}
-    con = _db(db)
-    out = {}
-    for table in tables:
-        cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in skip]
-        out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
-    con.close()
-    return out
-
-
 def test_malformed_activities_become_rejects_with_reasons(sandbox: Sandbox, tmp_path: Path) -> None:
     expected = set(vendor_activities(sandbox))
     sandbox.set_faults("marketo", [FaultRule("bad_timestamp", route="/rest/v1/activities.json", at=1),
@@ -281,4 +265,4 @@ def test_killed_run_restarted_ends_like_a_clean_run(tmp_path: Path) -> None:
                     *(a for s in streams for a in ("--stream", s)), cwd=tmp_path, env=dict(env))
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == "success"
-    assert _snapshot(killed, ("touch",)) == _snapshot(clean, ("touch",))
+    assert table_snapshot(killed, ("touch",)) == table_snapshot(clean, ("touch",))

@@ -20,13 +20,15 @@ from simple_salesforce import Salesforce
 from pipelines.destination import Target
 from pipelines.run import run
 from sandbox.api import Sandbox, start_sandbox
-from tests.conftest import cli
+from tests.conftest import cli, table_snapshot
 
 #: stream -> (object, entity)
 MAPPED = {"lead": ("Lead", "person"), "contact": ("Contact", "person"), "account": ("Account", "account"),
           "opportunity": ("Opportunity", "opportunity"), "campaign": ("Campaign", "campaign"),
           "campaign_member": ("CampaignMember", "campaign_membership"), "task": ("Task", "touch"),
           "event": ("Event", "touch")}
+#: what a resumed or killed-and-restarted Lead run must leave exactly as a clean run does
+SNAPSHOT = ("person", "salesforce__lead")
 ENTITIES = ("person", "account", "opportunity", "campaign", "campaign_membership", "touch")
 
 
@@ -129,17 +131,6 @@ def test_full_then_incremental_run(sandbox: Sandbox, tmp_path: Path) -> None:
     con.close()
 
 
-def _snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    skip = {"run_id", "extracted_at", "_dlt_load_id", "_dlt_id"}
-    con = _db(db)
-    out = {}
-    for table in ("person", "salesforce__lead"):
-        cols = [c[0] for c in con.sql(f"DESCRIBE factory.{table}").fetchall() if c[0] not in skip]
-        out[table] = con.sql(f"SELECT {', '.join(cols)} FROM factory.{table} ORDER BY ALL").fetchall()
-    con.close()
-    return out
-
-
 def test_interrupted_bulk_job_is_resumed_and_ends_like_a_clean_run(sandbox: Sandbox, tmp_path: Path) -> None:
     from sandbox.api import FaultRule
 
@@ -170,7 +161,7 @@ def test_interrupted_bulk_job_is_resumed_and_ends_like_a_clean_run(sandbox: Sand
     # the job was resumed, not created again
     assert "POST /services/data/vXX.X/jobs/query" not in routes
     assert lead.records == len(_vendor(sandbox, "Lead")) - 200
-    assert _snapshot(db) == _snapshot(clean)
+    assert table_snapshot(db, SNAPSHOT) == table_snapshot(clean, SNAPSHOT)
 
 
 def test_quota_share_reached_mid_run_is_partial_keeps_data_and_resumes(tmp_path: Path) -> None:
@@ -241,4 +232,4 @@ def test_run_killed_mid_bulk_job_then_restarted_ends_like_a_clean_run(sandbox: S
         proc.wait()
     again = _run(sandbox, killed, ("lead",), **bulk)
     assert again.status == "success", again.as_dict()
-    assert _snapshot(killed) == _snapshot(clean)
+    assert table_snapshot(killed, SNAPSHOT) == table_snapshot(clean, SNAPSHOT)
