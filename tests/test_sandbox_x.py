@@ -22,6 +22,7 @@ SPEC = "connectors.x.emulator:emulator_spec"
 OPENAPI = VENDOR_REFERENCE / "x" / "x_api_v2_openapi_2.159.json"
 BRAND_ID = "1100000000000000001"
 SEARCH = "/2/tweets/search/recent"
+ARCHIVE = "/2/tweets/search/all"
 MENTIONS = f"/2/users/{BRAND_ID}/mentions"
 DAY_MS = 86_400_000
 
@@ -173,6 +174,79 @@ def test_search_window_is_seven_days(sb: Sandbox) -> None:
     assert r.status_code == 400
     assert r.json()["type"] == "https://api.twitter.com/2/problems/invalid-request"
     assert "start_time" in r.json()["errors"][0]["message"]
+
+
+# -- full-archive search ------------------------------------------------------------------------------
+
+
+def test_search_all_validates_against_the_openapi(sb: Sandbox, openapi: dict[str, Any]) -> None:
+    tweet_props = set(openapi["components"]["schemas"]["Tweet"]["properties"])
+    params: dict[str, Any] = {"query": "@factoryline", "max_results": 500, "start_time": "2006-03-21T00:00:01Z",
+                              "expansions": "author_id", "tweet.fields": "created_at,author_id,public_metrics,lang,entities",
+                              "user.fields": "created_at,public_metrics,description,location,verified"}
+    with http(sb) as c:
+        r = c.get(ARCHIVE, params=params)
+        body = r.json()
+        validate(openapi, "Get2TweetsSearchAllResponse", body)
+        assert r.headers["x-rate-limit-limit"] == "300"  # its own window, not recent search's 450
+        assert body["meta"]["result_count"] == len(body["data"]) > 100  # past recent search's 100
+        assert all(set(t) <= tweet_props for t in body["data"]) and body["includes"]["users"]
+        # X's validation: page size 10..500, start on or after 2006-03-21, end 10 s before the request
+        now = int(time.time() * 1000)
+        bad: dict[str, Any]
+        for bad in ({"max_results": 501}, {"max_results": 9}, {"start_time": "2006-03-20T00:00:00Z"},
+                    {"end_time": format_ms(now)}, {"start_time": format_ms(now - DAY_MS),
+                                                   "end_time": format_ms(now - 2 * DAY_MS)},
+                    {"sort_order": "oldest"}, {"query": "x" * 1025}):
+            refused = c.get(ARCHIVE, params={"query": "@factoryline", **bad})
+            assert refused.status_code == 400, bad
+            validate(openapi, "Problem", refused.json())
+            assert refused.json()["type"] == "https://api.twitter.com/2/problems/invalid-request"
+
+
+def test_search_all_pages_to_exactly_the_whole_history(sb: Sandbox) -> None:
+    j = journeys_of(sb)
+    everything = expected_mentions(j)
+    now = int(time.time() * 1000)
+    month = expected_mentions(j, now - 30 * DAY_MS)
+    assert len(everything) > len(month) + 100  # most of the history is older than any recent window
+    with http(sb) as c:
+        bodies = page_all(c, ARCHIVE, {"query": "@factoryline", "max_results": 100, "expansions": "author_id",
+                                       "tweet.fields": "created_at", "start_time": "2006-03-21T00:00:01Z"},
+                          "next_token")
+        ids = [int(t["id"]) for b in bodies for t in b.get("data", [])]
+        # without start_time X searches the last 30 days
+        default = page_all(c, ARCHIVE, {"query": "@factoryline", "max_results": 500, "expansions": "author_id",
+                                        "tweet.fields": "created_at"}, "next_token")
+        # a range: start inclusive, end exclusive, both honoured over the whole history
+        lo, hi = now - 200 * DAY_MS, now - 100 * DAY_MS
+        ranged = page_all(c, ARCHIVE, {"query": "@factoryline", "max_results": 10, "expansions": "author_id",
+                                       "tweet.fields": "created_at", "start_time": format_ms(lo),
+                                       "end_time": format_ms(hi)}, "next_token")
+    assert handles_of(bodies, j) == everything and len(ids) == len(everything)
+    assert ids == sorted(ids, reverse=True) and len(bodies) == (len(everything) + 99) // 100
+    assert handles_of(default, j) == month
+    assert handles_of(ranged, j) == expected_mentions(j, lo) - expected_mentions(j, hi) and len(ranged) > 1
+
+
+def test_search_all_rate_limits() -> None:
+    """Published: 300 per 15 minutes and 1 per second, enforced with rate_limits=True; without them the
+    window headers count down but never reach 0 (a client that honours them never waits)."""
+    with start_sandbox([SPEC], size=100, seed=7, in_process=True, rate_limits=True) as sb, http(sb) as c:
+        first = c.get(ARCHIVE, params={"query": "@factoryline"})
+        second = c.get(ARCHIVE, params={"query": "@factoryline"})
+        assert first.status_code == 200 and second.status_code == 429
+        assert second.json()["title"] == "Too Many Requests"
+        assert time.time() < int(second.headers["x-rate-limit-reset"]) <= time.time() + 2  # the next second
+        assert int(second.headers["x-rate-limit-remaining"]) == 299  # the window still has requests
+        time.sleep(max(0.0, int(second.headers["x-rate-limit-reset"]) - time.time()) + 0.05)
+        assert c.get(ARCHIVE, params={"query": "@factoryline"}).status_code == 200
+    with start_sandbox([SPEC], size=100, seed=7, in_process=True) as sb, \
+            http(sb, sb.emulators["x"].settings["user_access_token"]) as c:
+        remaining = [int(c.get("/2/users/me").headers["x-rate-limit-remaining"]) for _ in range(80)]
+        archive = [c.get(ARCHIVE, params={"query": "@factoryline"}).status_code for _ in range(3)]
+    assert min(remaining) >= 1 and remaining[:3] == [74, 73, 72]  # /users/me: 75 per window
+    assert archive == [200, 200, 200]
 
 
 def test_mentions_page_to_the_end_and_report_suspended_authors(sb: Sandbox) -> None:

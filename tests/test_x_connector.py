@@ -31,6 +31,7 @@ from tests.conftest import scrubbing_vcr
 ROOT = Path(__file__).resolve().parents[1]
 CASSETTE = ROOT / "cassettes" / "x" / "small_run.yaml"
 SEARCH_ROUTE = "GET /2/tweets/search/recent"
+ARCHIVE_ROUTE = "GET /2/tweets/search/all"
 MENTIONS_ROUTE = "GET /2/users/{id}/mentions"
 
 
@@ -102,6 +103,75 @@ def test_since_id_per_source_and_only_new_posts_after_advance() -> None:
         served = sandbox.stats("x")["routes"]
         assert served[MENTIONS_ROUTE]["records"] + served[SEARCH_ROUTE]["records"] >= len(new)
         assert served[MENTIONS_ROUTE]["records"] < len(seen)
+
+
+# -- backfill through full-archive search, then recent search by since_id ---------------------------
+
+
+def _archive_ids(sb: Sandbox, query: str, end_time: str) -> set[str]:
+    """Every post full-archive search holds for ``query`` up to ``end_time`` (plain httpx)."""
+    x = sb.emulators["x"]
+    ids: set[str] = set()
+    params: dict[str, Any] = {"query": query, "max_results": 500, "start_time": "2006-03-21T00:00:01Z",
+                              "end_time": end_time}
+    with httpx.Client(base_url=x.base_url, headers={"Authorization": f"Bearer {x.settings['bearer_token']}"}) as c:
+        while True:
+            body = c.get("/2/tweets/search/all", params=params).json()
+            ids.update(t["id"] for t in body.get("data", []))
+            if not body["meta"].get("next_token"):
+                return ids
+            params["next_token"] = body["meta"]["next_token"]
+
+
+def test_backfill_reads_the_history_then_recent_search_by_since_id() -> None:
+    key = "search:@factoryline"
+    with start_sandbox(["x"], size=800, seed=4, in_process=True) as sandbox:
+        settings = dict(sandbox.emulators["x"].settings, archive_start="all", archive_page_size=20)
+        first = _extract(_connector(settings, mentions=False), "tweets")
+        state = first[-1].state
+        assert state is not None and state["backfills"][key]["done"]
+        end_time = state["backfills"][key]["end_time"]
+        served = sandbox.stats("x")["routes"]
+        expected = _archive_ids(sandbox, "@factoryline", end_time)
+        got = [r["id"] for r in _records(first)]
+        assert sorted(got) == sorted(expected) and len(got) > 100  # the whole history, each post once
+        assert SEARCH_ROUTE not in served  # the backfill replaces the first run's recent search
+        assert served[ARCHIVE_ROUTE]["requests"] == (len(expected) + 19) // 20
+        assert state["since_ids"][key] == max(expected, key=int)
+        # progress is stored with every page: each page continues below the last one's oldest post
+        for page in first[:-1]:
+            assert page.state is not None and key not in page.state["since_ids"]
+            progress = page.state["backfills"][key]
+            assert progress["until_id"] == min((r["id"] for r in page.records), key=int)
+            assert progress["newest_id"] == state["since_ids"][key] and progress["end_time"] == end_time
+        sandbox.advance(25)
+        sandbox.reset_stats("x")
+        second = _extract(_connector(settings, mentions=False), "tweets", state)
+        new = {r["id"] for r in _records(second)}
+        assert new and new.isdisjoint(got) and all(int(i) > int(state["since_ids"][key]) for i in new)
+        served = sandbox.stats("x")["routes"]
+        assert ARCHIVE_ROUTE not in served and served[SEARCH_ROUTE]["records"] == len(new)
+
+
+def test_full_archive_pace_follows_x(sb: Sandbox) -> None:
+    """1 request/s on full-archive search only when asked (pace) or after X answered 429."""
+    def archive_waits(**values: Any) -> list[float]:
+        waits: list[float] = []
+        conn = _connector(dict(sb.emulators["x"].settings, archive_start="all", archive_page_size=50),
+                          waits, mentions=False, **values)
+        pages = _extract(conn, "tweets")
+        assert len(pages) >= 3
+        return waits
+
+    assert archive_waits() == []  # the sandbox enforces no limits: no waiting
+    paced = archive_waits(pace=True)
+    assert len(paced) >= 2 and all(0 < w <= 1.05 for w in paced)
+    sb.set_faults("x", [FaultRule("rate_limit", route=ARCHIVE_ROUTE, at=1, retry_after=1)])
+    try:
+        after_429 = archive_waits()
+    finally:
+        sb.set_faults("x", [])
+    assert len(after_429) >= 3 and all(w <= 2 for w in after_429)  # the 429's reset, then 1/s
 
 
 # -- throttling: x-rate-limit-* ---------------------------------------------------------------------

@@ -19,8 +19,10 @@ from pipelines.run import run
 from sandbox.api import Sandbox, start_sandbox
 
 SEARCH = "/2/tweets/search/recent"
+ARCHIVE = "/2/tweets/search/all"
 SEARCH_ROUTE = "GET /2/tweets/search/recent"
 MENTIONS_ROUTE = "GET /2/users/{id}/mentions"
+ARCHIVE_ROUTE = "GET /2/tweets/search/all"
 
 
 def _client(sb: Sandbox) -> httpx.Client:
@@ -123,3 +125,40 @@ def test_full_then_incremental_run_fetches_only_new_posts(sandbox: Sandbox, tmp_
     everything, authors = vendor_posts(sandbox)
     assert _loaded(con) == everything
     assert dict(con.sql("SELECT source_record_id, social_handle FROM factory.person").fetchall()) == authors
+
+
+def test_backfill_cut_short_resumes_to_a_clean_result(tmp_path: Path) -> None:
+    """Full-archive backfill: the token is refused half-way, the pages read stay loaded, and the next
+    run continues below them (not from the top) and ends with every post and author X holds."""
+    from sandbox.faults import FaultRule
+
+    with start_sandbox(["x"], size=800, seed=4, in_process=True) as sb:
+        settings = {**sb.emulators["x"].settings, "archive_start": "all", "archive_page_size": 20}
+        db = tmp_path / "fl.duckdb"
+        sb.set_faults("x", [FaultRule("expired_token", route=ARCHIVE_ROUTE, at=4)])
+        first = run(["x"], target=Target(db_path=db), overrides={"x": settings})
+        assert {s.stream: s.status for s in first.streams}["tweets"] == "failed"
+        con = _db(db)
+        partial = _loaded(con)
+        con.close()
+        assert len(partial) % 20 == 0 and len(partial) >= 20  # whole pages read before the refusal
+        sb.set_faults("x", [])
+        sb.reset_stats("x")
+        second = run(["x"], target=Target(db_path=db), overrides={"x": settings})
+        assert second.status == "success", second.as_dict()
+        resumed = sb.stats("x")["routes"][ARCHIVE_ROUTE]
+        # what X holds, read with plain httpx: the whole archive and the mentions timeline
+        x = sb.emulators["x"].settings
+        with _client(sb) as c:
+            archive = _pages(c, ARCHIVE, {"query": "@factoryline", "start_time": "2006-03-21T00:00:01Z"},
+                             "next_token")
+            bodies = archive + _pages(c, f"/2/users/{x['brand_user_id']}/mentions", {}, "pagination_token")
+    total = sum(len(b.get("data", [])) for b in archive)
+    # the tweets stream continued below its loaded pages (the users stream had finished its backfill)
+    assert resumed["records"] == total - len(partial) and resumed["requests"] == -(-resumed["records"] // 20)
+    users = {u["id"]: u["username"] for b in bodies for u in b.get("includes", {}).get("users", [])}
+    posts = {t["id"]: users.get(t["author_id"]) for b in bodies for t in b.get("data", [])}
+    con = _db(db)
+    assert _loaded(con) == posts and len(posts) > total // 2
+    assert dict(con.sql("SELECT source_record_id, social_handle FROM factory.person").fetchall()) == users
+    assert con.sql("SELECT count(*) FROM factory.rejects").fetchall()[0] == (0,)

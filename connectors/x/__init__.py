@@ -1,4 +1,5 @@
-"""X API v2 connector: brand monitoring by recent search and the brand account's mentions (httpx).
+"""X API v2 connector: brand monitoring by recent search and the brand account's mentions (httpx),
+optionally backfilling each search query's history through full-archive search (``archive_start``).
 
 Hook implementations live here; HTTP and pagination in :mod:`connectors.x.helpers`, constants in
 :mod:`connectors.x.settings`, the sandbox emulator in :mod:`connectors.x.emulator`.
@@ -34,7 +35,8 @@ def connector_spec() -> ConnectorSpec:
         streams=(
             StreamSpec("tweets", primary_key="id", cursor_field="id", incremental=True, mappings=("tweets.yaml",),
                        description="posts matching the search queries or mentioning the brand -> touch "
-                                   "(social_mention), since_id per query"),
+                                   "(social_mention), since_id per query (first run: full-archive "
+                                   "backfill per query with archive_start)"),
             StreamSpec("users", primary_key="id", cursor_field="id", incremental=True, mappings=("users.yaml",),
                        description="authors of those posts -> person with social_handle"),
         ),
@@ -49,9 +51,18 @@ def connector_spec() -> ConnectorSpec:
             Setting("mentions", default=True, description="read the brand account's mentions timeline"),
             Setting("instance", default="default", description="account name, stamped on every row"),
             Setting("page_size", default=S.MAX_RESULTS, description="posts per request (10-100)"),
+            Setting("archive_start", description="backfill: the first run of each search query reads its history "
+                                                 "from this date (2024-01-01, a date-time, or 'all') to the run "
+                                                 "start through full-archive search (GET /2/tweets/search/all), "
+                                                 "later runs recent search by since_id. Off by default: "
+                                                 "full-archive search needs Pro or Enterprise access"),
+            Setting("archive_page_size", default=S.ARCHIVE_MAX_RESULTS,
+                    description="posts per full-archive search request (10-500)"),
+            Setting("pace", default=False, description="keep full-archive search to X's published 1 request/s "
+                                                       "from the first request (else only after X answers 429)"),
         ),
         mappings_dir=_mappings_dir(),
-        description="X API v2 (recent search, mentions) through httpx",
+        description="X API v2 (recent search, mentions, full-archive backfill) through httpx",
     )
 
 

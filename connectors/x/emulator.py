@@ -7,6 +7,11 @@ brand account ``@factoryline``. Served routes (app-only bearer token unless note
 * ``GET /2/tweets/search/recent`` -- the last 7 days before the world's clock, newest first;
   ``query`` (keywords, ``@handle``, ``from:``, ``lang:``, ``OR``, ``-is:retweet``...),
   ``max_results`` 10..100, ``next_token``, ``since_id``, ``until_id``, ``start_time``, ``end_time``;
+* ``GET /2/tweets/search/all`` -- full-archive search (Pro/Enterprise access on X): the world's whole
+  mention history, the same query syntax, fields, paging and validation as recent search, but
+  ``max_results`` 10..500, ``start_time`` on or after 2006-03-21T00:00:01Z (default: 30 days before
+  the request), ``end_time`` at least 10 seconds before the request, ``sort_order`` recency|relevancy
+  (both served newest first), and its own limits: 300 requests per 15 minutes and 1 per second;
 * ``GET /2/users/{id}/mentions`` -- the brand's 800 most recent mentions, ``max_results`` 5..100,
   ``pagination_token``, ``since_id``, ``until_id``, ``start_time``, ``end_time``;
 * ``GET /2/users/{id}``, ``GET /2/users/by/username/{username}``, and ``GET /2/users/me`` (OAuth 2.0
@@ -24,12 +29,15 @@ class and new people), then the base mentions window by window
 (:meth:`~sandbox.journeys.Journeys.base_mentions_between`); a username is read back from the index
 its handle ends with. Small LRU caches of recent windows keep paging cheap; memory does not grow with
 the population. Every response carries ``x-rate-limit-limit/-remaining/-reset`` (15-minute windows, the
-published app limits); with ``rate_limits=True`` an exhausted window answers 429 problem+json.
+published app limits); with ``rate_limits=True`` an exhausted window (or a second full-archive search
+within a second) answers 429 problem+json. Without enforced limits a window that would run out starts
+afresh instead, so ``x-rate-limit-remaining`` never reaches 0 and never sends a client waiting.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 import threading
@@ -60,7 +68,13 @@ RECENT_WINDOW_MS = 7 * 86_400_000
 MENTIONS_CAP = 800
 WINDOW_S = 900
 #: requests per 15 minutes per endpoint (app-only limits as published; /users/me per user)
-LIMITS = {"search": 450, "mentions": 450, "user": 300, "by_username": 300, "me": 75}
+LIMITS = {"search": 450, "search_all": 300, "mentions": 450, "user": 300, "by_username": 300, "me": 75}
+#: minimum seconds between two requests per endpoint (full-archive search: 1 request per second)
+MIN_INTERVAL_S = {"search_all": 1.0}
+#: full-archive search: the first tweet's day, its default window, and how fresh end_time may be
+ARCHIVE_FLOOR_MS = 1_142_899_201_000  # 2006-03-21T00:00:01Z
+ARCHIVE_DEFAULT_MS = 30 * 86_400_000
+ARCHIVE_END_LAG_MS = 10_000
 PROBLEM = "application/problem+json"
 JSON = "application/json; charset=utf-8"
 NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
@@ -100,7 +114,7 @@ _TOPICS = ("lead scoring", "CRM", "marketing attribution", "webinar", "email", "
 def emulator_spec() -> EmulatorSpec:
     """The X API v2 emulator, for a ``register_emulators`` hook implementation."""
     return EmulatorSpec(name="x", factory=XEmulator,
-                        description="X API v2 (recent search, brand mentions, users)",
+                        description="X API v2 (recent and full-archive search, brand mentions, users)",
                         notes={"auth": "Authorization: Bearer settings['bearer_token']",
                                "brand": f"@{BRAND_USERNAME} (id {BRAND_ID})"})
 
@@ -139,31 +153,44 @@ def _iso(ms: int) -> str:
 
 
 class _RateLimiter:
-    """Fixed 15-minute windows per endpoint, as X reports them."""
+    """Fixed 15-minute windows per endpoint, as X reports them, plus full-archive search's
+    1 request per second. Not enforced, a window that would run out starts afresh: the headers
+    still count down like X's but never tell a client to wait."""
 
     def __init__(self, enforce: bool) -> None:
         self.enforce = enforce
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, int]] = {}  # endpoint -> (window start s, used)
+        self._last: dict[str, float] = {}  # endpoint -> time of its last accepted request
 
     def check(self, endpoint: str) -> tuple[dict[str, str], bool]:
         limit = LIMITS.get(endpoint, 300)
-        now = int(time.time())
+        clock = time.time()
+        now = int(clock)
+        interval = MIN_INTERVAL_S.get(endpoint)
         with self._lock:
             start, used = self._windows.get(endpoint, (now, 0))
-            if now >= start + WINDOW_S:
+            if now >= start + WINDOW_S or (not self.enforce and used >= limit - 1):
                 start, used = now, 0
             refused = self.enforce and used >= limit
-            if not refused:
+            last = self._last.get(endpoint)
+            too_soon = (self.enforce and not refused and interval is not None and last is not None
+                        and clock - last < interval)
+            if not refused and not too_soon:
                 used += 1
+                self._last[endpoint] = clock
             self._windows[endpoint] = (start, used)
         headers = {"x-rate-limit-limit": str(limit), "x-rate-limit-remaining": str(max(0, limit - used)),
                    "x-rate-limit-reset": str(start + WINDOW_S)}
-        return headers, refused
+        if too_soon and last is not None and interval is not None:
+            # the per-second limit: the window has requests left, the reset is when the next one may go
+            headers["x-rate-limit-reset"] = str(math.ceil(last + interval))
+        return headers, refused or too_soon
 
 
 _ROUTES = Routes(
     ("GET", r"^/2/tweets/search/recent/?$", "search", "GET /2/tweets/search/recent"),
+    ("GET", r"^/2/tweets/search/all/?$", "search_all", "GET /2/tweets/search/all"),
     ("GET", r"^/2/users/me/?$", "me", "GET /2/users/me"),
     ("GET", r"^/2/users/by/username/(?P<username>[^/]+)/?$", "by_username", "GET /2/users/by/username/{username}"),
     ("GET", r"^/2/users/(?P<id>[^/]+)/mentions/?$", "mentions", "GET /2/users/{id}/mentions"),
@@ -468,7 +495,8 @@ class XEmulator(Emulator):
 
     def _timeline(self, request: Request, matches: Callable[[_Mention], bool],
                   candidates: Callable[[int | None], Iterable[_Mention]],
-                  page_size: int, token_param: str, floor_ms: int | None) -> Response:
+                  page_size: int, token_param: str, floor_ms: int | None,
+                  default_start_ms: int | None = None, latest_end_ms: int | None = None) -> Response:
         tick = self.world.tick
         tweet_fields = self._fields(request, "tweet.fields", _TWEET_FIELDS, _DEFAULT_TWEET_FIELDS)
         expansions = _csv(request, "expansions")
@@ -485,8 +513,15 @@ class XEmulator(Emulator):
             raw = request.arg("start_time") or ""
             raise _invalid(f"Invalid 'start_time':'{raw}'. 'start_time' must be on or after {_iso(floor_ms)}",
                            "start_time", raw)
+        if latest_end_ms is not None and end is not None and end > latest_end_ms:
+            raw = request.arg("end_time") or ""
+            raise _invalid(f"Invalid 'end_time':'{raw}'. 'end_time' must be a minimum of 10 seconds prior to the "
+                           "request time.", "end_time", raw)
         if start is None:
-            start = floor_ms
+            start = floor_ms if default_start_ms is None else default_start_ms
+        if request.arg("start_time") is not None and start is not None and end is not None and start >= end:
+            raw = request.arg("end_time") or ""
+            raise _invalid(f"Invalid 'end_time':'{raw}'. 'end_time' must be after 'start_time'", "end_time", raw)
         after = self._token(request, token_param)  # the last id served: continue below it
         # start the lazy walk at the newest time any of the upper bounds allows
         uppers = [(i >> 22) + TWEPOCH for i in (after, until_id) if i is not None]
@@ -545,18 +580,40 @@ class XEmulator(Emulator):
         body["meta"] = meta
         return Response(200, body, records=len(page))
 
-    def _search(self, request: Request) -> Response:
+    @staticmethod
+    def _query(request: Request, max_len: int) -> str:
         query = request.arg("query")
         if not query or not query.strip():
             raise _invalid("The `query` query parameter can not be empty", "query", query or "")
-        if len(query) > 512:
+        if len(query) > max_len:
             raise _invalid(f"The `query` query parameter value [{query}] is not valid", "query", query)
+        return query
+
+    def _search(self, request: Request) -> Response:
+        query = self._query(request, 512)
         tick = self.world.tick
         matcher = _compile_query(query, self)
         floor = self._now_ms(tick) - RECENT_WINDOW_MS
         size = self._int_param(request, "max_results", 10, 100, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
         return self._timeline(request, matcher, lambda upper: self.mentions(tick, upper), size, token, floor)
+
+    def _search_all(self, request: Request) -> Response:
+        """Full-archive search: the whole history, walked lazily window by window from the newest
+        time the request allows (memory does not grow with the population or the range)."""
+        query = self._query(request, 1024)  # Pro access (Enterprise: 4096)
+        order = request.arg("sort_order")
+        if order is not None and order not in ("recency", "relevancy"):
+            raise _invalid(f"The `sort_order` query parameter value [{order}] is not one of [recency,relevancy]",
+                           "sort_order", order)
+        tick = self.world.tick
+        matcher = _compile_query(query, self)
+        now = self._now_ms(tick)
+        size = self._int_param(request, "max_results", 10, 500, 10)
+        token = "next_token" if request.arg("next_token") is not None else "pagination_token"
+        return self._timeline(request, matcher, lambda upper: self.mentions(tick, upper), size, token,
+                              ARCHIVE_FLOOR_MS, default_start_ms=now - ARCHIVE_DEFAULT_MS,
+                              latest_end_ms=now - ARCHIVE_END_LAG_MS)
 
     def _mentions(self, request: Request, id: str) -> Response:
         if not id.isdigit():

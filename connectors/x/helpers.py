@@ -6,10 +6,19 @@
   paging), newest first, ``expansions=author_id`` with ``includes.users``.
 * Incremental: ``since_id`` per source = the ``meta.newest_id`` of the source's first page,
   committed with the source's last page (a killed run re-reads from the old ``since_id``).
+* Backfill (``archive_start`` set; needs Pro or Enterprise access): the first run of each search
+  query reads its history through full-archive search (``GET /2/tweets/search/all``, up to 500 a
+  page) from ``archive_start`` to the run start (less 30 s: X wants ``end_time`` 10 s old), newest
+  first. Its progress is stored with every page (``backfills[<source>]``: the fixed ``end_time``,
+  the backfill's ``newest_id`` and the ``until_id`` below which it continues), so a killed backfill
+  resumes where its loaded pages end. When it is done its ``newest_id`` becomes the query's
+  ``since_id`` and later runs read recent search by ``since_id`` as without a backfill.
 * Rate limits: every response's ``x-rate-limit-remaining`` / ``-reset`` is kept per endpoint; when
   a 2xx says none are left, the next request to that endpoint waits until the reset instead of
   drawing a 429. A 429 (problem+json) is retried after ``x-rate-limit-reset`` (see
-  :func:`classify`), once, not in a storm.
+  :func:`classify`), once, not in a storm. Full-archive search is also limited to 1 request per
+  second: the connector keeps that pace once X answered one of them with 429, or from the first
+  request with ``pace`` on (a sandbox without limits, or an Enterprise contract, need not wait).
 * Partial errors: a 200 may carry an ``errors`` array beside ``data`` (e.g. a suspended author
   missing from ``includes.users``); those are logged and counted (``<stream>.partial_errors``),
   the tweets are kept.
@@ -25,6 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -89,21 +99,34 @@ def queries_of(value: Any) -> list[str]:
 
 
 class _Pacer:
-    """Waits before a request whose endpoint has no requests left in its 15-minute window."""
+    """Waits before a request whose endpoint has no requests left in its 15-minute window, and
+    keeps full-archive search to 1 request per second once that is asked for (``pace``) or X
+    refused one with 429."""
 
-    def __init__(self, sleep: Callable[[float], None], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, sleep: Callable[[float], None], clock: Callable[[], float] = time.time,
+                 pace_archive: bool = False) -> None:
         self.sleep = sleep
         self.clock = clock
         self.waited: list[float] = []
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, float]] = {}  # endpoint -> (remaining, reset epoch)
+        #: endpoint -> least seconds between the last response and the next request
+        self.intervals: dict[str, float] = {"archive": S.ARCHIVE_MIN_INTERVAL_S} if pace_archive else {}
+        self._last: dict[str, float] = {}  # endpoint -> when its last response arrived
 
     @staticmethod
     def endpoint(path: str) -> str:
-        return "search" if path.rstrip("/").endswith("/search/recent") else \
-            "mentions" if path.rstrip("/").endswith("/mentions") else "other"
+        path = path.rstrip("/")
+        return "search" if path.endswith("/search/recent") else "archive" if path.endswith("/search/all") else \
+            "mentions" if path.endswith("/mentions") else "other"
 
     def feed(self, response: httpx.Response) -> None:
+        endpoint = self.endpoint(response.request.url.path)
+        with self._lock:
+            self._last[endpoint] = self.clock()  # (a response arrives after X counted its request)
+            if response.status_code == 429 and endpoint == "archive" and endpoint not in self.intervals:
+                log.info("x full-archive search answered 429: pacing it to 1 request/s from now on")
+                self.intervals[endpoint] = S.ARCHIVE_MIN_INTERVAL_S
         if response.status_code >= 300:  # a 429's wait belongs to the retry policy
             return
         try:
@@ -124,6 +147,11 @@ class _Pacer:
             self.sleep(wait)
             with self._lock:
                 self._windows.pop(self.endpoint(path), None)
+        with self._lock:
+            interval = self.intervals.get(self.endpoint(path))
+            last = self._last.get(self.endpoint(path))
+        if interval is not None and last is not None and (gap := last + interval - self.clock()) > 0:
+            self.sleep(gap)
 
 
 class XConnector:
@@ -147,10 +175,14 @@ class XConnector:
         self.queries = queries_of(config.get("queries")) or ([f"@{brand}"] if brand else [])
         self.brand_username = brand or None
         self.brand_user_id = str(config.get("brand_user_id") or "") or None
-        self.mentions = str(config.get("mentions", True)).lower() not in ("false", "0", "no")
+        self.mentions = _flag(config.get("mentions", True))
+        start = str(config.get("archive_start") or "").strip()
+        self.archive_start = _archive_start(start) if start and start.lower() not in ("false", "0", "no") else None
+        self.archive_page_size = max(10, min(int(config.get("archive_page_size") or S.ARCHIVE_MAX_RESULTS),
+                                             S.ARCHIVE_MAX_RESULTS))
         # X resets its windows every 15 minutes: the policy must be willing to wait that long
         self.policy = policy or RetryPolicy(retry_after_cap=S.MAX_RESET_WAIT, max_elapsed=3 * S.MAX_RESET_WAIT)
-        self.pacer = _Pacer(self.policy.sleep)
+        self.pacer = _Pacer(self.policy.sleep, pace_archive=_flag(config.get("pace", False)))
         self.http = VendorHTTP(S.VENDOR, str(config.get("base_url") or S.DEFAULT_BASE_URL).rstrip("/"),
                                headers={"Authorization": f"Bearer {token}"},
                                secrets=[str(token), *config.secrets()], policy=self.policy,
@@ -197,9 +229,9 @@ class XConnector:
         return out
 
     def _bodies(self, path: str, params: dict[str, Any], token_param: str, since_id: str | None,
-                stream: str, ctx: RunContext) -> Iterator[dict[str, Any]]:
+                stream: str, ctx: RunContext, size: int | None = None) -> Iterator[dict[str, Any]]:
         """Every page of one source, newest first."""
-        query = {**params, "max_results": self.page_size, "expansions": "author_id",
+        query = {**params, "max_results": size or self.page_size, "expansions": "author_id",
                  "tweet.fields": S.TWEET_FIELDS, "user.fields": S.USER_FIELDS}
         if since_id and not (path == S.SEARCH_PATH and _older_than_recent_window(since_id)):
             query["since_id"] = since_id  # (X refuses a search since_id older than its 7-day window)
@@ -225,15 +257,36 @@ class XConnector:
         if stream.name not in ("tweets", "users"):
             raise ConfigurationError(f"x has no stream {stream.name!r} (valid: tweets, users)")
         before = billed = self.requests
-        since_ids: dict[str, str] = {} if ctx.full_refresh else dict((state or {}).get("since_ids") or {})
+        old = {} if ctx.full_refresh else dict(state or {})
+        since_ids: dict[str, str] = dict(old.get("since_ids") or {})
+        # source -> a backfill's progress ({"end_time", "newest_id", "until_id"}) or {"done": True}
+        backfills: dict[str, dict[str, Any]] = dict(old.get("backfills") or {})
+
+        def snapshot() -> dict[str, Any]:
+            out: dict[str, Any] = {"since_ids": dict(since_ids)}
+            if backfills:
+                out["backfills"] = {k: dict(v) for k, v in backfills.items()}
+            return out
+
         # each tweet and author once per run (a mention also matches "@brand"): a key repeated within
         # a load would start another load
         seen: set[str] = set()
         for key, path, params, token_param in self._sources():
             newest: str | None = None
             held: Page | None = None
-            for body in self._bodies(path, params, token_param, since_ids.get(key), stream.name, ctx):
-                newest = newest or (body.get("meta") or {}).get("newest_id")
+            progress = self._backfill_of(key, backfills.get(key), ctx)
+            if progress is not None:  # this query's history through full-archive search
+                bodies = self._bodies(S.ARCHIVE_PATH, self._archive_params(params, progress), "next_token", None,
+                                      stream.name, ctx, self.archive_page_size)
+            else:
+                bodies = self._bodies(path, params, token_param, since_ids.get(key), stream.name, ctx)
+            for body in bodies:
+                meta = body.get("meta") or {}
+                newest = newest or meta.get("newest_id")
+                if progress is not None:  # committed with each page: a kill resumes below its last page
+                    progress = {**progress, "newest_id": progress.get("newest_id") or meta.get("newest_id"),
+                                "until_id": meta.get("oldest_id") or progress.get("until_id")}
+                    backfills[key] = {k: v for k, v in progress.items() if v is not None}
                 if stream.name == "tweets":
                     records = [t for t in _tweets(body, key) if not isinstance(t, dict) or t.get("id") is None
                                or str(t["id"]) not in seen]
@@ -241,20 +294,64 @@ class XConnector:
                     records = [u for u in (body.get("includes") or {}).get("users") or []
                                if isinstance(u, dict) and str(u.get("id")) not in seen]
                 seen.update(str(r["id"]) for r in records if isinstance(r, dict) and r.get("id") is not None)
-                page = Page(records=records, state={"since_ids": dict(since_ids)},
-                            requests=self.requests - billed)
+                page = Page(records=records, state=snapshot(), requests=self.requests - billed)
                 billed = self.requests
                 if held is not None:
                     yield held
                 held = page
-            if newest:
+            if progress is not None:
+                newest = progress.get("newest_id")
+                backfills[key] = {"done": True, "start": progress["start"], "end_time": progress["end_time"]}
+            if newest and (key not in since_ids or _id_after(str(newest), since_ids[key])):
                 since_ids[key] = str(newest)
             if held is None:
                 held = Page(records=[], requests=self.requests - billed)
                 billed = self.requests
-            held.state = {"since_ids": dict(since_ids)}  # this source is done: its since_id moves
+            held.state = snapshot()  # this source is done: its since_id moves
             yield held
         ctx.count(f"{stream.name}.requests", self.requests - before)
+
+    def _backfill_of(self, key: str, progress: dict[str, Any] | None, ctx: RunContext) -> dict[str, Any] | None:
+        """The backfill a search source still owes (a new one, or the one a killed run left), else None."""
+        if not key.startswith("search:") or (progress or {}).get("done"):
+            return None
+        if progress and progress.get("end_time"):
+            return dict(progress)  # resume it with its own range, even if archive_start changed
+        if self.archive_start is None:
+            return None
+        end = ctx.started_at.astimezone(UTC) - timedelta(seconds=S.ARCHIVE_END_LAG_S)
+        return {"start": self.archive_start, "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    @staticmethod
+    def _archive_params(params: dict[str, Any], progress: dict[str, Any]) -> dict[str, Any]:
+        out = {**params, "start_time": progress["start"], "end_time": progress["end_time"]}
+        if progress.get("until_id"):
+            out["until_id"] = progress["until_id"]
+        return out
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() not in ("false", "0", "no", "off", "")
+
+
+def _archive_start(value: str) -> str:
+    """``archive_start`` as X's RFC 3339 ``start_time``: a date, a date-time, or ``all``."""
+    if value.lower() == "all":
+        return S.ARCHIVE_FLOOR
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(f"sources.x.archive_start {value!r} is not a date (2024-01-01), a date-time "
+                                 "(2024-01-01T00:00:00Z) or 'all'") from None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return max(parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), S.ARCHIVE_FLOOR)
+
+
+def _id_after(a: str, b: str) -> bool:
+    try:
+        return int(a) > int(b)
+    except ValueError:
+        return True
 
 
 def _older_than_recent_window(tweet_id: str) -> bool:
