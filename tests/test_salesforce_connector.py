@@ -20,6 +20,7 @@ import requests
 from simple_salesforce import Salesforce
 
 from connectors.salesforce import connector_spec, extra_objects
+from connectors.salesforce import settings as S
 from connectors.salesforce.emulator import custom_value
 from connectors.salesforce.helpers import SalesforceConnector
 from connectors.salesforce.objects import Field
@@ -157,6 +158,68 @@ def test_incremental_fetches_only_changes_and_marks_deletes(fresh: Sandbox) -> N
     flags = dict(zip(mapped.rows.column("source_record_id").to_pylist(),
                      mapped.rows.column("is_deleted").to_pylist(), strict=True))
     assert {i for i, d in flags.items() if d} == deleted
+
+
+def _all_streams(sb: Sandbox, states: dict[str, dict[str, Any]], started_at: datetime,
+                 **over: Any) -> dict[str, list[dict[str, Any]]]:
+    """One run of every stream through one connector (as a pipeline run does); updates ``states``."""
+    conn = _connector(sb, **over)
+    ctx = RunContext("run", started_at)
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for stream in SPEC.streams:
+            pages = list(conn.extract(stream, states.get(stream.name, {}), ctx))
+            out[stream.name] = _records(pages)
+            states[stream.name] = cast(dict[str, Any], [p.state for p in pages if p.state is not None][-1])
+    finally:
+        conn.close()
+    return out
+
+
+def test_rerun_sends_describes_and_first_pages_as_composite_requests(fresh: Sandbox) -> None:
+    """Issue #4: a re-run after one tick costs two composite calls (10 objects, 5 queries per call)
+    plus what a describe change forces, loads exactly the changed rows, sees a new custom field,
+    and reads what the one-request-per-call path reads."""
+    objects = {S.stream_name(o): o for o in S.DEFAULT_OBJECTS}
+    states: dict[str, dict[str, Any]] = {}
+    first = _all_streams(fresh, states, datetime.now(UTC))
+    before = {stream: {r["Id"]: r for r in rows} for stream, rows in first.items()}
+    # a describe change between runs: Contact's describe answers 200 with the field, not 304
+    _client(fresh).restful("tooling/sobjects/CustomField", method="POST",
+                           json={"FullName": "Contact.Twitter_Handle__c", "Metadata": {"type": "Text"}})
+    time.sleep(0.01)
+    fresh.advance()
+    fresh.reset_stats("salesforce")
+    upper = datetime.now(UTC)
+    kept = json.loads(json.dumps(states))
+    second = _all_streams(fresh, states, upper)
+    used = _api_requests(fresh)
+    # 10 describes + 10 first pages = 20 subrequests, 10 of them queries: 2 calls; Contact's query
+    # is sent again with the new field (the prefetched one selected the old list); nothing else
+    assert used == {"POST /services/data/vXX.X/composite": 2, "GET /services/data/vXX.X/{query}": 1}
+    changed_total = 0
+    for stream, obj in objects.items():
+        after = _vendor_rows(fresh, obj)
+        if obj == "Contact":  # the new field changes no SystemModstamp: compare without it
+            changed = {i for i, r in after.items()
+                       if before[stream].get(i, {}).get("SystemModstamp") != r["SystemModstamp"]}
+        else:
+            changed = {i for i, r in after.items() if before[stream].get(i) != r}
+        got = {r["Id"]: r for r in second[stream]}
+        assert set(got) == changed, stream
+        assert all(got[i] == after[i] for i in changed), stream
+        changed_total += len(changed)
+    assert changed_total > 0, "the tick changed nothing"
+    assert second["contact"] and all("Twitter_Handle__c" in r for r in second["contact"])
+    assert "Twitter_Handle__c" in [f[0] for f in states["contact"]["fields"]]
+    # the same run without composite requests reads the same records and ends in the same cursors
+    fresh.reset_stats("salesforce")
+    plain_states = json.loads(json.dumps(kept))
+    plain = _all_streams(fresh, plain_states, upper, composite="false")
+    assert plain == second
+    assert {k: v["cursor"] for k, v in plain_states.items()} == {k: v["cursor"] for k, v in states.items()}
+    assert "POST /services/data/vXX.X/composite" not in _api_requests(fresh)
+    assert _api_requests(fresh)["GET /services/data/vXX.X/sobjects/{Object}/describe"] == len(objects)
 
 
 def test_resume_inside_one_timestamp_loses_nothing(fresh: Sandbox) -> None:
@@ -439,8 +502,14 @@ def test_replay_from_cassette_alone() -> None:
     assert all(r["attributes"]["type"] == "Account" and r["Id"].startswith("001") for r in records)
     stamps = [(r["SystemModstamp"], r["Id"]) for r in records]
     assert stamps == sorted(stamps)  # ORDER BY SystemModstamp, Id
-    assert pages[-1].state == {"cursor": "2030-01-01T00:00:00Z", "full_read_at": "2030-01-01T00:00:00Z",
-                               "deletes_checked_at": "2030-01-01T00:00:00Z"}
+    state = pages[-1].state
+    assert state is not None
+    assert {k: state.pop(k) for k in ("cursor", "full_read_at", "deletes_checked_at")} == dict.fromkeys(
+        ("cursor", "full_read_at", "deletes_checked_at"), "2030-01-01T00:00:00Z")
+    # the field list and describe time (If-Modified-Since next run), and every object's catalog entry
+    # (one composite described all ten objects)
+    assert set(state) == {"fields", "described_at", "catalog"}
+    assert set(state["catalog"]) == set(S.DEFAULT_OBJECTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +563,7 @@ def test_connector_accepts_the_reference_response_shapes(tmp_path: Path) -> None
     spec = connector_spec(extra=("Whizbang",))
     conn = SalesforceConnector(ConnectorConfig("salesforce", "ref", {
         "instance_url": "https://127.0.0.1:9", "session_id": "ref-token", "bulk_threshold": 0,
-        "reconcile_deletes_hours": 0, "extra_objects": "Whizbang"}, SECRETS))
+        "reconcile_deletes_hours": 0, "extra_objects": "Whizbang", "composite": "false"}, SECRETS))
     stream = spec.stream("whizbang")
     sent: list[str] = []
     conn.api.session.hooks["response"].append(lambda r, *args, **kwargs: sent.append(r.request.url))

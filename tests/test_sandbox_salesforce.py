@@ -505,3 +505,95 @@ def test_every_fault_kind_is_observed(faults: Sandbox) -> None:
     rows = list(csv.DictReader(io.StringIO(s.get(f"{base}/{job['id']}/results", timeout=10).text)))
     assert len(rows) == SIZE // 5 and sum(r["Id"] == "" for r in rows) == 1
     assert seen == set(FAULT_KINDS)
+
+
+# -- Composite --------------------------------------------------------------------------------------
+
+
+def _composite(sandbox: Sandbox, subs: list[dict[str, Any]], **extra: Any) -> requests.Response:
+    st = settings(sandbox)
+    return session(sandbox).post(f"{st['instance_url']}/services/data/v{V}/composite", timeout=10,
+                                 json={"allOrNone": False, "compositeRequest": subs, **extra},
+                                 headers={"Authorization": f"Bearer {st['session_id']}"})
+
+
+def _used(resp: requests.Response) -> int:
+    return int(resp.headers["Sforce-Limit-Info"].removeprefix("api-usage=").partition("/")[0])
+
+
+def test_composite_answers_like_the_direct_endpoints_for_one_api_call(fresh: Sandbox) -> None:
+    base = f"/services/data/v{V}"
+    since = "Wed, 3 Jul 2013 19:43:31 GMT"
+    sf = client(fresh)
+    direct_describe = sf.Contact.describe()
+    soql = "SELECT Id, SystemModstamp FROM Lead ORDER BY Id"
+    direct = sf.query_all(soql, include_deleted=True)["records"]
+    assert len(direct) > 200  # more than one page of batchSize=200
+    bad = "SELECT Nope FROM Contact"
+    before = _used(get(fresh, f"{base}/limits"))
+    fresh.reset_stats("salesforce")
+    resp = _composite(fresh, [
+        {"method": "GET", "url": f"{base}/sobjects/Contact/describe", "referenceId": "d1"},
+        {"method": "GET", "url": f"{base}/sobjects/Lead/describe", "referenceId": "d2",
+         "httpHeaders": {"If-Modified-Since": since}},
+        {"method": "GET", "url": f"{base}/queryAll/?q={requests.utils.quote(soql)}", "referenceId": "q1",
+         "httpHeaders": {"Sforce-Query-Options": "batchSize=200"}},
+        {"method": "GET", "url": f"{base}/query/?q={requests.utils.quote(bad)}", "referenceId": "q2"},
+        {"method": "GET", "url": f"{base}/sobjects/Nope__c/describe", "referenceId": "d3"},
+    ])
+    assert resp.status_code == 200
+    assert _used(resp) == before + 1  # ONE API call for five subrequests
+    assert fresh.stats("salesforce")["routes"] == {"POST /services/data/vXX.X/composite": {
+        "requests": 1, "records": 200, "statuses": {"200": 1}}}
+    out = {r["referenceId"]: r for r in resp.json()["compositeResponse"]}
+    assert [r["referenceId"] for r in resp.json()["compositeResponse"]] == ["d1", "d2", "q1", "q2", "d3"]
+    assert all(set(r) == {"body", "httpHeaders", "httpStatusCode", "referenceId"} for r in out.values())
+    assert out["d1"]["httpStatusCode"] == 200 and out["d1"]["body"]["fields"] == direct_describe["fields"]
+    assert out["d2"]["httpStatusCode"] == 304 and out["d2"]["body"] is None  # no custom field since 2013
+    page = out["q1"]["body"]
+    assert out["q1"]["httpStatusCode"] == 200 and len(page["records"]) == 200 and not page["done"]
+    assert out["q2"]["httpStatusCode"] == 400 and out["q2"]["body"][0]["errorCode"] == "INVALID_FIELD"
+    assert out["d3"]["httpStatusCode"] == 404 and out["d3"]["body"] == fixture(
+        "sobject_sobject_describe_error_response.json")
+    # nextRecordsUrl pages continue inside composites (query more is a query operation)
+    records = list(page["records"])
+    while not page["done"]:
+        nxt = _composite(fresh, [{"method": "GET", "url": page["nextRecordsUrl"], "referenceId": "more"}])
+        page = nxt.json()["compositeResponse"][0]["body"]
+        records += page["records"]
+    assert records == direct
+
+
+def test_describe_if_modified_since_answers_304_until_a_field_is_added(fresh: Sandbox) -> None:
+    base = f"/services/data/v{V}"
+    st = settings(fresh)
+    now = dt.datetime.now(dt.UTC)
+
+    def describe(since: dt.datetime) -> requests.Response:
+        from email.utils import format_datetime
+
+        return session(fresh).get(f"{st['instance_url']}{base}/sobjects/Account/describe", timeout=10, headers={
+            "Authorization": f"Bearer {st['session_id']}", "If-Modified-Since": format_datetime(since, usegmt=True)})
+
+    assert describe(now - dt.timedelta(days=1)).status_code == 304
+    client(fresh).restful("tooling/sobjects/CustomField", method="POST",
+                          json={"FullName": "Account.Renewal_Tier__c", "Metadata": {"type": "Text"}})
+    changed = describe(now - dt.timedelta(seconds=5))
+    assert changed.status_code == 200 and "Renewal_Tier__c" in {f["name"] for f in changed.json()["fields"]}
+    assert describe(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).status_code == 304
+
+
+def test_composite_limits_and_malformed_requests_are_refused(fresh: Sandbox) -> None:
+    base = f"/services/data/v{V}"
+    describe = [{"method": "GET", "url": f"{base}/sobjects/Lead/describe", "referenceId": f"d{i}"} for i in range(26)]
+    queries = [{"method": "GET", "url": f"{base}/query/?q=SELECT+Id+FROM+User", "referenceId": f"q{i}"}
+               for i in range(6)]
+    for subs, code in ((describe, "LIMIT_EXCEEDED"), (queries, "LIMIT_EXCEEDED"), ([], "INVALID_API_INPUT"),
+                       ([describe[0], describe[0]], "INVALID_API_INPUT"),
+                       ([{**describe[0], "httpHeaders": {"Authorization": "Bearer x"}}], "INVALID_API_INPUT")):
+        resp = _composite(fresh, subs)
+        assert resp.status_code == 400 and resp.json()[0]["errorCode"] == code
+    assert _composite(fresh, describe[:25]).status_code == 200 and _composite(fresh, queries[:5]).status_code == 200
+    halted = _composite(fresh, [queries[0], {**queries[1], "url": f"{base}/query/?q=SELECT+Nope+FROM+User"}],
+                        allOrNone=True).json()["compositeResponse"]
+    assert [r["body"][0]["errorCode"] for r in halted] == ["PROCESSING_HALTED", "INVALID_FIELD"]

@@ -86,6 +86,9 @@ def connector_spec(extra: tuple[str, ...] | None = None) -> ConnectorSpec:
                     description="stop (partial run) once this share of the daily API requests is used"),
             Setting("reconcile_deletes_hours", default=S.DEFAULT_RECONCILE_DELETES_HOURS,
                     description="ask the deleted endpoint for hard deletes this often (0: every run)"),
+            Setting("composite", default=True,
+                    description="send the run's describes and first query pages as Composite requests (one API "
+                                "call per 25 subrequests, 5 of them queries); false: one request each"),
             Setting("formula_refresh_hours", default=0,
                     description="re-read objects with formula fields in full this often (0: never)"),
         ),

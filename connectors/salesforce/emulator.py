@@ -23,8 +23,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 
@@ -98,14 +100,23 @@ _ROUTES = Routes(
      "GET /services/data/vXX.X/jobs/query/{id}/results"),
     ("POST", rf"^/services/data/{_V}/tooling/sobjects/CustomField/?$", "custom_field",
      "POST /services/data/vXX.X/tooling/sobjects/CustomField"),
+    ("POST", rf"^/services/data/{_V}/composite/?$", "composite", "POST /services/data/vXX.X/composite"),
 )
+#: Composite limits (REST API guide, "Composite"): 25 subrequests per call, at most 5 of them query
+#: operations (query, queryAll, and the query-more "next batch" requests)
+COMPOSITE_MAX = 25
+COMPOSITE_MAX_QUERIES = 5
+_COMPOSITE_REF = re.compile(r"^[A-Za-z0-9_]+$")
+#: headers a subrequest may not set: they come from the top-level request
+_COMPOSITE_INHERITED = frozenset({"accept", "authorization", "content-type"})
 
 
 def emulator_spec() -> EmulatorSpec:
     """The Salesforce emulator, for a ``register_emulators`` hook implementation."""
     return EmulatorSpec(
         name="salesforce", factory=SalesforceEmulator,
-        description="Salesforce REST (OAuth, describe, SOQL query/queryAll, updated/deleted) and Bulk API 2.0 query",
+        description="Salesforce REST (OAuth, describe, SOQL query/queryAll, updated/deleted, composite) and "
+                    "Bulk API 2.0 query",
         notes={"sdk": "Salesforce(instance_url=settings['instance_url'], session_id=settings['session_id'], "
                       "session=<requests.Session with verify=settings['ca_bundle'], trust_env=False>)"})
 
@@ -226,6 +237,9 @@ class SalesforceEmulator(Emulator):
         self._jobs: dict[str, _Job] = {}
         self._seq = itertools.count(1)
         self._fronts: dict[int, TlsFront] = {}
+        #: object name -> epoch seconds its metadata last changed (a custom field added); the org's
+        #: objects are older than any If-Modified-Since a client sends
+        self._meta_changed: dict[str, float] = {}
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -283,6 +297,10 @@ class SalesforceEmulator(Emulator):
 
     def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
         body = response.body
+        if isinstance(body, dict) and isinstance(body.get("compositeResponse"), list):
+            # a record inside one of the subresponses (the first one carrying records)
+            subs = [r.get("body") for r in body["compositeResponse"] if isinstance(r, dict)]
+            body = next((b for b in subs if isinstance(b, dict) and b.get("records")), None)
         if isinstance(body, dict):
             found = body.get("records")
             candidates: list[Any] = found if isinstance(found, list) else [body]
@@ -470,8 +488,24 @@ class SalesforceEmulator(Emulator):
             "compoundFieldName": f.compound,
         }
 
+    def _not_modified(self, obj: SObject, request: Request) -> bool:
+        """``If-Modified-Since`` (``EEE, dd MMM yyyy HH:mm:ss z``) at or after the object's last metadata change."""
+        value = request.headers.get("if-modified-since")
+        if not value:
+            return False
+        try:
+            when = parsedate_to_datetime(value)
+            since = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return False  # an unreadable date is ignored, as HTTP servers do
+        with self._lock:
+            changed = self._meta_changed.get(obj.name, 0.0)
+        return int(changed) <= since
+
     def _describe(self, request: Request, version: str, obj: str) -> Response:
         o = self._object(obj)
+        if self._not_modified(o, request):
+            return Response(304, None)
         summary = self._sobject_summary(o, version)
         instance = self._instance_url(request)
         summary["urls"].update({"uiEditTemplate": f"{instance}/{{ID}}/e", "uiDetailTemplate": f"{instance}/{{ID}}",
@@ -513,8 +547,86 @@ class SalesforceEmulator(Emulator):
             obj.fields = [*obj.fields, field]
             obj.by_lower = {f.name.lower(): f for f in obj.fields}
             obj.row = _with_custom_value(obj.row, field)
+            self._meta_changed[obj.name] = time.time()
             field_id = sf_id("00N", next(self._seq))
         return Response(201, {"id": field_id, "success": True, "errors": [], "warnings": [], "infos": []})
+
+    # -- Composite -------------------------------------------------------------------------------
+
+    def _composite(self, request: Request, version: str) -> Response:
+        """``POST composite``: up to 25 subrequests run in order, answered together; ONE API call.
+
+        Each subrequest goes to the same handler as the direct endpoint (same bodies, same errors),
+        with the top-level request's authorization and its own ``httpHeaders``. ``allOrNone: true``
+        turns every other answer into ``PROCESSING_HALTED`` once one fails (reads have nothing to
+        roll back). ``@{ref.field}`` references are not resolved: this connector never uses them.
+        """
+        try:
+            payload = request.json()
+        except orjson.JSONDecodeError as exc:
+            raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc
+        subs = payload.get("compositeRequest") if isinstance(payload, dict) else None
+        if not isinstance(subs, list) or not subs:
+            raise SalesforceError(400, "INVALID_API_INPUT", "compositeRequest is required and must not be empty")
+        if len(subs) > COMPOSITE_MAX:
+            raise SalesforceError(400, "LIMIT_EXCEEDED",
+                                  f"Composite requests can contain at most {COMPOSITE_MAX} subrequests")
+        all_or_none = bool(payload.get("allOrNone"))
+        plans: list[tuple[str, Request, str, dict[str, str]]] = []
+        queries = 0
+        seen: set[str] = set()
+        for sub in subs:
+            if not isinstance(sub, dict):
+                raise SalesforceError(400, "INVALID_API_INPUT", "each subrequest must be a JSON object")
+            ref, method, url = sub.get("referenceId"), sub.get("method"), sub.get("url")
+            if not isinstance(ref, str) or not _COMPOSITE_REF.match(ref):
+                raise SalesforceError(400, "INVALID_API_INPUT", f"invalid referenceId: {ref!r}")
+            if ref in seen:
+                raise SalesforceError(400, "INVALID_API_INPUT", f"Duplicate ReferenceId provided: {ref}")
+            seen.add(ref)
+            if method not in ("GET", "POST", "PATCH", "DELETE") or not isinstance(url, str) or not url.startswith("/"):
+                raise SalesforceError(400, "INVALID_API_INPUT", f"invalid method or url in subrequest {ref}")
+            extra = sub.get("httpHeaders") or {}
+            if not isinstance(extra, dict) or any(str(k).lower() in _COMPOSITE_INHERITED for k in extra):
+                raise SalesforceError(400, "INVALID_API_INPUT",
+                                      f"subrequest {ref}: Accept, Authorization and Content-Type come from the "
+                                      "top-level request")
+            raw_path, _, qs = url.partition("?")
+            headers = {k: v for k, v in request.headers.items() if k not in ("content-length", "transfer-encoding")}
+            headers.update({str(k).lower(): str(v) for k, v in extra.items()})
+            body = orjson.dumps(sub["body"]) if sub.get("body") is not None else b""
+            req = Request(method, unquote(raw_path), url, parse_qs(qs, keep_blank_values=True), headers, body,
+                          request.base_url)
+            found = self._match(req)
+            name, params = found if found is not None else ("", {})
+            if name in ("query", "query_more"):
+                queries += 1
+            plans.append((ref, req, name, params))
+        if queries > COMPOSITE_MAX_QUERIES:
+            raise SalesforceError(400, "LIMIT_EXCEEDED", f"Composite requests can contain at most "
+                                  f"{COMPOSITE_MAX_QUERIES} query operations (query, queryAll, query more)")
+        out: list[dict[str, Any]] = []
+        records = 0
+        failed = False
+        for ref, req, name, params in plans:
+            try:
+                if name in ("", "oauth", "versions", "composite") or params.get("version") not in VERSIONS:
+                    raise _not_found()
+                resp: Response = getattr(self, f"_{name}")(req, **params)
+            except SalesforceError as exc:
+                resp = Response(exc.status, _errors(exc.code, exc.message))
+            except SoqlError as exc:
+                resp = Response(400, _errors(exc.code, exc.message))
+            failed = failed or resp.status >= 400
+            records += resp.records
+            headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
+            out.append({"body": resp.body, "httpHeaders": headers, "httpStatusCode": resp.status, "referenceId": ref})
+        if all_or_none and failed:
+            halted = _errors("PROCESSING_HALTED", "The transaction was rolled back since another operation in the "
+                                                  "same transaction failed.")
+            out = [r if r["httpStatusCode"] >= 400 else {**r, "body": halted, "httpHeaders": {}, "httpStatusCode": 400}
+                   for r in out]
+        return Response(200, {"compositeResponse": out}, records=records)
 
     # -- records ---------------------------------------------------------------------------------
 

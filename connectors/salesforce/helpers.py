@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import requests
@@ -86,6 +88,22 @@ def _parse_ts(value: Any) -> datetime | None:
     except ValueError:
         return None
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def describe_fields(body: Any) -> list[FieldInfo]:
+    """The fields of a describe answer (compound parents and all, as describe lists them)."""
+    out = []
+    found = body.get("fields") if isinstance(body, dict) else None
+    for f in found if isinstance(found, list) else []:
+        if isinstance(f, dict) and f.get("name"):
+            out.append(FieldInfo(str(f["name"]), str(f.get("type") or "string"), bool(f.get("calculated")),
+                                 f.get("compoundFieldName")))
+    return out
+
+
+def _http_date(value: datetime) -> str:
+    """``Wed, 03 Jul 2013 19:43:31 GMT``, the If-Modified-Since format."""
+    return format_datetime(value.astimezone(UTC), usegmt=True)
 
 
 @dataclass(frozen=True)
@@ -284,13 +302,28 @@ class SalesforceApi:
 
     def describe(self, obj: str) -> list[FieldInfo]:
         """``GET sobjects/{obj}/describe``: every field, custom ``__c`` ones included."""
-        body = self._call(f"describe {obj}", "GET", self._url(f"sobjects/{obj}/describe"))
-        out = []
-        for f in (body or {}).get("fields") or []:
-            if isinstance(f, dict) and f.get("name"):
-                out.append(FieldInfo(str(f["name"]), str(f.get("type") or "string"), bool(f.get("calculated")),
-                                     f.get("compoundFieldName")))
+        return describe_fields(self._call(f"describe {obj}", "GET", self._url(f"sobjects/{obj}/describe")))
+
+    def composite(self, subrequests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``POST composite`` (allOrNone false): referenceId -> subresponse; ONE API call for all of them.
+
+        At most :data:`~connectors.salesforce.settings.COMPOSITE_MAX` subrequests, of which at most
+        :data:`~connectors.salesforce.settings.COMPOSITE_MAX_QUERIES` query operations.
+        """
+        body = self._call(f"composite ({len(subrequests)} subrequests)", "POST", self._url("composite"),
+                          data=orjson.dumps({"allOrNone": False, "compositeRequest": subrequests}))
+        out: dict[str, dict[str, Any]] = {}
+        for r in (body or {}).get("compositeResponse") or []:
+            if isinstance(r, dict) and isinstance(r.get("referenceId"), str):
+                out[r["referenceId"]] = r
         return out
+
+    def path(self, rest: str) -> str:
+        """The server-relative URL of a resource, as composite subrequests name it."""
+        return f"/services/data/v{self.version}/{rest}"
+
+    def batch_header(self) -> dict[str, str]:
+        return self._batch_header()
 
     def query(self, soql: str, *, all_rows: bool = True) -> dict[str, Any]:
         """``GET queryAll?q=`` (deleted rows included) or ``query?q=``; first page."""
@@ -386,6 +419,47 @@ class _Results:
         self.response.close()
 
 
+@dataclass
+class _Described:
+    """What the run's first composite learned from one object's describe subrequest."""
+
+    status: int
+    #: the fields of a 200 answer
+    fields: list[FieldInfo] | None
+    #: when the composite was sent: the object's describe time from now on
+    described_at: str
+    #: the stored describe time If-Modified-Since was derived from (a 304 vouches for fields kept then)
+    since: str | None
+    #: selected field names: from the fields (200) or the catalog (304)
+    names: list[str] | None
+
+
+@dataclass
+class _Prefetched:
+    """The first page of an object's incremental window, read in the run's first composites."""
+
+    soql: str
+    #: the stored cursor its window starts from (the object's own state must still hold it)
+    cursor: str
+    body: dict[str, Any] | None = None
+
+
+def _field_rows(fields: list[FieldInfo]) -> list[list[Any]]:
+    return [[f.name, f.type, f.calculated, f.compound] for f in fields]
+
+
+def _stored_fields(rows: Any) -> list[FieldInfo] | None:
+    """Fields kept in the state by :func:`_field_rows`; None when missing or malformed."""
+    if not isinstance(rows, list) or not rows:
+        return None
+    out = []
+    for r in rows:
+        if not (isinstance(r, list) and len(r) == 4 and isinstance(r[0], str) and isinstance(r[1], str)):
+            return None
+        out.append(FieldInfo(r[0], r[1], bool(r[2]), r[3] if isinstance(r[3], str) else None))
+    return out
+
+
 class SalesforceConnector:
     """:class:`core.connector.Connector` for Salesforce objects (standard and custom).
 
@@ -400,6 +474,14 @@ class SalesforceConnector:
     by locator; job id and locator are stored in the state so a stopped run resumes the same job.
     Incremental runs also ask the ``deleted`` endpoint every ``reconcile_deletes_hours`` and emit
     the hard-deleted records. Only the final (empty) page moves ``cursor`` to ``ctx.started_at``.
+
+    Request count: the first stream of a run sends composite requests (one API call each, at most
+    25 subrequests and 5 query operations) holding every object's describe (with If-Modified-Since
+    the stored describe time: a 304 reuses the field list kept in the state, a 200 brings new custom
+    fields) and, where the state's ``catalog`` predicts the object's window, its first query page.
+    Each object's own extract uses that page only when its own state still holds the cursor the
+    window was built from and the query is the one it would send; else it queries as before. So a
+    re-run after small changes costs about ``ceil(objects / 5)`` requests plus the further pages.
     """
 
     def __init__(self, config: ConnectorConfig, *, policy: RetryPolicy | None = None) -> None:
@@ -422,6 +504,14 @@ class SalesforceConnector:
                                                      else hours))
         formula = config.get("formula_refresh_hours")
         self.formula_every = timedelta(hours=float(formula)) if formula not in (None, "", 0, "0") else None
+        flag = config.get("composite")
+        self.composite = str(flag).strip().lower() not in ("false", "0", "no", "off") if flag is not None else True
+        #: the run the composites below belong to (run id, upper bound)
+        self._run_key: tuple[str, datetime] | None = None
+        self._described: dict[str, _Described] = {}
+        self._prefetched: dict[str, _Prefetched] = {}
+        #: object -> catalog entry (cursor, describe time, selected names) of objects read this run
+        self._known: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         self.api.close()
@@ -441,7 +531,10 @@ class SalesforceConnector:
             billed[0] = self.api.requests
             return p
 
-        fields = self.api.describe(obj)
+        prior = dict(state or {})
+        upper = ctx.started_at if ctx.started_at.tzinfo else ctx.started_at.replace(tzinfo=UTC)
+        self._begin_run(prior, ctx, upper)
+        fields, described_at = self._fields(obj, prior)
         if not fields:
             raise TerminalVendorError(f"describe of {obj} returned no fields; check the object name and the "
                                       "user's access to it", vendor=VENDOR)
@@ -450,9 +543,7 @@ class SalesforceConnector:
         if "Id" not in types:
             raise TerminalVendorError(f"{obj} has no Id field to merge on", vendor=VENDOR)
         base = {k: v for k, v in (state or {}).items() if k not in ("position", "bulk")}
-        prior = dict(state or {})
         cursor = _parse_ts(prior.get("cursor"))
-        upper = ctx.started_at if ctx.started_at.tzinfo else ctx.started_at.replace(tzinfo=UTC)
         has_cursor = S.CURSOR_FIELD in types
         formula_due = self._formula_due(fields, prior, upper)
         full = ctx.full_refresh or cursor is None or not has_cursor or formula_due
@@ -483,12 +574,15 @@ class SalesforceConnector:
                 yield from self._bulk(obj, names, types, window, base, upper, page)
             else:
                 probe = self.bulk_threshold if self.bulk_threshold > 0 and pos is None else None
-                switched = yield from self._rest(obj, names, window, upper, pos, base, page, probe)
+                first = self._first_page(obj, prior, names, window, full or pos is not None)
+                switched = yield from self._rest(obj, names, window, upper, pos, base, page, probe, first)
                 if switched:
                     yield from self._bulk(obj, names, types, window, base, upper, page)
         else:
             yield from self._rest_all(obj, names, base, page)
-        final = {**base, "cursor": _iso(upper)}
+        final = {**base, "cursor": _iso(upper), "fields": _field_rows(fields), "described_at": described_at}
+        self._known[obj] = {"described_at": described_at, "names": names,
+                            **({"cursor": final["cursor"]} if has_cursor else {})}
         if formula_due or full:
             final["full_read_at"] = _iso(upper)
         if not full and has_cursor and self._reconcile_due(prior, upper):
@@ -496,8 +590,119 @@ class SalesforceConnector:
             final["deletes_checked_at"] = _iso(upper)
         elif full:
             final["deletes_checked_at"] = _iso(upper)  # a full read has every row queryAll still holds
+        final["catalog"] = self._catalog(upper)
         ctx.count(f"{obj}.requests", self.api.requests - start)
         yield page([], final)
+
+    # -- composite: every object's describe and first page in a few calls -----------------------
+
+    def _begin_run(self, prior: Mapping[str, Any], ctx: RunContext, upper: datetime) -> None:
+        """At the run's first extract: describe every object, and read the first page of every window
+        the stored ``catalog`` predicts, in composite requests (see the class docstring)."""
+        key = (ctx.run_id, upper)
+        if self._run_key == key:
+            return
+        self._run_key = key
+        self._described, self._prefetched, self._known = {}, {}, {}
+        if not self.composite:
+            return
+        catalog = prior.get("catalog") if not ctx.full_refresh else None
+        catalog = catalog if isinstance(catalog, dict) else {}
+        sent_at = datetime.now(UTC)
+        margin = timedelta(seconds=S.DESCRIBE_MARGIN_SECONDS)
+        plans: list[tuple[str, list[dict[str, Any]], str | None, list[str] | None]] = []
+        for i, o in enumerate(self.objects.values()):
+            entry = catalog.get(o)
+            entry = entry if isinstance(entry, dict) else {}
+            names = entry.get("names")
+            names = [str(n) for n in names] if isinstance(names, list) and names else None
+            since_text = entry.get("described_at") if isinstance(entry.get("described_at"), str) else None
+            since = _parse_ts(since_text)
+            describe: dict[str, Any] = {"method": "GET", "url": self.api.path(f"sobjects/{o}/describe"),
+                                        "referenceId": f"d{i}"}
+            if since is not None and names:
+                describe["httpHeaders"] = {"If-Modified-Since": _http_date(since - margin)}
+            subs = [describe]
+            cursor = _parse_ts(entry.get("cursor"))
+            if cursor is not None and names:
+                soql = self._soql(obj=o, names=names, window=self._window(cursor - self.lookback, upper))
+                subs.append({"method": "GET", "url": self.api.path("queryAll/?q=" + quote(soql, safe="")),
+                             "referenceId": f"q{i}", "httpHeaders": self.api.batch_header()})
+                self._prefetched[o] = _Prefetched(soql, str(entry["cursor"]))
+            plans.append((o, subs, since_text, names))
+        batches: list[list[tuple[str, list[dict[str, Any]], str | None, list[str] | None]]] = [[]]
+        for plan in plans:
+            cur = batches[-1]
+            size = sum(len(p[1]) for p in cur) + len(plan[1])
+            queries = sum(len(p[1]) - 1 for p in cur) + len(plan[1]) - 1
+            if cur and (size > S.COMPOSITE_MAX or queries > S.COMPOSITE_MAX_QUERIES):
+                batches.append([])
+            batches[-1].append(plan)
+        answered: set[str] = set()
+        for batch in batches:
+            try:
+                answers = self.api.composite([sub for p in batch for sub in p[1]])
+            except QuotaExhaustedError:
+                raise
+            except FactorylineError as exc:  # each object then describes and queries on its own
+                log.warning("salesforce: composite request failed (%s); objects are read one by one", exc)
+                break
+            for o, subs, since_text, names in batch:
+                answered.add(o)
+                d = answers.get(subs[0]["referenceId"]) or {}
+                status = int(d.get("httpStatusCode") or 0)
+                if status == 200:
+                    fields = describe_fields(d.get("body"))
+                    if fields:
+                        self._described[o] = _Described(200, fields, _iso(sent_at), since_text,
+                                                        [f.name for f in fields if f.selectable])
+                elif status == 304:
+                    self._described[o] = _Described(304, None, _iso(sent_at), since_text, names)
+                pre = self._prefetched.get(o)
+                if pre is not None:
+                    q = answers.get(subs[1]["referenceId"]) or {}
+                    body = q.get("body")
+                    if int(q.get("httpStatusCode") or 0) == 200 and isinstance(body, dict):
+                        pre.body = body
+                    else:  # the object's own query says what is wrong
+                        del self._prefetched[o]
+        for o in [o for o in self._prefetched if o not in answered]:
+            del self._prefetched[o]
+
+    def _fields(self, obj: str, prior: Mapping[str, Any]) -> tuple[list[FieldInfo], str]:
+        """The object's fields and describe time: from the run's composite, else a describe of its own."""
+        got = self._described.pop(obj, None)
+        if got is not None and got.status == 200 and got.fields:
+            return got.fields, got.described_at
+        if got is not None and got.status == 304:
+            stored = _stored_fields(prior.get("fields"))
+            # 304 vouches for what was described at `since`: the state must hold exactly that
+            if stored and prior.get("described_at") == got.since \
+                    and [f.name for f in stored if f.selectable] == got.names:
+                return stored, got.described_at
+        described_at = _iso(datetime.now(UTC))
+        return self.api.describe(obj), described_at
+
+    def _first_page(self, obj: str, prior: Mapping[str, Any], names: list[str], window: str,
+                    skip: bool) -> dict[str, Any] | None:
+        """The prefetched first page, when it is exactly what this extract would ask for now."""
+        pre = self._prefetched.pop(obj, None)
+        if pre is None or pre.body is None or skip or prior.get("cursor") != pre.cursor:
+            return None
+        return pre.body if self._soql(obj, names, window) == pre.soql else None
+
+    def _catalog(self, upper: datetime) -> dict[str, dict[str, Any]]:
+        """What the next run's first composites need: per object its cursor (objects not read yet are
+        expected to end this run at ``upper``; their own state is checked before use), describe time
+        and selected fields."""
+        out: dict[str, dict[str, Any]] = {}
+        for o in self.objects.values():
+            if o in self._known:
+                out[o] = self._known[o]
+            elif (d := self._described.get(o)) is not None and d.names:
+                out[o] = {"described_at": d.described_at, "names": d.names,
+                          **({"cursor": _iso(upper)} if S.CURSOR_FIELD in d.names else {})}
+        return out
 
     # -- REST query windows -------------------------------------------------------------------
 
@@ -508,15 +713,21 @@ class SalesforceConnector:
             conds.insert(0, f"{S.CURSOR_FIELD} >= {soql_datetime(lower)}")
         return " WHERE " + " AND ".join(conds)
 
+    @staticmethod
+    def _soql(obj: str, names: list[str], window: str) -> str:
+        return f"SELECT {', '.join(names)} FROM {obj}{window} ORDER BY {S.CURSOR_FIELD} ASC, Id ASC"
+
     def _rest(self, obj: str, names: list[str], window: str, upper: datetime, pos: tuple[str, str] | None,
-              base: dict[str, Any], page: Callable[..., Page],
-              probe: int | None = None) -> Generator[Page, None, bool]:
-        """Pages of the window; True (nothing yielded) when its totalSize exceeds ``probe``."""
+              base: dict[str, Any], page: Callable[..., Page], probe: int | None = None,
+              first: dict[str, Any] | None = None) -> Generator[Page, None, bool]:
+        """Pages of the window; True (nothing yielded) when its totalSize exceeds ``probe``.
+
+        ``first``: the window's first page, already read (prefetched in a composite request)."""
         cols = ", ".join(names)
         order = f" ORDER BY {S.CURSOR_FIELD} ASC, Id ASC"
         bound = f"{S.CURSOR_FIELD} < {soql_datetime(upper)}"
         if pos is None:
-            queries = [f"SELECT {cols} FROM {obj}{window}{order}"]
+            queries = [self._soql(obj, names, window)]
         else:
             stamp = _parse_ts(pos[0])
             if stamp is None:
@@ -528,7 +739,8 @@ class SalesforceConnector:
                            f" AND {bound}{order}",
                            f"SELECT {cols} FROM {obj} WHERE {S.CURSOR_FIELD} > {lit} AND {bound}{order}"]
         for soql in queries:
-            body = self.api.query(soql)
+            body = first if first is not None else self.api.query(soql)
+            first = None
             if probe is not None and int(body.get("totalSize") or 0) > probe:
                 return True
             while True:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "BULK_POLL_MAX_SECONDS",
+    "COMPOSITE_MAX",
+    "COMPOSITE_MAX_QUERIES",
     "CURSOR_FIELD",
     "DEFAULT_API_VERSION",
     "DEFAULT_BULK_RESULT_RECORDS",
@@ -14,6 +16,7 @@ __all__ = [
     "DEFAULT_QUOTA_SHARE",
     "DEFAULT_RECONCILE_DELETES_HOURS",
     "DELETED_WINDOW_DAYS",
+    "DESCRIBE_MARGIN_SECONDS",
     "EXTRA_OBJECTS_ENV",
     "ID_BATCH",
     "MAX_PAGE_SIZE",
@@ -67,6 +70,12 @@ DEFAULT_QUOTA_SHARE = 0.9
 DEFAULT_RECONCILE_DELETES_HOURS = 24.0
 #: the deleted/updated endpoints serve the last 30 days; stay inside
 DELETED_WINDOW_DAYS = 29
+#: Composite resource: subrequests per call, and how many of them may be query operations (query,
+#: queryAll, query more). The whole composite counts as ONE call toward the API limits.
+COMPOSITE_MAX = 25
+COMPOSITE_MAX_QUERIES = 5
+#: If-Modified-Since is sent this long before the stored describe time (clock skew; whole seconds)
+DESCRIBE_MARGIN_SECONDS = 60
 #: ids per ``Id IN (...)`` query (keeps the URL short)
 ID_BATCH = 200
 
