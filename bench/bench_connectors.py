@@ -42,6 +42,10 @@ UNPACED: dict[str, dict[str, str]] = {
     "hubspot": {"pace": "false", "search_requests_per_second": "0"},
 }
 
+#: settings every variant reads with, limits or not: X backfills its history through full-archive
+#: search (recent search alone holds 7 days, far from 100,000 posts)
+HISTORY: dict[str, dict[str, str]] = {"x": {"archive_start": "all"}}
+
 
 #: published request rates (requests/s) the emulators enforce with --rate-limits
 ALLOWED_RPS: dict[str, float] = {
@@ -153,7 +157,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for vendor in vendors:
             with start_sandbox([vendor], size=args.size, seed=11, rate_limits=args.rate_limits) as sb:
-                settings = {**sb.emulators[vendor].settings,
+                settings = {**sb.emulators[vendor].settings, **HISTORY.get(vendor, {}),
                             **({} if args.rate_limits else UNPACED.get(vendor, {}))}
                 for v in variants:
                     r = _run_child(v, vendor, settings, Path(tmp) / vendor / v, args.stream)
