@@ -81,7 +81,7 @@ NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
 INVALID = "https://api.twitter.com/2/problems/invalid-request"
 _SUSPENDED_ONE_IN = 40
 #: a base-mention window spans the creation time of this many people (about as many mentions)
-_WINDOW_PEOPLE = 2000
+_WINDOW_PEOPLE = 10_000
 _SALT = 7100
 
 _DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
