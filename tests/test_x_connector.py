@@ -20,7 +20,7 @@ from connectors.x import connector_spec
 from connectors.x.emulator import ACCESS_TOKEN, USER_ACCESS_TOKEN
 from connectors.x.helpers import XConnector
 from core.connector import ConnectorConfig, Page, RunContext
-from core.errors import TerminalVendorError
+from core.errors import ConfigurationError, TerminalVendorError
 from core.http import RetryPolicy
 from core.mapping import load_mapping
 from core.vocabulary import CATEGORIES, CHANNELS, TOUCH_TYPES
@@ -151,6 +151,40 @@ def test_backfill_reads_the_history_then_recent_search_by_since_id() -> None:
         assert new and new.isdisjoint(got) and all(int(i) > int(state["since_ids"][key]) for i in new)
         served = sandbox.stats("x")["routes"]
         assert ARCHIVE_ROUTE not in served and served[SEARCH_ROUTE]["records"] == len(new)
+
+
+def test_backfill_requests_its_range_and_resumes_from_the_stored_progress() -> None:
+    asked: list[httpx.URL] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return httpx.Response(200, json={"meta": {"result_count": 0}})
+
+    def extract(state: dict[str, Any], **values: Any) -> dict[str, Any]:
+        conn = XConnector(ConnectorConfig("x", "t", {"bearer_token": "tok-123456", "base_url": "http://x.test",
+                                                     "mentions": False, "queries": "a", **values},
+                                          frozenset({"bearer_token"})),
+                          policy=RetryPolicy(sleep=lambda s: None), transport=httpx.MockTransport(vendor))
+        pages = _extract(conn, "tweets", state, RunContext("r", datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)))
+        assert pages[-1].state is not None
+        return pages[-1].state
+
+    done = extract({}, archive_start="2024-01-01")
+    first = asked.pop()
+    assert first.path == "/2/tweets/search/all" and first.params["max_results"] == "500"
+    assert (first.params["start_time"], first.params["end_time"]) == ("2024-01-01T00:00:00Z", "2026-05-01T11:59:30Z")
+    assert done["backfills"]["search:a"]["done"] and "search:a" not in done["since_ids"]  # nothing found
+    # a killed backfill resumes with its own range below its last loaded page, even if switched off since
+    progress = {"start": "2024-01-01T00:00:00Z", "end_time": "2026-04-01T00:00:00Z", "newest_id": "900",
+                "until_id": "500"}
+    after = extract({"since_ids": {}, "backfills": {"search:a": progress}})
+    resumed = asked.pop()
+    assert resumed.path == "/2/tweets/search/all" and resumed.params["until_id"] == "500"
+    assert resumed.params["end_time"] == "2026-04-01T00:00:00Z" and after["since_ids"] == {"search:a": "900"}
+    extract(after, archive_start="all")  # done: recent search by since_id
+    assert asked.pop().path == "/2/tweets/search/recent" and not asked
+    with pytest.raises(ConfigurationError):
+        extract({}, archive_start="last spring")
 
 
 def test_full_archive_pace_follows_x(sb: Sandbox) -> None:
