@@ -7,6 +7,7 @@ test's own), never from the connector under test.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -176,10 +177,18 @@ def _all_streams(sb: Sandbox, states: dict[str, dict[str, Any]], started_at: dat
     return out
 
 
-def test_rerun_sends_describes_and_first_pages_as_composite_requests(fresh: Sandbox) -> None:
+@pytest.fixture
+def small() -> Iterator[Sandbox]:
+    """A small world this test may advance or change (every object, each run: keep it cheap)."""
+    with start_sandbox(["salesforce"], size=600, seed=5, in_process=True) as sandbox:
+        yield sandbox
+
+
+def test_rerun_sends_describes_and_first_pages_as_composite_requests(small: Sandbox) -> None:
     """Issue #4: a re-run after one tick costs two composite calls (10 objects, 5 queries per call)
     plus what a describe change forces, loads exactly the changed rows, sees a new custom field,
     and reads what the one-request-per-call path reads."""
+    fresh = small
     objects = {S.stream_name(o): o for o in S.DEFAULT_OBJECTS}
     states: dict[str, dict[str, Any]] = {}
     first = _all_streams(fresh, states, datetime.now(UTC))
@@ -220,6 +229,32 @@ def test_rerun_sends_describes_and_first_pages_as_composite_requests(fresh: Sand
     assert {k: v["cursor"] for k, v in plain_states.items()} == {k: v["cursor"] for k, v in states.items()}
     assert "POST /services/data/vXX.X/composite" not in _api_requests(fresh)
     assert _api_requests(fresh)["GET /services/data/vXX.X/sobjects/{Object}/describe"] == len(objects)
+
+
+def test_composite_reads_further_pages_ahead_five_query_more_per_call(sb: Sandbox) -> None:
+    """Windows of several pages: their next pages come in composite calls of 5 query-more subrequests."""
+    objects = {S.stream_name(o): o for o in S.DEFAULT_OBJECTS}
+    states: dict[str, dict[str, Any]] = {}
+    _all_streams(sb, states, datetime.now(UTC))
+    # every stored cursor (and the catalog's) moved back to 2000: the incremental window holds all rows
+    epoch = "2000-01-01T00:00:00Z"
+    for st in states.values():
+        st["cursor"] = epoch
+        for entry in st["catalog"].values():
+            entry["cursor"] = epoch
+    expected = {stream: _vendor_rows(sb, obj) for stream, obj in objects.items()}
+    sb.reset_stats("salesforce")
+    got = _all_streams(sb, states, datetime.now(UTC))
+    assert {s: {r["Id"]: r for r in rows} for s, rows in got.items()} == expected
+    # 10 first pages in 2 calls; then rounds of at most 5 next pages, one per object still paging
+    left = [math.ceil(len(rows) / 200) - 1 for rows in expected.values()]
+    rounds = 0
+    while any(left):
+        for i in [i for i, n in enumerate(left) if n][:5]:
+            left[i] -= 1
+        rounds += 1
+    assert rounds >= 2
+    assert _api_requests(sb) == {"POST /services/data/vXX.X/composite": 2 + rounds}
 
 
 def test_resume_inside_one_timestamp_loses_nothing(fresh: Sandbox) -> None:

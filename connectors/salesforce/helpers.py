@@ -20,7 +20,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -436,12 +436,25 @@ class _Described:
 
 @dataclass
 class _Prefetched:
-    """The first page of an object's incremental window, read in the run's first composites."""
+    """The first pages of an object's incremental window, read in the run's first composites."""
 
     soql: str
     #: the stored cursor its window starts from (the object's own state must still hold it)
     cursor: str
-    body: dict[str, Any] | None = None
+    #: query pages in order: the first, then the ones behind nextRecordsUrl
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    #: a query-more subrequest failed: the object's extract pages on by itself
+    stopped: bool = False
+
+    def more(self, bulk_threshold: int) -> str | None:
+        """The next page's URL, while the window stays on the REST path and nothing failed."""
+        if self.stopped or not self.bodies:
+            return None
+        last, first = self.bodies[-1], self.bodies[0]
+        if bulk_threshold > 0 and int(first.get("totalSize") or 0) > bulk_threshold:
+            return None  # read through Bulk API 2.0 instead
+        nxt = last.get("nextRecordsUrl")
+        return str(nxt) if nxt and not last.get("done", True) else None
 
 
 def _field_rows(fields: list[FieldInfo]) -> list[list[Any]]:
@@ -663,11 +676,39 @@ class SalesforceConnector:
                     q = answers.get(subs[1]["referenceId"]) or {}
                     body = q.get("body")
                     if int(q.get("httpStatusCode") or 0) == 200 and isinstance(body, dict):
-                        pre.body = body
+                        pre.bodies.append(body)
                     else:  # the object's own query says what is wrong
                         del self._prefetched[o]
-        for o in [o for o in self._prefetched if o not in answered]:
+        for o in [o for o in self._prefetched if o not in answered or not self._prefetched[o].bodies]:
             del self._prefetched[o]
+        self._prefetch_more()
+
+    def _prefetch_more(self) -> None:
+        """Further pages of the prefetched windows, 5 query-more subrequests per composite call, while
+        the pages held stay under ``PREFETCH_MAX_RECORDS`` records (past it, objects page on their own)."""
+        held = sum(len(b.get("records") or []) for pre in self._prefetched.values() for b in pre.bodies)
+        while held < S.PREFETCH_MAX_RECORDS:
+            pending = [(pre, nxt) for pre in self._prefetched.values() if (nxt := pre.more(self.bulk_threshold))]
+            if not pending:
+                return
+            batch = pending[:S.COMPOSITE_MAX_QUERIES]
+            try:
+                answers = self.api.composite([{"method": "GET", "url": nxt, "referenceId": f"m{i}",
+                                               "httpHeaders": self.api.batch_header()}
+                                              for i, (_, nxt) in enumerate(batch)])
+            except QuotaExhaustedError:
+                raise
+            except FactorylineError as exc:
+                log.warning("salesforce: composite query-more failed (%s); objects page on their own", exc)
+                return
+            for i, (pre, _) in enumerate(batch):
+                a = answers.get(f"m{i}") or {}
+                body = a.get("body")
+                if int(a.get("httpStatusCode") or 0) == 200 and isinstance(body, dict):
+                    pre.bodies.append(body)
+                    held += len(body.get("records") or [])
+                else:
+                    pre.stopped = True
 
     def _fields(self, obj: str, prior: Mapping[str, Any]) -> tuple[list[FieldInfo], str]:
         """The object's fields and describe time: from the run's composite, else a describe of its own."""
@@ -684,12 +725,12 @@ class SalesforceConnector:
         return self.api.describe(obj), described_at
 
     def _first_page(self, obj: str, prior: Mapping[str, Any], names: list[str], window: str,
-                    skip: bool) -> dict[str, Any] | None:
-        """The prefetched first page, when it is exactly what this extract would ask for now."""
+                    skip: bool) -> list[dict[str, Any]] | None:
+        """The prefetched first pages, when they are exactly what this extract would ask for now."""
         pre = self._prefetched.pop(obj, None)
-        if pre is None or pre.body is None or skip or prior.get("cursor") != pre.cursor:
+        if pre is None or not pre.bodies or skip or prior.get("cursor") != pre.cursor:
             return None
-        return pre.body if self._soql(obj, names, window) == pre.soql else None
+        return pre.bodies if self._soql(obj, names, window) == pre.soql else None
 
     def _catalog(self, upper: datetime) -> dict[str, dict[str, Any]]:
         """What the next run's first composites need: per object its cursor (objects not read yet are
@@ -719,10 +760,10 @@ class SalesforceConnector:
 
     def _rest(self, obj: str, names: list[str], window: str, upper: datetime, pos: tuple[str, str] | None,
               base: dict[str, Any], page: Callable[..., Page], probe: int | None = None,
-              first: dict[str, Any] | None = None) -> Generator[Page, None, bool]:
+              first: list[dict[str, Any]] | None = None) -> Generator[Page, None, bool]:
         """Pages of the window; True (nothing yielded) when its totalSize exceeds ``probe``.
 
-        ``first``: the window's first page, already read (prefetched in a composite request)."""
+        ``first``: the window's first pages, already read (prefetched in composite requests)."""
         cols = ", ".join(names)
         order = f" ORDER BY {S.CURSOR_FIELD} ASC, Id ASC"
         bound = f"{S.CURSOR_FIELD} < {soql_datetime(upper)}"
@@ -738,9 +779,9 @@ class SalesforceConnector:
                 queries = [f"SELECT {cols} FROM {obj} WHERE {S.CURSOR_FIELD} = {lit} AND Id > {quote_soql(pos[1])}"
                            f" AND {bound}{order}",
                            f"SELECT {cols} FROM {obj} WHERE {S.CURSOR_FIELD} > {lit} AND {bound}{order}"]
+        held: Iterator[dict[str, Any]] = iter(first or ())
         for soql in queries:
-            body = first if first is not None else self.api.query(soql)
-            first = None
+            body = next(held, {}) or self.api.query(soql)
             if probe is not None and int(body.get("totalSize") or 0) > probe:
                 return True
             while True:
@@ -754,7 +795,19 @@ class SalesforceConnector:
                 nxt = body.get("nextRecordsUrl")
                 if body.get("done", True) or not nxt:
                     break
-                body = self.api.query_more(str(nxt))
+                body = next(held, {})
+                if body:
+                    continue
+                try:
+                    body = self.api.query_more(str(nxt))
+                except TerminalVendorError as exc:
+                    # a locator read ahead in a composite and left idle too long (Salesforce keeps
+                    # them ~15 minutes): ask again from the last position, as a resumed run does
+                    if pos is None or "query locator" not in str(exc).lower():
+                        raise
+                    log.info("salesforce %s: query locator expired; querying again from %s", obj, pos)
+                    yield from self._rest(obj, names, window, upper, pos, base, page)
+                    return False
         return False
 
     @staticmethod

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MIN_PAGE_SIZE",
     "OBJECT_ENTITIES",
+    "PREFETCH_MAX_RECORDS",
     "UNSELECTABLE_TYPES",
     "stream_name",
 ]
@@ -74,6 +75,9 @@ DELETED_WINDOW_DAYS = 29
 #: queryAll, query more). The whole composite counts as ONE call toward the API limits.
 COMPOSITE_MAX = 25
 COMPOSITE_MAX_QUERIES = 5
+#: records of further incremental pages read ahead in composite calls (query more) for all objects
+#: together; past it each object pages on its own (bounds what is held before its stream reads it)
+PREFETCH_MAX_RECORDS = 20_000
 #: If-Modified-Since is sent this long before the stored describe time (clock skew; whole seconds)
 DESCRIBE_MARGIN_SECONDS = 60
 #: ids per ``Id IN (...)`` query (keeps the URL short)
