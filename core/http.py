@@ -9,7 +9,8 @@ Every connector talks to its vendor through these pieces, whether it uses httpx 
     RetryPolicy       tenacity: retries TransientVendorError only, honours Retry-After (capped),
                       exponential backoff with full jitter, bounded attempts and total time;
                       ``sleep`` and ``clock`` are injectable, so tests record waits instead of sleeping
-    RateBudget        thread-safe token bucket fed with the vendor's rate-limit headers
+    RateBudget        thread-safe: a token bucket, or a mirror of the vendor's rolling window once
+                      its rate-limit headers name it (limit, interval, remaining)
     make_client       httpx.Client with an HTTP/1.1 keep-alive pool and sensible timeouts
     VendorHTTP        all of the above around one httpx client
 
@@ -25,6 +26,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -448,21 +450,36 @@ class RetryPolicy:
 
 
 class RateBudget:
-    """A thread-safe token bucket that keeps a connector below the vendor's rate limit.
+    """Keeps a connector below the vendor's rate limit; thread-safe.
 
-    Start it with a rate you know (``RateBudget(rate=9, capacity=9)`` for 100 requests / 10 s at
-    90 %), then feed it what the vendor reports with :meth:`update` (or :meth:`feed_hubspot`): the
-    interval's max and length re-derive the refill rate (times ``headroom``), and a low
-    ``remaining`` drains the bucket so the next requests wait for the window to refill instead of
-    hitting 429s. :meth:`acquire` blocks (through the injectable ``sleep``) and returns the wait.
+    Two modes. Built with a known ``rate`` it is a token bucket (``RateBudget(rate=4, capacity=4)``):
+    ``capacity`` requests at once, then ``rate`` per second. Once the vendor reports its window
+    (:meth:`update`, :meth:`feed_hubspot`: ``limit`` requests per ``interval`` seconds) it mirrors
+    that rolling window instead: it remembers when each of its own requests was sent and lets the
+    next one go while fewer than ``limit - reserve`` were sent in the last ``interval`` seconds
+    (plus ``slack``, because the vendor stamps a request when it arrives, after we sent it). A token
+    bucket cannot follow a rolling window: after a burst the window frees only when the burst ages
+    out, so a bucket refilling at the average rate runs into 429s, and one slow enough never to
+    do so leaves a tenth of the allowed rate unused. The vendor's ``remaining`` is the truth about
+    requests the budget did not see (another integration on the same account, an earlier run):
+    when it is lower than the budget's own count says, the difference is counted as requests sent
+    now. ``reserve`` requests of each window are left unused for that.
+
+    :meth:`acquire` blocks (through the injectable ``sleep``) and returns the seconds it waited.
     """
 
-    def __init__(self, rate: float | None = None, capacity: float | None = None, *, headroom: float = 0.9,
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, rate: float | None = None, capacity: float | None = None, *, reserve: float = 2.0,
+                 slack: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.rate = rate  # tokens per second; None = unlimited until the vendor tells us
         self.capacity = capacity if capacity is not None else (rate or 1.0)
-        self.headroom = headroom
+        #: requests of each vendor window left unused (at most a tenth of the window, at least one)
+        self.reserve = reserve
+        self.slack = slack
+        #: the vendor's window once known: ``limit`` requests per ``interval`` seconds
+        self.limit: float | None = None
+        self.interval: float | None = None
+        self._sent: deque[float] = deque()  # send times inside the window (window mode)
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.capacity
@@ -470,39 +487,80 @@ class RateBudget:
         self._lock = threading.Lock()
         self.waited = 0.0
 
+    @classmethod
+    def window(cls, limit: float, interval: float, **kwargs: Any) -> RateBudget:
+        """A budget that mirrors the vendor's rolling window of ``limit`` requests per ``interval`` s."""
+        budget = cls(**kwargs)
+        budget.update(limit=limit, interval=interval)
+        return budget
+
     def _refill(self, now: float) -> None:
         if self.rate:
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
+    def _allowed(self) -> int:
+        """Requests the budget lets go in one window (window mode)."""
+        assert self.limit is not None
+        reserve = max(1.0, min(self.reserve, 0.1 * self.limit)) if self.limit > 1 else 0.0
+        return max(1, int(self.limit - reserve))
+
+    def _expire(self, now: float) -> None:
+        assert self.interval is not None
+        horizon = now - self.interval - self.slack + 1e-9  # a sleep of exactly the wait lands on it
+        while self._sent and self._sent[0] <= horizon:
+            self._sent.popleft()
+
     def acquire(self, n: float = 1.0) -> float:
-        """Take ``n`` tokens, sleeping until they are available; returns seconds waited."""
-        with self._lock:
-            if not self.rate:
-                return 0.0
-            now = self._clock()
-            self._refill(now)
-            self._tokens -= n  # reserve now (may go negative): concurrent callers queue up
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
+        """Take ``n`` requests' worth, sleeping until they are allowed; returns seconds waited."""
+        waited = 0.0
+        while True:
+            reserved = False
+            with self._lock:
+                now = self._clock()
+                if self.limit is not None and self.interval is not None:
+                    self._expire(now)
+                    count = max(1, round(n))
+                    over = len(self._sent) + count - self._allowed()
+                    if over <= 0:
+                        self._sent.extend([now] * count)
+                        return waited
+                    # until enough of the oldest requests have left the window (then look again:
+                    # another thread may have taken the slot)
+                    wait = max(self._sent[min(over, len(self._sent)) - 1] + self.interval + self.slack - now, 1e-3)
+                else:
+                    if not self.rate:
+                        return waited
+                    self._refill(now)
+                    self._tokens -= n  # reserve now (may go negative): concurrent callers queue up
+                    if self._tokens >= 0:
+                        return waited
+                    wait, reserved = -self._tokens / self.rate, True
             self.waited += wait
+            waited += wait
             self._sleep(wait)
-        return wait
+            if reserved:
+                return waited
 
     def update(self, *, limit: float | None = None, interval: float | None = None,
                remaining: float | None = None) -> None:
         """Feed the vendor's view: ``limit`` requests per ``interval`` seconds, ``remaining`` left."""
         with self._lock:
             now = self._clock()
-            self._refill(now)
             if limit and interval and limit > 0 and interval > 0:
-                self.rate = self.headroom * limit / interval
-                self.capacity = max(1.0, self.headroom * limit)
-                self._tokens = min(self._tokens, self.capacity)
-            if remaining is not None and limit:
-                # the vendor's count is the truth: what is left in its window, minus a reserve
-                reserve = (1.0 - self.headroom) * limit
-                self._tokens = min(self.capacity, remaining - reserve)
+                self.limit, self.interval = float(limit), float(interval)
+            if self.limit is not None and self.interval is not None:
+                if remaining is not None:
+                    # requests the vendor counted and this budget did not: count them as sent now.
+                    # Not expired first: the vendor counted before this answer came back, so a send
+                    # that left the window meanwhile must still be in the comparison.
+                    unseen = int(self.limit - remaining) - len(self._sent)
+                    if unseen > 0:
+                        self._sent.extend([now] * unseen)
+            elif remaining is not None and limit:
+                # a window without its length: drain the bucket to what the vendor says is left
+                self._refill(now)
+                self._tokens = min(self.capacity, remaining - max(1.0, min(self.reserve, 0.1 * limit)))
 
     def feed_hubspot(self, headers: Mapping[str, str]) -> None:
         """Read ``X-HubSpot-RateLimit-Max/-Remaining/-Interval-Milliseconds`` (absent: no change)."""

@@ -110,7 +110,7 @@ def server() -> Iterator[tuple[str, Script]]:
         httpd.server_close()
 
 
-OK = ("resp", 200, {}, '{"ok": true}')
+OK: tuple[Any, ...] = ("resp", 200, {}, '{"ok": true}')
 
 
 def _http(base: str, waits: list[float], **policy: Any) -> VendorHTTP:
@@ -296,34 +296,83 @@ def test_masker_patterns() -> None:
     assert m.mask(f"{{'Authorization': 'Bearer {TOKEN}'}}").count("***") >= 1
 
 
-def test_rate_budget_paces_and_obeys_remaining() -> None:
-    now = [0.0]
-    slept: list[float] = []
+class _Clock:
+    """A fake clock whose ``sleep`` moves it on and records the waits."""
 
-    def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
 
-    b = RateBudget(clock=lambda: now[0], sleep=sleep)
-    assert b.acquire() == 0.0  # unlimited until the vendor speaks
-    # HubSpot: 100 requests per 10 s, 95 left -> 9 req/s with a 10 % reserve
-    b.feed_hubspot({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "95",
-                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
-    assert b.rate == pytest.approx(9.0)
-    for _ in range(90):
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _hubspot_headers(limit: int, remaining: int, interval_ms: int = 10_000) -> dict[str, str]:
+    return {"X-HubSpot-RateLimit-Max": str(limit), "X-HubSpot-RateLimit-Remaining": str(remaining),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(interval_ms)}
+
+
+def test_rate_budget_token_bucket_until_the_vendor_names_its_window() -> None:
+    clock = _Clock()
+    assert RateBudget(clock=clock, sleep=clock.sleep).acquire() == 0.0  # unlimited until the vendor speaks
+    b = RateBudget(rate=4.0, capacity=4.0, clock=clock, sleep=clock.sleep)
+    for _ in range(4):
+        assert b.acquire() == 0.0  # a full bucket allows a burst
+    for _ in range(8):
         b.acquire()
-    assert sum(slept) < 1.0  # a full bucket allows a burst
-    # the vendor says only 5 left in the window: wait for the window instead of hitting 429
-    b.feed_hubspot({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "5",
-                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
-    before = sum(slept)
+    assert clock.now == pytest.approx(2.0)  # then 4 per second
+
+
+def test_rate_budget_mirrors_the_vendor_window() -> None:
+    clock = _Clock()
+    b = RateBudget.window(100, 10.0, clock=clock, sleep=clock.sleep)  # HubSpot's lowest tier, before any answer
     b.acquire()
-    assert sum(slept) - before == pytest.approx((10 - 5 + 1) / 9.0)
-    # steady state: 18 requests take about 2 s
-    before = now[0]
-    for _ in range(18):
+    # the first answer names the portal's window: 190 per 10 s, this request counted
+    b.feed_hubspot(_hubspot_headers(190, 189))
+    assert (b.limit, b.interval) == (190, 10.0)
+    clock.now = 1.0
+    for _ in range(187):
         b.acquire()
-    assert now[0] - before == pytest.approx(2.0, abs=0.01)
+    assert clock.slept == [] and clock.now == 1.0  # the window's limit less a reserve of 2, at once
+    # the next one waits until the first request leaves the window (plus the slack for latency)
+    assert b.acquire() == pytest.approx(10.0 + b.slack - 1.0)
+    # requests the vendor counted and the budget did not send (another integration) are waited for
+    clock.now = 30.0
+    b.acquire()
+    b.feed_hubspot(_hubspot_headers(190, 10))  # 180 in the window, 179 of them unseen
+    for _ in range(8):
+        b.acquire()
+    assert clock.now == 30.0
+    assert b.acquire() == pytest.approx(10.0 + b.slack)
+
+
+@pytest.mark.parametrize("others", [0, 60])
+def test_rate_budget_uses_a_rolling_window_fully_without_429(others: int) -> None:
+    """A sequential client against a simulated rolling window of 190 per 10 s for a simulated
+    minute: no request refused, and at least 95 % of what the window allows. ``others``
+    requests of another integration arrive at the start, unseen by the budget."""
+    clock = _Clock()
+    limit, interval, latency = 190, 10.0, 0.02  # the vendor stamps a request half a latency after it left
+    window: list[float] = [0.0] * others
+    b = RateBudget.window(100, interval, clock=clock, sleep=clock.sleep)
+    sent = refused = 0
+    while clock.now < 60.0:
+        b.acquire()
+        arrival = clock.now + latency / 2
+        window = [t for t in window if arrival - t < interval]
+        if len(window) >= limit:
+            refused += 1
+        else:
+            window.append(arrival)
+            sent += 1
+        clock.now += latency
+        b.feed_hubspot(_hubspot_headers(limit, max(0, limit - len(window))))
+    assert refused == 0
+    assert sent >= 0.95 * (limit * 6 - others)  # 6 windows in a minute
 
 
 def test_rate_budget_is_thread_safe() -> None:
@@ -343,15 +392,10 @@ def test_vendor_http_feeds_budget_from_headers(server: tuple[str, Script]) -> No
     base, script = server
     script.steps = [("resp", 200, {"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "1",
                                    "X-HubSpot-RateLimit-Interval-Milliseconds": "1000"}, "{}")]
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
-    budget = RateBudget(clock=lambda: now[0], sleep=sleep)
+    clock = _Clock()
+    budget = RateBudget(clock=clock, sleep=clock.sleep)
     with VendorHTTP("hubspot", base, budget=budget, on_response=lambda r: budget.feed_hubspot(r.headers)) as http:
         http.json("GET", "/a")
         http.json("GET", "/b")
-    assert slept and slept[0] == pytest.approx(1.0 / 9.0)  # 1 left minus a 1-request reserve
+    # 9 of 10 used, 1 kept in reserve: /b waits for the window to pass (plus the slack)
+    assert clock.slept == [pytest.approx(1.0 + budget.slack)]

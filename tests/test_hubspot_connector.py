@@ -514,6 +514,39 @@ def test_sandbox_429_retry_after_then_success(sandbox: Any) -> None:
     assert len({r["id"] for r in recs}) == len(recs) >= SANDBOX_SIZE * 0.9
 
 
+#: the emulator's rolling window for the pacing test: 8 requests per 500 ms instead of 190 per 10 s,
+#: so a run spans several windows in a few seconds (unpaced, the same run meets a 429 in each)
+PACED_WINDOW = (8, 500)
+
+
+def test_sandbox_pacing_under_enforced_limits_avoids_429s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the emulator refusing past its rolling window, a run that needs several windows
+    completes, fetches every record and meets (almost) no 429: the budget takes the window from
+    the headers of the first answer and mirrors it. Counted by the emulator, not timed."""
+    api = pytest.importorskip("sandbox.api")
+    from connectors.hubspot.emulator import RATE_LIMIT_ENV
+
+    monkeypatch.setenv(RATE_LIMIT_ENV, f"{PACED_WINDOW[0]}/{PACED_WINDOW[1]}")
+    with api.start_sandbox(["hubspot"], size=300, seed=3, rate_limits=True, in_process=True) as sb:
+        hs = sb.emulators["hubspot"]
+        cfg = ConnectorConfig("hubspot", "test", {"access_token": hs.settings["access_token"],
+                                                  "base_url": hs.base_url, "page_size": 10,
+                                                  "association_batch": 100}, frozenset({"access_token"}))
+        conn = HubSpotConnector(cfg)  # the default budget and retry policy, real sleeps
+        try:
+            recs = _records(_run(conn, "contacts", started_at=_now()))
+        finally:
+            conn.close()
+        stats = sb.stats("hubspot")
+    served = stats["routes"]["GET /crm/v3/objects/{type}"]
+    refused = sum(r["statuses"].get("429", 0) for r in stats["routes"].values())
+    assert stats["requests"] - refused > 3 * PACED_WINDOW[0]  # the run needed several windows
+    assert refused <= 2  # unpaced: one per window
+    assert conn.api.budget.limit == PACED_WINDOW[0] and conn.api.budget.waited > 0  # paced to the headers
+    ids = {r["id"] for r in recs}
+    assert len(ids) == len(recs) == served["records"] >= 270
+
+
 def test_sandbox_transport_faults_and_malformed_records(sandbox: Any) -> None:
     """Dropped connection, truncated JSON and 503 are retried; a record without id is passed on."""
     from sandbox.faults import FaultRule

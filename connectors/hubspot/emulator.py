@@ -10,6 +10,7 @@ ids congruent to the tick's residue modulo 100).
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -51,7 +52,7 @@ from sandbox.world import (
     parse_time,
 )
 
-__all__ = ["ACCESS_TOKEN", "HubSpotEmulator", "emulator_spec"]
+__all__ = ["ACCESS_TOKEN", "RATE_LIMIT_ENV", "HubSpotEmulator", "emulator_spec"]
 
 ACCESS_TOKEN = "sandbox-hubspot-pat-na1-0000"
 PUBLIC_BASE = "https://api.hubapi.com"
@@ -61,6 +62,9 @@ SEARCH_CAP = 10_000
 DAILY_LIMIT = 500_000
 TEN_SECONDLY = 190
 SEARCH_PER_SECOND = 5
+#: ``<requests>/<milliseconds>`` replaces the rolling window of 190 / 10,000 ms (a test of pacing
+#: against a window of a second runs in seconds); headers report the window served
+RATE_LIMIT_ENV = "FACTORYLINE_SANDBOX_HUBSPOT_RATE_LIMIT"
 _EPOCH_ISO = "2020-01-01T00:00:00.000Z"
 
 Props = dict[str, str | None]
@@ -256,11 +260,31 @@ def _dt(ms: int | None) -> str | None:
 # -------------------------------------------------------------------------------------------
 
 
+def _window_from_env() -> tuple[int, float]:
+    """(requests, seconds) of the rolling window: ``RATE_LIMIT_ENV`` or HubSpot's 190 per 10 s."""
+    value = os.environ.get(RATE_LIMIT_ENV, "").strip()
+    if not value:
+        return TEN_SECONDLY, 10.0
+    try:
+        requests, _, ms = value.partition("/")
+        window = int(requests), int(ms) / 1000.0
+    except ValueError:
+        raise ValueError(f"{RATE_LIMIT_ENV} must be <requests>/<milliseconds>, got {value!r}") from None
+    if window[0] < 1 or window[1] <= 0:
+        raise ValueError(f"{RATE_LIMIT_ENV} must be positive, got {value!r}")
+    return window
+
+
 class _RateLimiter:
-    """HubSpot's published limits: 190 requests / 10 s rolling, search 5 / s, a daily quota."""
+    """HubSpot's published limits: 190 requests / 10 s rolling, search 5 / s, a daily quota.
+
+    ``RATE_LIMIT_ENV`` sets another rolling window. Every request the limiter lets through is
+    counted in the window, as HubSpot does; a refused one is not.
+    """
 
     def __init__(self, enforce: bool) -> None:
         self.enforce = enforce
+        self.max, self.interval = _window_from_env()
         self._lock = threading.Lock()
         self._window: deque[float] = deque()
         self._search: deque[float] = deque()
@@ -272,7 +296,7 @@ class _RateLimiter:
         refused: str | None = None
         with self._lock:
             w = self._window
-            while w and now - w[0] >= 10:
+            while w and now - w[0] >= self.interval:
                 w.popleft()
             if search:
                 s = self._search
@@ -281,7 +305,7 @@ class _RateLimiter:
             if self.enforce:
                 if self._daily >= DAILY_LIMIT:
                     refused = "DAILY"
-                elif len(w) >= TEN_SECONDLY:
+                elif len(w) >= self.max:
                     refused = "TEN_SECONDLY_ROLLING"
                 elif search and len(self._search) >= SEARCH_PER_SECOND:
                     refused = "SECONDLY"
@@ -293,9 +317,9 @@ class _RateLimiter:
             headers = {
                 "X-HubSpot-RateLimit-Daily": str(DAILY_LIMIT),
                 "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, DAILY_LIMIT - self._daily)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                "X-HubSpot-RateLimit-Max": str(TEN_SECONDLY),
-                "X-HubSpot-RateLimit-Remaining": str(max(0, TEN_SECONDLY - len(w))),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(round(self.interval * 1000)),
+                "X-HubSpot-RateLimit-Max": str(self.max),
+                "X-HubSpot-RateLimit-Remaining": str(max(0, self.max - len(w))),
             }
             if refused is not None:
                 headers["Retry-After"] = "1" if refused != "DAILY" else "3600"

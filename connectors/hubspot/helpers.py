@@ -135,11 +135,11 @@ class HubSpotApi:
                  daily_reserve: int = 0) -> None:
         self.masker = masker or Masker([access_token])
         self.policy = policy or RetryPolicy()
-        #: starts at the published limit, then fed with X-HubSpot-RateLimit-* unless ``pace`` is
-        #: false (then never waits)
+        #: mirrors HubSpot's rolling 10-second window: the lowest published limit until the
+        #: X-HubSpot-RateLimit-* headers of the first answer give the portal's own (every answer
+        #: then keeps it in step); ``pace`` false: never waits
         if budget is None:
-            budget = RateBudget(rate=0.9 * requests_per_ten_seconds / 10.0,
-                                capacity=0.9 * requests_per_ten_seconds) if pace else RateBudget()
+            budget = RateBudget.window(requests_per_ten_seconds, 10.0) if pace else RateBudget()
         self.budget = budget
         self.pace = pace
         self.search_budget = search_budget
