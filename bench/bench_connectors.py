@@ -16,7 +16,9 @@ the time the run was sending requests: from the first request the emulator serve
 both seen by polling the emulator's stats every 0.2 s from this process (so +-0.2 s). The dlt loads
 between chunks and after the last page send no request: the load after the last page is outside
 that span, one between chunks (streams of more than 100,000 records) inside it. ``requests/s``
-is requests / requesting s: the rate the limits are about.
+is requests / requesting s: the rate the limits are about. A rolling window allows its whole
+limit at once, so over a span of a few windows the share of the published rate can pass 100%
+(HubSpot: 190 at the start, then 190 per 10 s).
 
 ``--rerun`` (factoryline only): after the first run the sandbox clock advances one tick (about 1%
 of the records change) and the same destination runs again (incremental); it prints both runs'
