@@ -321,3 +321,28 @@ def _unparseable(value: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def test_member_fields_follow_the_persons_mailchimp_touches(sb: Sandbox) -> None:
+    """Opt-in time, open and click rates and the unsubscribed / cleaned statuses of every listed
+    member are those of the person's Mailchimp touches in the journeys (the emulator builds only
+    those touches from the journey's events, so a divergence from ``Journeys.touches`` shows here)."""
+    world = world_of(sb)
+    j = Journeys(world)
+    with http(sb) as c:
+        members, _ = page(c, f"/lists/{sb.emulators['mailchimp'].settings['list_id']}/members", "members", 1000)
+    kinds: set[str] = set()
+    for m in members:
+        p = m["web_id"] - 100_000
+        mine = [x for x in j.touches(p) if x.system == "mailchimp"]
+        kinds.update(x.kind for x in mine)
+        opt_in = mine[0].at_ms if mine else world.person(p).created_ms
+        sends = sum(x.kind == "email_send" for x in mine) or 1
+        opens, clicks = (sum(x.kind == k for x in mine) for k in ("email_open", "email_click"))
+        assert parse_time(m["timestamp_opt"]) == opt_in // 1000 * 1000
+        assert m["stats"] == {"avg_open_rate": round(min(1.0, opens / sends), 2),
+                              "avg_click_rate": round(min(1.0, clicks / sends), 2)}
+        assert (m["status"] == "unsubscribed") == any(x.kind == "unsubscribe" for x in mine)
+        if m["status"] != "unsubscribed":
+            assert (m["status"] == "cleaned") == any(x.kind == "email_bounce" for x in mine)
+    assert {"email_send", "email_open", "email_click", "unsubscribe", "email_bounce"} <= kinds

@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
+from operator import itemgetter
 from typing import Any
 
 from sandbox.faults import FaultRule
@@ -70,6 +71,7 @@ BLOCK = 10_000  # members are counted per block of person indexes (lazily, cache
 _M64 = (1 << 64) - 1
 _SHARE_SPAN = 20  # an address is shared only with the next 20 people (sandbox.world)
 _EMAIL_INDEX = re.compile(r"(\d+)@")
+_AT = itemgetter(0)
 _RECIPIENT_KINDS = frozenset({"email_send", "email_delivered", "email_open", "email_click", "email_bounce",
                               "unsubscribe"})
 
@@ -237,6 +239,7 @@ class MailchimpEmulator(Emulator):
         #: (tick, filters) -> matching rows: the last few filtered or sorted listings (they scan)
         self._listings: dict[tuple[Any, ...], list[tuple[int, str, int]]] = {}
         self._hashes: tuple[int, dict[str, int]] | None = None
+        self._last_block: tuple[tuple[int, int], list[int]] | None = None
         self._campaign_ids = {_hex("campaign", world.seed, c): c for c in range(self.journeys.campaign_count())}
 
     # -- Emulator protocol -----------------------------------------------------------------------
@@ -377,7 +380,7 @@ class MailchimpEmulator(Emulator):
             for idx in set(people):
                 if not self._is_member(idx, tick):
                     continue
-                mine = [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+                mine = self._member_touches(idx, tick)
                 if mine:
                     touches[idx] = mine
             aud = _Audience(tick)
@@ -487,7 +490,7 @@ class MailchimpEmulator(Emulator):
             if seen >= hi:
                 break
             gone = set(archived.get(b, ()))
-            for idx in self._block_members(b, tick):
+            for idx in self._page_block(b, tick):
                 if idx in gone:
                     continue
                 if lo <= seen < hi:
@@ -497,8 +500,30 @@ class MailchimpEmulator(Emulator):
                     break
         return out
 
-    def _member_touches(self, idx: int, tick: int) -> list[Touch]:
-        return [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+    def _page_block(self, b: int, tick: int) -> list[int]:
+        """``_block_members`` of the block the last page ended in: a 1,000-member page spans
+        ~4,000 indexes of a 10,000-index block, so consecutive pages reuse it (one block held)."""
+        with self._lock:
+            hit = self._last_block
+        if hit is not None and hit[0] == (b, tick):
+            return hit[1]
+        members = self._block_members(b, tick)
+        with self._lock:
+            self._last_block = ((b, tick), members)
+        return members
+
+    def _member_touches(self, idx: int, tick: int, person: Person | None = None) -> list[Touch]:
+        """``[x for x in journeys.touches(idx, tick) if x.system == SYSTEM]``, from ``person`` when
+        the caller has built it: the journey's events in ``Journeys._touches``'s order (``seq`` is
+        the position among all of them), but only Mailchimp's made into :class:`Touch` records (a
+        third of a member's serving time went to building the other systems' touches)."""
+        j = self.journeys
+        p = self.world.person(idx, tick) if person is None else person
+        evs = j._base_events(p)
+        evs.sort(key=_AT)  # stable: same-time events keep their causal order (as Journeys._touches)
+        evs.extend(j._tick_events(p, tick))
+        return [Touch(idx, n, kind, at, camp, system, url)
+                for n, (at, kind, camp, system, url) in enumerate(evs) if system == SYSTEM]
 
     def _by_address(self, address: str, tick: int) -> int | None:
         """The member holding an address: addresses embed the index of the person they were made for."""
@@ -530,8 +555,13 @@ class MailchimpEmulator(Emulator):
             return "transactional", opt_in
         return "subscribed", opt_in
 
-    def _member(self, idx: int, touches: list[Touch], tick: int) -> dict[str, Any]:
+    def _member_of(self, idx: int, tick: int) -> dict[str, Any]:
+        """A member's record, building the person once."""
         person = self.world.person(idx, tick)
+        return self._member(idx, self._member_touches(idx, tick, person), tick, person)
+
+    def _member(self, idx: int, touches: list[Touch], tick: int, person: Person | None = None) -> dict[str, Any]:
+        person = self.world.person(idx, tick) if person is None else person
         email = (person.email or "").strip()
         status, status_ms = self._status(person, touches)
         opt_in = touches[0].at_ms if touches else person.created_ms  # mailed from a later tick on
@@ -540,7 +570,7 @@ class MailchimpEmulator(Emulator):
         opens = sum(1 for x in touches if x.kind == "email_open")
         clicks = sum(1 for x in touches if x.kind == "email_click")
         h = member_id(email)
-        company = None if person.company_idx is None else self.world.company(person.company_idx, tick).name
+        company = None if person.company_idx is None else self._company_name(person.company_idx, tick)
         return {
             "id": h, "email_address": email, "unique_email_id": _hex("unique", self.world.seed, idx),
             "contact_id": _hex("contact", self.world.seed, idx, n=32), "full_name": f"{person.first_name} "
@@ -561,6 +591,12 @@ class MailchimpEmulator(Emulator):
             "_links": [_link("self", f"/lists/{self.list_id}/members/{h}"),
                        _link("parent", f"/lists/{self.list_id}/members")],
         }
+
+    def _company_name(self, j: int, tick: int) -> str:
+        """``world.company(j, tick).name`` without building the company (names never change)."""
+        if not 0 <= j < self.world.companies.count(tick):
+            raise IndexError(j)
+        return self.world._company_name(j)[0]
 
     def _check_list(self, list_id: str) -> None:
         if list_id != self.list_id:
@@ -587,17 +623,20 @@ class MailchimpEmulator(Emulator):
     def _ping(self, request: Request) -> Response:
         return Response(200, {"health_status": "Everything's Chimpy!"})
 
-    def _row(self, idx: int, tick: int) -> tuple[int, str, int]:
-        """(person, status, last changed to the second) of a member."""
+    def _row(self, idx: int, tick: int, touches: list[Touch] | None = None) -> tuple[int, str, int]:
+        """(person, status, last changed to the second) of a member (``touches``: its Mailchimp
+        touches when the caller has them)."""
         person = self.world.person(idx, tick)
-        touches = self._member_touches(idx, tick)
+        if touches is None:
+            touches = self._member_touches(idx, tick, person)
         status, status_ms = self._status(person, touches)
         opt_in = touches[0].at_ms if touches else person.created_ms
         return idx, status, _sec(max(status_ms, opt_in, person.modified_ms))
 
     def _opt_in(self, idx: int, tick: int) -> int:
-        touches = self._member_touches(idx, tick)
-        return touches[0].at_ms if touches else self.world.person(idx, tick).created_ms
+        person = self.world.person(idx, tick)
+        touches = self._member_touches(idx, tick, person)
+        return touches[0].at_ms if touches else person.created_ms
 
     def _all_members(self, tick: int) -> Iterable[int]:
         for b in range(-(-self.world.people.count(tick) // BLOCK)):
@@ -644,8 +683,9 @@ class MailchimpEmulator(Emulator):
         return rows
 
     def _member_rows(self, aud: _Audience) -> list[tuple[int, str, int]]:
-        """(person, status, last changed) of every member (archived included): O(audience)."""
-        return [self._row(idx, aud.tick) for idx in self._all_members(aud.tick)]
+        """(person, status, last changed) of every member (archived included): O(audience). The
+        audience holds every member's touches (members without any are not in it): not built again."""
+        return [self._row(idx, aud.tick, aud.touches.get(idx, [])) for idx in self._all_members(aud.tick)]
 
     def _list_record(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -704,7 +744,7 @@ class MailchimpEmulator(Emulator):
             rows = self._listing(tick, since, before, wanted, sort_field, desc)
             matched = len(rows)
             page = [idx for idx, _, _ in rows[offset:offset + count]]
-        selected = [self._member(idx, self._member_touches(idx, tick), tick) for idx in page]
+        selected = [self._member_of(idx, tick) for idx in page]
         return Response(200, {"members": selected, "list_id": self.list_id, "total_items": matched,
                               "_links": [_link("self", f"/lists/{self.list_id}/members"),
                                          _link("parent", f"/lists/{self.list_id}")]}, records=len(selected))
@@ -718,7 +758,7 @@ class MailchimpEmulator(Emulator):
             idx = self._by_address(hash, tick)
         if idx is None:
             raise _MailchimpError(404, "Resource Not Found", "The requested resource could not be found.")
-        return Response(200, self._member(idx, self._member_touches(idx, tick), tick), records=1)
+        return Response(200, self._member_of(idx, tick), records=1)
 
     def _hash_index(self, tick: int) -> dict[str, int]:
         """Subscriber hash -> member (O(audience), built on the first lookup by hash per tick)."""
