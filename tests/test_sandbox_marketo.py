@@ -451,3 +451,33 @@ def _unparseable(value: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def test_program_members_are_exactly_the_live_people_with_a_touch_of_the_program() -> None:
+    """Each program lists every live person with a Marketo touch of it, and nobody else: the
+    emulator visits only the people whose active span or ticks meet the program's window, so a
+    person outside that narrowing would go missing here."""
+    with start_sandbox([REF], size=5000, seed=5, in_process=True, grow=True) as sandbox:
+        sandbox.advance(6)  # ticks inside the running programs' windows: tick touches and new people
+        world = World(seed=5, size=5000, grow=True, ticks=[parse_time(t) for t in sandbox.clock()["ticks"]])
+        j = Journeys(world)
+        expected: dict[int, set[int]] = {}
+        for p in range(world.people.count(world.tick)):
+            if world.person(p).archived_ms is None:
+                for x in j.touches(p):
+                    if x.system == "marketo" and x.campaign_idx is not None:
+                        expected.setdefault(PROGRAM_OFFSET + x.campaign_idx, set()).add(LEAD_OFFSET + p)
+        got: dict[int, set[int]] = {}
+        with http(sandbox) as c:
+            programs = c.get("/rest/asset/v1/programs.json", params={"maxReturn": 200}).json()["result"]
+            for pid in (p["id"] for p in programs):
+                params: dict[str, Any] = {"batchSize": 300}
+                while True:
+                    body = c.get(f"/rest/v1/programs/{pid}/members.json", params=params).json()
+                    got.setdefault(pid, set()).update(m["leadId"] for m in body.get("result") or ())
+                    if not body.get("moreResult"):
+                        break
+                    params["nextPageToken"] = body["nextPageToken"]
+    assert {k: v for k, v in got.items() if v} == expected
+    assert sum(map(len, expected.values())) > 500
+    assert any(lead - LEAD_OFFSET >= world.people.base_count for v in expected.values() for lead in v)

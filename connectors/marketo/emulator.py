@@ -31,8 +31,11 @@ last (date, lead, seq) served; a window after tick 0 visits only the people the 
 since (``people_touched_since``, O(changed)), an older one every person from the cursor on (at most
 20,000 per request: such a page may be empty with ``moreResult: true``). The last token opens the
 window after ``until``. Email lookups use the index embedded in the address (``first.last{i}@``,
-shared only with the next 20 people). Program members scan the people touched since the program's
-start once per program and tick (a small LRU).
+shared only with the next 20 people). Program members scan, once per program and tick (a small LRU),
+the people whose journeys can meet the program's window: the base people active in it and the
+people a tick inside it changed or created (Marketo's emails only those mailed through Marketo).
+That is O(window x population) per program, so a full read of every program's members still grows
+with the population squared (programs grow with it too).
 
 Wire format: every REST answer is ``{requestId, success, errors, warnings, result, nextPageToken?,
 moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code, message}]``
@@ -54,6 +57,7 @@ import base64
 import binascii
 import bisect
 import dataclasses
+import heapq
 import os
 import random
 import re
@@ -61,16 +65,17 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from sandbox.faults import FaultRule
-from sandbox.journeys import Campaign, Journeys, Touch
+from sandbox.journeys import _EMAIL_SLOTS, ACTIVE_MS, Campaign, Journeys, Touch
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.routing import Routes
-from sandbox.world import Person, World, format_ms, parse_time
+from sandbox.world import CHANGE_MODULUS, YEAR_MS, Person, World, format_ms, parse_time
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "LEAD_OFFSET", "PROGRAM_OFFSET", "MarketoEmulator", "emulator_spec"]
 
@@ -96,6 +101,9 @@ MAX_ACTIVITY_TYPES = 10
 MAX_ASSET_RETURN = 200
 SYSTEM = "marketo"
 _TOUCH_CACHE = 4096
+_AT = itemgetter(0)
+#: campaign shapes (``c % 10``) whose touches only people mailed through Marketo get (Marketo's emails)
+_EMAIL_SHAPES = frozenset(_EMAIL_SLOTS[SYSTEM])
 _SCAN_LIMIT = 20_000  # people an activities page looks at before it answers (maybe empty, moreResult)
 _SHARE_SPAN = 20  # an email is shared with at most the next 20 people (sandbox.world)
 _EMAIL_INDEX = re.compile(r"(\d+)@")
@@ -389,6 +397,8 @@ class MarketoEmulator(Emulator):
         self._touch_cache: OrderedDict[tuple[int, int], list[Touch]] = OrderedDict()
         #: (campaign, tick) -> its live members (ascending person index), a small LRU
         self._member_cache: OrderedDict[tuple[int, int], list[_Member]] = OrderedDict()
+        #: campaign -> name (bounded: cleared when full)
+        self._names: dict[int, str] = {}
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -483,9 +493,10 @@ class MarketoEmulator(Emulator):
 
     # -- what Marketo knows ----------------------------------------------------------------------
 
-    def _marketo_touches(self, idx: int, tick: int) -> list[Touch]:
+    def _marketo_touches(self, idx: int, tick: int, person: Person | None = None) -> list[Touch]:
         """The person's Marketo touches at ``tick`` (empty: Marketo does not know the person):
-        a pure function of (person, tick), O(the person's touches), cached in a bounded LRU."""
+        a pure function of (person, tick), O(the person's touches), cached in a bounded LRU.
+        ``person`` (person ``idx`` at ``tick``) saves building it again."""
         if not 0 <= idx < self.world.people.count(tick):
             return []
         key = (idx, tick)
@@ -494,7 +505,16 @@ class MarketoEmulator(Emulator):
             if hit is not None:
                 self._touch_cache.move_to_end(key)
                 return hit
-        mine = [x for x in self.journeys.touches(idx, tick) if x.system == SYSTEM]
+        # ``[x for x in journeys.touches(idx, tick) if x.system == SYSTEM]``: the journey's events
+        # in ``Journeys._touches``'s order (``seq`` counts all of them), but only Marketo's made
+        # into Touch records (building the other systems' took a third of the time)
+        j = self.journeys
+        p = self.world.person(idx, tick) if person is None else person
+        evs = j._base_events(p)
+        evs.sort(key=_AT)  # stable: same-time events keep their causal order
+        evs.extend(j._tick_events(p, tick))
+        mine = [Touch(idx, n, kind, at, camp, system, url)
+                for n, (at, kind, camp, system, url) in enumerate(evs) if system == SYSTEM]
         with self._cache_lock:
             self._touch_cache[key] = mine
             while len(self._touch_cache) > _TOUCH_CACHE:
@@ -513,9 +533,12 @@ class MarketoEmulator(Emulator):
 
     def _member(self, c: int, idx: int, tick: int) -> _Member | None:
         """The person's membership of campaign ``c`` (None: not a live member), from its touches."""
-        if self._live(idx, tick) is None:
+        if not 0 <= idx < self.world.people.count(tick):
             return None
-        touches = self._marketo_touches(idx, tick)
+        person = self._live(idx, tick)
+        if person is None:
+            return None
+        touches = self._marketo_touches(idx, tick, person)
         mine = [x for x in touches if x.campaign_idx == c]
         if not mine:
             return None
@@ -534,13 +557,49 @@ class MarketoEmulator(Emulator):
                 self._member_cache.move_to_end(key)
                 return hit
         campaign = self.journeys.campaign(c, tick)
-        out = [m for idx in self.journeys.people_touched_since(campaign.start_ms, tick)
-               if (m := self._member(c, idx, tick)) is not None]
+        j = self.journeys
+        # only people mailed through Marketo get its emails (a hash of their company: no person built)
+        mailed_only = c % 10 in _EMAIL_SHAPES
+        out = [m for idx in self._program_candidates(campaign, tick)
+               if (not mailed_only or j.email_system(idx) == SYSTEM) and (m := self._member(c, idx, tick)) is not None]
         with self._cache_lock:
             self._member_cache[key] = out
             while len(self._member_cache) > 4:
                 self._member_cache.popitem(last=False)
         return out
+
+    def _program_candidates(self, campaign: Campaign, tick: int) -> Iterator[int]:
+        """Ascending unique indexes of the people who can have a touch in ``campaign`` (a superset):
+        a campaign's touches lie in its window ``[start, end]`` (``Journeys._campaign_at``), so
+        these are the base people whose active span (creation to 150 days on, all before tick 0)
+        meets the window, then the people a tick inside the window changed or created. O(the
+        window's people), where ``people_touched_since(start)`` also walked every later person."""
+        w, j = self.world, self.journeys
+        space = w.people
+        base, count = space.base_count, space.count(tick)
+        start, end = campaign.start_ms, campaign.end_ms
+        ranges: list[Iterable[int]] = []
+        if start <= j._end:  # base journeys end a day before tick 0
+            span = start - ACTIVE_MS - j._start  # the first base index as Journeys._candidates has it
+            lo = 0 if span <= 0 else max(0, min(base, span * base // YEAR_MS - 1))
+            # person i is created at or after _start + i * YEAR_MS // base (World._meta)
+            after = end - j._start
+            hi = 0 if after < 0 else min(base, after * base // YEAR_MS + 2)
+            ranges.append(range(lo, max(lo, hi)))
+        residues: set[int] = set()
+        for k in range(1, tick + 1):
+            if not start <= w.ticks[k] <= end:
+                continue
+            r = space.change_res[k]
+            if r not in residues:
+                residues.add(r)
+                ranges.append(range(r, count, CHANGE_MODULUS))
+            ranges.append(range(space.cum_count[k - 1], space.cum_count[k]))
+        last = -1
+        for i in heapq.merge(*ranges):
+            if i != last:
+                last = i
+                yield i
 
     def _live(self, idx: int, tick: int) -> Person | None:
         person = self.world.person(idx, tick)
@@ -864,11 +923,11 @@ class MarketoEmulator(Emulator):
             return rec
         type_id = _TOUCH_TYPE.get(touch.kind, _MOMENT)
         c = touch.campaign_idx
-        campaign = self.journeys.campaign(c) if c is not None else None
+        campaign = self._campaign_name(c) if c is not None else None
         h = (idx * 31 + touch.seq) % len(_DEVICES)
         attrs: list[dict[str, Any]]
         if type_id in _EMAIL_TYPES:
-            name = f"{campaign.name}.Email" if campaign is not None else "Operational.Email"
+            name = f"{campaign}.Email" if campaign is not None else "Operational.Email"
             rec.update(activityTypeId=type_id, primaryAttributeValueId=EMAIL_OFFSET + (c or 0),
                        primaryAttributeValue=name)
             attrs = [{"name": "Campaign Run ID", "value": (c or 0) * 10 + 1}]
@@ -893,13 +952,13 @@ class MarketoEmulator(Emulator):
                      {"name": "User Agent", "value": _DEVICES[h][3]}]
         elif type_id == 2:
             rec.update(activityTypeId=2, primaryAttributeValueId=200 + (c or 0) % 20,
-                       primaryAttributeValue=f"{campaign.name} Form" if campaign else "Contact Us")
+                       primaryAttributeValue=f"{campaign} Form" if campaign else "Contact Us")
             attrs = [{"name": "Webpage ID", "value": 100 + (c or 0) % 50},
                      {"name": "Client IP Address", "value": f"203.0.113.{idx % 250 + 1}"},
                      {"name": "Query Parameters", "value": ""}]
         elif type_id == 104:
             rec.update(activityTypeId=104, primaryAttributeValueId=PROGRAM_OFFSET + (c or 0),
-                       primaryAttributeValue=campaign.name if campaign else "Webinar")
+                       primaryAttributeValue=campaign if campaign else "Webinar")
             attrs = [{"name": "New Status", "value": "Attended"}, {"name": "Old Status", "value": "Registered"},
                      {"name": "Success", "value": True}, {"name": "Reason", "value": "Changed by Smart Campaign"}]
         else:
@@ -911,6 +970,17 @@ class MarketoEmulator(Emulator):
             rec["campaignId"] = SMART_CAMPAIGN_OFFSET + c
         rec["attributes"] = attrs
         return rec
+
+    def _campaign_name(self, c: int) -> str:
+        """``journeys.campaign(c).name`` (the same at every tick), from a bounded cache: an activity
+        page names a few campaigns hundreds of times."""
+        name = self._names.get(c)
+        if name is None:
+            name = self.journeys.campaign(c).name
+            if len(self._names) >= _TOUCH_CACHE:
+                self._names.clear()
+            self._names[c] = name
+        return name
 
     # -- programs and members --------------------------------------------------------------------
 
