@@ -88,8 +88,11 @@ def test_since_id_per_source_and_only_new_posts_after_advance() -> None:
         state = first[-1].state
         assert state is not None and set(state["since_ids"]) == {"search:@factoryline",
                                                                  "search:@factoryline -is:retweet", "mentions"}
-        # a source's since_id is stored only with its last page: mentions pages before it do not carry it
-        mention_pages = [p for p in first if any(r["matched"] == "mentions" for r in p.records)]
+        # a source's since_id is stored only with its last page: mentions pages (those after the page
+        # that stores the last query's since_id) before it do not carry it
+        searched = next(i for i, p in enumerate(first)
+                        if p.state is not None and "search:@factoryline -is:retweet" in p.state["since_ids"])
+        mention_pages = first[searched + 1:]
         assert len(mention_pages) >= 2 and all(p.state is not None and "mentions" not in p.state["since_ids"]
                                                for p in mention_pages[:-1])
         seen = {r["id"] for r in _records(first)}

@@ -24,8 +24,11 @@
   the tweets are kept.
 
 Records are X's own, with one enrichment on tweets: ``record["author"]`` is the tweet's author
-from ``includes.users`` (``None`` when X reported the author in ``errors``), and
-``record["matched"]`` names the source that found it (``mentions`` or ``search:<query>``).
+from ``includes.users`` (``None`` when X reported the author in ``errors``). Every source asks for the
+same fields and nothing in a record names the source that read it: a post found by several sources is
+read by whichever comes first in a run, and a resumed run's mentions timeline may re-read a post a
+cut-off backfill loaded, so a source label would make a resumed run's rows differ from a clean run's.
+(Whether a post mentions the brand account is in its own ``entities.mentions``.)
 """
 
 from __future__ import annotations
@@ -288,7 +291,7 @@ class XConnector:
                                 "until_id": meta.get("oldest_id") or progress.get("until_id")}
                     backfills[key] = {k: v for k, v in progress.items() if v is not None}
                 if stream.name == "tweets":
-                    records = [t for t in _tweets(body, key) if not isinstance(t, dict) or t.get("id") is None
+                    records = [t for t in _tweets(body) if not isinstance(t, dict) or t.get("id") is None
                                or str(t["id"]) not in seen]
                 else:
                     records = [u for u in (body.get("includes") or {}).get("users") or []
@@ -363,12 +366,12 @@ def _older_than_recent_window(tweet_id: str) -> bool:
     return created_ms < time.time() * 1000 - S.RECENT_WINDOW_MS
 
 
-def _tweets(body: dict[str, Any], source: str) -> list[dict[str, Any]]:
+def _tweets(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A page's tweets, each with its author; nothing about the source (see the module notes)."""
     users = {u.get("id"): u for u in (body.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
     out = []
     for tweet in body.get("data") or []:
         if isinstance(tweet, dict):
             tweet["author"] = users.get(tweet.get("author_id"))
-            tweet["matched"] = source
         out.append(tweet)
     return out
