@@ -3,6 +3,7 @@
     /work/venv/bin/python bench/bench_sandbox.py --vendor marketo --vendor mailchimp \\
         [--sizes 100000,1000000] [--records 100000] [--in-process] [--properties all|default]
     /work/venv/bin/python bench/bench_sandbox.py --vendor all
+    /work/venv/bin/python bench/bench_sandbox.py --vendor mailchimp --connector   # + the connector's rate
 
 For each vendor and world size a fresh server process starts (so its peak RSS is that emulator's
 alone), the clock advances ``--advance`` ticks, and a client reads the vendor's main stream the
@@ -22,8 +23,20 @@ shopify     GraphQL ``orders(first: 250, after:)`` with ``pageInfo.endCursor``
 ``--connections 2`` (hubspot) splits the contact id range in windows read in parallel, so the
 client's parsing overlaps the server's work. Prints one table row per (vendor, size): the first
 request's latency, records read, records/s, requests, the server's peak RSS and its CPU time per
-record (independent of other load on the machine) (the emulators answer a page from a cursor over person
+record (steadier than records/s under other load, yet +-25% on a busy 2-core machine) (the emulators answer a page from a cursor over person
 indexes, so the RSS should not grow with the population), then the command line to reproduce.
+
+Serving must never be the bottleneck: each row also shows the rate at which the vendor's connector
+consumes that stream and ``serve/conn``, the serving rate over it (the goal is at least 3x). With
+``--connector`` the connector (the factoryline pipeline: extract, map, load, one stream: MAIN_STREAM)
+reads the stream in a child process against the same emulator right after, at the first size only
+(a full read; consumption barely depends on the population), and the column says ``measured``: its
+records over the stream's own seconds (reading and mapping; not the process start or the loads,
+which request nothing), the pace at which it asks for pages.
+Without it the column holds CONNECTOR_RATES, labelled ``ref``: earlier measurements, dated with
+their commands in the comment there. Shopify's connector reads orders through a bulk operation,
+which the emulator writes with the same per-order code the pages use: its rate is partly the
+emulator's, so its ratio flatters the emulator.
 """
 
 from __future__ import annotations
@@ -41,11 +54,23 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_connectors, for --connector
 
 from connectors.hubspot.emulator import _PROP_NAMES
 from sandbox import start_sandbox
 
 VENDORS = ("hubspot", "salesforce", "marketo", "mailchimp", "x", "shopify")
+#: the connector stream that reads what each reader below reads (--connector)
+MAIN_STREAM = {"hubspot": "contacts", "salesforce": "Lead", "marketo": "activities", "mailchimp": "members",
+               "x": "tweets", "shopify": "orders"}
+#: the factoryline connector's records/s over each main stream (its reading pace, see --connector),
+#: 2026-11-22 (issue #3), load average 1-4 on 2 shared cores: mailchimp members and shopify orders
+#: (a bulk operation) with ``--vendor V --sizes 100000 --connector``, marketo activities with
+#: ``--sizes 20000 --connector`` (a full read at 100k takes minutes); hubspot (contacts) and
+#: salesforce (Lead) from ``python bench/bench_connectors.py --size 100000 --vendor V --only
+#: factoryline``, whose records/s also count the loads and the derivation; X not measured
+CONNECTOR_RATES: dict[str, float] = {"hubspot": 5_400, "salesforce": 2_212, "marketo": 8_211, "mailchimp": 4_590,
+                                     "shopify": 877}
 MARKETO_TYPES = "1,2,6,7,8,9,10,11,12,104"  # at most 10 per request
 SOQL = "SELECT Id, FirstName, LastName, Email, Title, Company, Status, IsConverted, LastModifiedDate FROM Lead"
 ORDERS = "{ orders(first: 250%s) { edges { cursor node { id name createdAt updatedAt email " \
@@ -176,6 +201,8 @@ class Row:
     rss_mb: float
     cpu_s: float
     ended: bool
+    #: the connector's records/s on this stream (measured against the same emulator), or None
+    connector_rps: float | None = None
 
 
 def run(vendor: str, size: int, args: argparse.Namespace) -> Row:
@@ -210,9 +237,39 @@ def run(vendor: str, size: int, args: argparse.Namespace) -> Row:
             t.join()
         elapsed = time.perf_counter() - started
         stats = sb.stats(vendor)
+        connector = _connector_rps(vendor, emu.settings) if args.connector and size == args.connector_size else None
     cpu = stats.get("cpu_seconds", 0.0) - cpu_before if not args.in_process else 0.0
     return Row(vendor, size, firsts[0], sum(counts), elapsed, stats["requests"], stats["peak_rss_mb"], cpu,
-               all(ended))
+               all(ended), connector)
+
+
+def _connector_rps(vendor: str, settings: dict[str, str]) -> float | None:
+    """The factoryline connector's records/s over the vendor's main stream against this emulator:
+    ``bench_connectors.py --child factoryline`` (its own process; a first full run of that one
+    stream), with bench_connectors' unpaced settings."""
+    import json
+    import subprocess
+    import tempfile
+
+    from bench_connectors import UNPACED
+
+    stream = MAIN_STREAM[vendor]
+    if vendor == "salesforce":
+        from connectors.salesforce.settings import stream_name
+
+        stream = stream_name("Lead")
+    script = Path(__file__).resolve().parent / "bench_connectors.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, str(script), "--child", "factoryline", "--vendor", vendor,
+                               "--settings", json.dumps({**settings, **UNPACED.get(vendor, {})}),
+                               "--workdir", tmp, "--stream", stream], capture_output=True, text=True, cwd=tmp)
+    if proc.returncode != 0:
+        print(f"{vendor} connector failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the pace it pulls pages at: records over the stream's own time (reading and mapping; the
+    # process start, the loads and the derivation after it request nothing)
+    return float(result["records"] / result["extracting"]) if result.get("extracting") else None
 
 
 def main() -> int:
@@ -228,28 +285,43 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1,
                         help="hubspot only: parallel keep-alive connections, each paging its own id window")
     parser.add_argument("--advance", type=int, default=3, help="ticks to advance first (so changes replay)")
+    parser.add_argument("--connector", action="store_true",
+                        help="also run the vendor's connector over the same stream and emulator (first size only)")
     args = parser.parse_args()
     vendors = list(VENDORS) if not args.vendor or "all" in args.vendor else list(dict.fromkeys(args.vendor))
     if not args.vendor:
         vendors = ["hubspot"]
     sizes = args.size or [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.connector_size = sizes[0]
     header = (f"{'vendor':<11} {'size':>9} {'first req':>10} {'records':>9} {'seconds':>8} {'records/s':>10} "
-              f"{'requests':>8} {'server RSS':>10} {'server CPU/rec':>14}")
+              f"{'requests':>8} {'server RSS':>10} {'server CPU/rec':>14} {'connector rec/s':>20} {'serve/conn':>10}")
     print(header)
     print("-" * len(header))
+    measured: dict[str, float] = {}
     for vendor in vendors:
         for size in sizes:
             r = run(vendor, size, args)
             note = "" if not r.ended else "  (stream ended)"
+            rps = r.records / r.seconds if r.seconds else 0.0
+            if r.connector_rps:
+                measured[vendor] = r.connector_rps
+            conn, label = ((measured[vendor], "measured") if vendor in measured else
+                           (CONNECTOR_RATES[vendor], "ref") if vendor in CONNECTOR_RATES else (None, ""))
+            conn_text = f"{conn:>10,.0f} {label:>9}" if conn else f"{'-':>20}"
+            ratio = f"{rps / conn:>9.1f}x" if conn else f"{'-':>10}"
             print(f"{r.vendor:<11} {r.size:>9,} {r.first_s * 1000:>8.0f}ms {r.records:>9,} {r.seconds:>8.1f} "
-                  f"{r.records / r.seconds if r.seconds else 0:>10,.0f} {r.requests:>8,} {r.rss_mb:>7.0f} MB "
-                  f"{r.cpu_s / max(1, r.records) * 1e6:>11.1f} us{note}",
+                  f"{rps:>10,.0f} {r.requests:>8,} {r.rss_mb:>7.0f} MB "
+                  f"{r.cpu_s / max(1, r.records) * 1e6:>11.1f} us {conn_text} {ratio}{note}",
                   flush=True)
     print(f"\n({'in-process' if args.in_process else 'server process'}; reproduce: /work/venv/bin/python "
           f"bench/bench_sandbox.py {' '.join(f'--vendor {v}' for v in vendors)} "
           f"--sizes {','.join(map(str, sizes))} --records {args.records} --seed {args.seed} --advance {args.advance}"
           f"{' --in-process' if args.in_process else ''}"
-          f"{f' --connections {args.connections}' if args.connections > 1 else ''})")
+          f"{f' --connections {args.connections}' if args.connections > 1 else ''}"
+          f"{' --connector' if args.connector else ''})")
+    if not args.connector:
+        print("(connector rec/s 'ref': CONNECTOR_RATES in bench/bench_sandbox.py, dated with their commands; "
+              "--connector measures it against the same emulator)")
     return 0
 
 
