@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -1154,8 +1154,9 @@ class _Unsupported(Exception):
     """The fast executor does not handle this request: graphql-core executes it."""
 
 
-@dataclass(frozen=True)
-class _Path:
+class _Path(NamedTuple):
+    """A response path (``info.path``): a tuple, as one is made for every field served."""
+
     prev: Any
     key: str
 
@@ -1221,23 +1222,50 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
             return select(value, gtype, node.selection_set, path)
         return value  # scalars and enums are served already serialised
 
-    def select(obj: Any, otype: GraphQLObjectType, selection_set: SelectionSetNode, prev: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def is_leaf(gtype: Any) -> bool:
+        """A scalar or enum, possibly non-null: served as it is (no list, no object)."""
+        if isinstance(gtype, GraphQLNonNull):
+            gtype = gtype.of_type
+        return not isinstance(gtype, GraphQLList | GraphQLObjectType)
+
+    #: (selection set, type) -> its fields as (name, response key, definition or None for
+    #: __typename, is a leaf, node): worked out once per query, not for every object of a page
+    plans: dict[tuple[int, str], list[tuple[str, str, Any, bool, FieldNode]]] = {}
+
+    def plan(selection_set: SelectionSetNode, otype: GraphQLObjectType) -> list[tuple[str, str, Any, bool, FieldNode]]:
+        found = plans.get((id(selection_set), otype.name))
+        if found is not None:
+            return found
+        out: list[tuple[str, str, Any, bool, FieldNode]] = []
+        keys: set[str] = set()
         for node in fields_of(selection_set, otype.name):
             name = node.name.value
             key = node.alias.value if node.alias else name
-            if key in out:
+            if key in keys:
                 raise _Unsupported("repeated response key")
-            if name == "__typename":
+            keys.add(key)
+            fdef = None if name == "__typename" else otype.fields[name]
+            out.append((name, key, fdef, fdef is not None and is_leaf(fdef.type), node))
+        plans[(id(selection_set), otype.name)] = out
+        return out
+
+    def select(obj: Any, otype: GraphQLObjectType, selection_set: SelectionSetNode, prev: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        is_dict = isinstance(obj, dict)
+        for name, key, fdef, leaf, node in plan(selection_set, otype):
+            if fdef is None:
                 out[key] = otype.name
                 continue
-            fdef = otype.fields[name]
-            value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-            path = _Path(prev, key)
+            value = obj.get(name) if is_dict else getattr(obj, name, None)
             if callable(value):
+                path = _Path(prev, key)
                 args = get_argument_values(fdef, node, coerced) if fdef.args else {}
                 value = value(_Info(context, path), **args)
-            out[key] = complete(value, fdef.type, node, path)
+                out[key] = complete(value, fdef.type, node, path)
+            elif leaf:
+                out[key] = value
+            else:
+                out[key] = complete(value, fdef.type, node, _Path(prev, key))
         return out
 
     return select(root, root_type, op.selection_set, None)
