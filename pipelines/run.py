@@ -27,6 +27,7 @@ from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
 from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock
 from pipelines.load import Package, ProgressFn, StreamLoad, StreamResult
+from pipelines.recover import finish_pending
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
 
@@ -195,6 +196,10 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
     status = RunStatus(run_id=new_run_id(started), started_at=started, target=target.describe())
     specs: list[ConnectorSpec] = []
     pipeline = make_pipeline(target)
+    try:
+        finish_pending(pipeline)
+    except Exception as exc:  # the pending package is tried again by the first load below
+        status.errors.append(f"finishing the stopped run's load failed: {type(exc).__name__}: {exc}")
     for name in names:
         try:
             spec = registry.connector(name)
