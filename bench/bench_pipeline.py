@@ -7,7 +7,7 @@ Variants (each in its own child process, so peak RSS is its own; all read the sa
 same sandbox emulator through the same HubSpot connector):
   factoryline   raw + canonical person rows + provenance, Arrow batches, parquet (the loading
                 only: the derivation a run does at its end -- identity, lifecycle, attribution --
-                is switched off here with FACTORYLINE_DERIVE=0; bench_connectors.py includes it)
+                is switched off here unless FACTORYLINE_DERIVE=1 is set; bench_connectors.py includes it)
   dlt-default   the raw record dicts handed to dlt with its defaults for DuckDB
   dlt-tuned     the same dicts, dlt's best dict profile: whole pages as items, parquet loader,
                 no compression, large buffers, 2 normalize workers
@@ -58,7 +58,7 @@ def child(variant: str, settings: dict[str, Any], workdir: Path) -> dict[str, An
 
     start = time.perf_counter()
     if variant == "factoryline":
-        os.environ["FACTORYLINE_DERIVE"] = "0"  # dlt's variants derive nothing either
+        os.environ.setdefault("FACTORYLINE_DERIVE", "0")  # dlt's variants derive nothing either
         from pipelines.destination import Target
         from pipelines.run import run
 
