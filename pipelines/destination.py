@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from core.errors import FactorylineError
 
-__all__ = ["RunLocked", "Target", "make_pipeline", "run_lock"]
+__all__ = ["RunLocked", "Target", "make_pipeline", "run_lock", "tables_with_rows"]
+
+log = logging.getLogger(__name__)
 
 PIPELINE_NAME = "factoryline"
 DUCKDB_MEMORY_LIMIT = "256MB"
@@ -123,3 +126,21 @@ def make_pipeline(target: Target) -> Any:
         dataset_name=target.dataset,
         pipelines_dir=str(pipelines_dir),
     )
+
+
+def tables_with_rows(pipeline: Any) -> frozenset[str] | None:
+    """The dataset's tables that hold at least one row; None when the destination cannot say."""
+    try:
+        with pipeline.sql_client() as client:
+            names = [r[0] for r in client.execute_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", client.dataset_name)]
+            if not names:
+                return frozenset()
+            probes = " UNION ALL ".join(
+                f"SELECT {i} FROM (SELECT 1 FROM {client.make_qualified_table_name(n)} LIMIT 1) AS t{i}"
+                for i, n in enumerate(names))
+            return frozenset(names[r[0]] for r in client.execute_sql(probes))
+    except Exception as exc:  # every table is then merged, as if it held rows: slower, never wrong
+        log.warning("could not list the destination's filled tables (%s: %s); merging into all of them",
+                    type(exc).__name__, exc)
+        return None

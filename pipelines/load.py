@@ -142,12 +142,26 @@ class _Batcher:
                 yield name, table
 
 
-def _hints(table_name: str, primary_key: str, disposition: str, columns: dict[str, Any] | None = None) -> Any:
-    # upsert (a MERGE) instead of dlt's default delete-insert: no window over the staging table, so a
-    # chunk merges in a fraction of the time and memory; keys are made unique per chunk by StreamLoad.
-    wd: Any = {"disposition": "merge", "strategy": "upsert"} if disposition == "merge" else disposition
-    return dlt.mark.make_hints(table_name=table_name, primary_key=primary_key,
-                               write_disposition=wd, columns=columns)
+#: table hint on every table factoryline keeps one row per key in, whether this load merges or appends
+UPSERT_HINT = "x-factoryline-upsert"
+
+
+def _hints(table_name: str, primary_key: str, disposition: str, columns: dict[str, Any] | None = None,
+           *, fresh: bool = False) -> Any:
+    """dlt hints for one destination table; ``fresh`` is the variant for a table still empty.
+
+    upsert (a MERGE) instead of dlt's default delete-insert: no window over the staging table, so a
+    chunk merges in a fraction of the time and memory; keys are made unique per package by StreamLoad.
+    Into an empty table the same rows are appended: a merge would copy them into a staging table,
+    join them against nothing and copy them again (half the load time of a first run).
+    """
+    wd: Any = disposition
+    if disposition != "merge":
+        return dlt.mark.make_hints(table_name=table_name, primary_key=primary_key, write_disposition=wd,
+                                   columns=columns)
+    wd = "append" if fresh else {"disposition": "merge", "strategy": "upsert"}
+    return dlt.mark.make_hints(table_name=table_name, primary_key=primary_key, write_disposition=wd,
+                               columns=columns, additional_table_hints={UPSERT_HINT: True})
 
 
 def _entity_columns(entity_name: str) -> dict[str, Any]:
@@ -170,13 +184,23 @@ class _StreamLoader:
         self.edge_key = {s.name: keyer(spec.system, config.instance, s.name) for s in stream.side_tables}
         self.get_id = dotted(stream.primary_key)
         self.get_cursor = dotted(stream.cursor_field) if stream.cursor_field else None
-        self.raw_hints = _hints(self.raw_table, "raw_key", stream.write_disposition,
-                                {"raw_key": {"name": "raw_key", "nullable": False}})
+        raw_columns = {"raw_key": {"name": "raw_key", "nullable": False}}
+        self.raw_hints = _hints(self.raw_table, "raw_key", stream.write_disposition, raw_columns)
         self.entity_hints = {m.entity.name: _hints(m.entity.name, "id", "merge", _entity_columns(m.entity.name))
                              for m in mappings}
         self.reject_hints = _hints("rejects", "id", "merge")
         self.side_hints = {s.name: _hints(raw_table_name(spec.system, s.name), "edge_key", "merge")
                            for s in stream.side_tables}
+        #: the append variants, used while a merge table is still empty at the destination
+        self.fresh_hints: dict[str, Any] = {
+            "rejects": _hints("rejects", "id", "merge", fresh=True),
+            **{m.entity.name: _hints(m.entity.name, "id", "merge", _entity_columns(m.entity.name), fresh=True)
+               for m in mappings},
+            **{raw_table_name(spec.system, s.name): _hints(raw_table_name(spec.system, s.name), "edge_key",
+                                                           "merge", fresh=True) for s in stream.side_tables},
+        }
+        if stream.write_disposition == "merge":
+            self.fresh_hints[self.raw_table] = _hints(self.raw_table, "raw_key", "merge", raw_columns, fresh=True)
         self.side_keys = {s.name: s.key_fields for s in stream.side_tables}
 
     def raw(self, records: list[dict[str, Any]], extracted_at: datetime) -> pa.Table:
@@ -312,6 +336,17 @@ class Package:
     records: int = CHUNK_RECORDS
     seen: dict[str, set[str]] = field(default_factory=dict)
     closed: bool = False
+    #: tables holding rows at the destination before this package; None: unknown, merge everything
+    filled: frozenset[str] | None = None
+    #: tables this package puts rows into
+    written: set[str] = field(default_factory=set)
+
+    def hints_for(self, table_name: str, hints: Any, fresh: dict[str, Any]) -> Any:
+        """``hints``, or their append variant while the table is still empty (every row's key is
+        unique within a package, so appending into an empty table is the merge's result)."""
+        if self.filled is not None and table_name not in self.filled and table_name in fresh:
+            return fresh[table_name]
+        return hints
 
 
 class StreamLoad:
@@ -376,6 +411,8 @@ class StreamLoad:
                                             _compile(self.spec, self.stream, self.config.instance), self.ctx)
                 prior = {} if self.ctx.full_refresh else dict(state.get("stream") or {})
                 self.pages = prefetched(self.connector.extract(self.stream, prior, self.ctx))
+            assert self.loader is not None
+            fresh = self.loader.fresh_hints
             while True:
                 item = self._next()
                 if item is None:
@@ -391,8 +428,10 @@ class StreamLoad:
                 for name, ks in keys:
                     seen.setdefault(name, set()).update(ks)
                 for name, table, hints in tables:
+                    hints = package.hints_for(name, hints, fresh)
                     full = batcher.add(name, table, hints)
                     if full is not None:
+                        package.written.add(name)
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
                 if page.state is not None:
                     state["stream"] = page.state
@@ -408,6 +447,8 @@ class StreamLoad:
             self._stop("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         # What was read before a failure is still loaded: its state never moved past it.
         for name, table in batcher.drain():
+            if table.num_rows:
+                package.written.add(name)
             yield dlt.mark.with_hints(table, batcher.hints[name], create_table_variant=True)
         if self.started is not None:
             self.result.seconds = time.perf_counter() - self.started

@@ -12,8 +12,11 @@ clean-up has committed, so a run killed during the clean-up repeats it.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+from pipelines.load import UPSERT_HINT
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +36,65 @@ def finish_pending(pipeline: Any) -> list[str]:
     if pipeline.has_pending_data:
         log.warning("finishing the load package a stopped run left before extracting anything")
         pipeline.normalize()
+        withdraw_started_copies(pipeline)
         pipeline.load()
     repaired = deduplicate(pipeline)
     marker.unlink()
     return repaired
 
 
+def _keyed(table: Any) -> list[str]:
+    """The primary key of a table kept at one row per key (merged, or appended while empty)."""
+    # a first load into an empty table appends (pipelines/load.py): its keys are still unique
+    if table.get("write_disposition") != "merge" and not table.get(UPSERT_HINT):
+        return []
+    return [c for c, col in (table.get("columns") or {}).items() if col.get("primary_key")]
+
+
 def _merge_tables(pipeline: Any) -> list[tuple[str, list[str]]]:
-    out = []
-    for schema in pipeline.schemas.values():
-        for table in schema.data_tables():
-            if table.get("write_disposition") != "merge":
-                continue
-            keys = [c for c, col in (table.get("columns") or {}).items() if col.get("primary_key")]
-            if keys:
-                out.append((str(table["name"]), keys))
-    return out
+    return [(str(t["name"]), keys) for schema in pipeline.schemas.values()
+            for t in schema.data_tables() if (keys := _keyed(t))]
+
+
+def withdraw_started_copies(pipeline: Any) -> int:
+    """Take back what a killed run's unfinished copy jobs may already have committed.
+
+    dlt runs a started job again; if its copy had committed, the rows would arrive twice: in a
+    merge table's staging table (the MERGE then fails: "cannot affect the same target row more
+    than once") or in an empty table that was being appended to. Keys are unique within a package
+    and that table holds only this package's rows, so removing the job file's keys removes exactly
+    its earlier copy. Returns the rows removed.
+    """
+    removed = 0
+    for load_id in pipeline.list_normalized_load_packages():
+        info = pipeline.get_load_package_info(load_id)
+        for job in info.jobs.get("started_jobs", []):
+            table = info.schema.tables.get(job.job_file_info.table_name)
+            keys = _keyed(table) if table and job.job_file_info.file_format == "parquet" else []
+            if len(keys) == 1:
+                removed += _withdraw(pipeline, table, keys[0], job.file_path)
+    return removed
+
+
+def _withdraw(pipeline: Any, table: Any, key: str, file_path: str) -> int:
+    import pyarrow.parquet as pq
+
+    values = pq.read_table(file_path, columns=[key]).column(key).to_pylist()
+    with pipeline.sql_client() as client:
+        staging = table.get("write_disposition") == "merge"
+        with client.with_staging_dataset() if staging else nullcontext(client) as c:
+            exists = c.execute_sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+                                   "AND table_name = %s", c.dataset_name, table["name"])[0][0]
+            if not exists or not values:
+                return 0
+            name, col = c.make_qualified_table_name(table["name"]), c.escape_column_name(key)
+            before = c.execute_sql(f"SELECT count(*) FROM {name}")[0][0]
+            for i in range(0, len(values), 50_000):
+                c.execute_sql(f"DELETE FROM {name} WHERE {col} IN (SELECT unnest(%s))", values[i: i + 50_000])
+            gone = int(before - c.execute_sql(f"SELECT count(*) FROM {name}")[0][0])
+    if gone:
+        log.warning("took back %s rows of %s that a stopped run's copy had committed", gone, table["name"])
+    return gone
 
 
 def deduplicate(pipeline: Any) -> list[str]:

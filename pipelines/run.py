@@ -25,7 +25,7 @@ from core.errors import FactorylineError
 from core.mapping import load_mapping
 from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
-from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock
+from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock, tables_with_rows
 from pipelines.load import Package, ProgressFn, StreamLoad, StreamResult
 from pipelines.recover import finish_pending
 
@@ -84,7 +84,7 @@ def _package_source(loads: Sequence[StreamLoad]) -> Callable[[], list[Any]]:
     return source
 
 
-def _next_package(loads: Sequence[StreamLoad]) -> list[StreamLoad]:
+def _next_package(loads: Sequence[StreamLoad], filled: frozenset[str] | None = None) -> list[StreamLoad]:
     """The streams that fill the next load package, each given the same fresh :class:`Package`.
 
     A stream paused mid-way (its package was full) goes alone, so it resumes before any other
@@ -98,7 +98,7 @@ def _next_package(loads: Sequence[StreamLoad]) -> list[StreamLoad]:
     paused = [ld for ld in pending if ld.started is not None]
     whole = [ld for ld in pending if ld.whole]
     group = paused[:1] or whole[:1] or pending
-    package = Package()
+    package = Package(filled=filled)
     for ld in group:
         ld.package = package
     return group
@@ -196,6 +196,7 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
     status = RunStatus(run_id=new_run_id(started), started_at=started, target=target.describe())
     specs: list[ConnectorSpec] = []
     pipeline = make_pipeline(target)
+    filled: frozenset[str] | None = None
     try:
         finish_pending(pipeline)
     except Exception as exc:  # the pending package is tried again by the first load below
@@ -222,14 +223,20 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
         loads = [StreamLoad(spec, stream, config, connector, ctx, results[stream.name], progress)
                  for stream in selected]
         try:
-            while group := _next_package(loads):
+            # a package left by a failed load goes first in pipeline.run: what it fills is not known yet
+            if filled is None and not pipeline.has_pending_data:
+                filled = tables_with_rows(pipeline)
+            while group := _next_package(loads, filled):
                 source = dlt.source(_package_source(group), name=source_name, max_table_nesting=0)()
                 try:
                     info = pipeline.run(source, loader_file_format="parquet")
                 except Exception as exc:
                     # this package did not reach the destination: its streams did not finish
                     _fail(status, name, [ld.result for ld in loads if ld.in_package or not ld.done], exc)
+                    filled = None  # which tables it reached is unknown: ask the destination again
                     break
+                if filled is not None:
+                    filled = filled | group[0].package.written
                 status.load_ids.setdefault(name, []).extend(info.loads_ids)
                 for ld in group:
                     if ld.in_package:
