@@ -96,7 +96,6 @@ class Registry:
 
     connectors: dict[str, ConnectorSpec] = field(default_factory=dict)
     transforms: dict[str, Any] = field(default_factory=dict)
-    emulators: dict[str, Any] = field(default_factory=dict)
     attribution_models: dict[str, Any] = field(default_factory=dict)
     #: plugin name -> module/distribution, for ``factoryline connectors``
     plugins: dict[str, str] = field(default_factory=dict)
@@ -104,6 +103,20 @@ class Registry:
     refused: list[str] = field(default_factory=list)
     #: the plugin manager the registry was built from, for the run lifecycle hooks
     plugin_manager: pluggy.PluginManager | None = None
+    strict: bool = False
+    _emulators: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def emulators(self) -> dict[str, Any]:
+        """Sandbox emulators, collected on first use: importing them (generated worlds, GraphQL)
+        takes about 1.5 s that a run against the real vendors never needs."""
+        if self._emulators is None:
+            self._emulators = {}
+            if self.plugin_manager is not None:
+                store = self._emulators
+                _collect(self.plugin_manager, "register_emulators",
+                         lambda p: _named_register("emulator", p, store), self, self.strict)
+        return self._emulators
 
     def connector(self, name: str) -> ConnectorSpec:
         try:
@@ -181,7 +194,7 @@ def _refusing_warns(register: Callable[..., None], registry: Registry) -> Callab
 
 def build_registry(pm: pluggy.PluginManager, *, strict: bool = False) -> Registry:
     """Collect and validate every registration. ``strict`` raises the first RegistrationError."""
-    registry = Registry(plugin_manager=pm)
+    registry = Registry(plugin_manager=pm, strict=strict)
     for name, plugin in pm.list_name_plugin():
         registry.plugins[name] = getattr(plugin, "__name__", repr(plugin))
 
@@ -196,8 +209,6 @@ def build_registry(pm: pluggy.PluginManager, *, strict: bool = False) -> Registr
              registry, strict)
     _collect(pm, "register_attribution_models",
              lambda p: _named_register("attribution model", p, registry.attribution_models), registry, strict)
-    _collect(pm, "register_emulators", lambda p: _named_register("emulator", p, registry.emulators),
-             registry, strict)
     return registry
 
 
