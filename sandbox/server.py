@@ -9,6 +9,7 @@ every vendor shares: the ``/_sandbox/`` admin endpoints, request statistics and 
 from __future__ import annotations
 
 import contextlib
+import gc
 import resource
 import socket
 import sys
@@ -282,12 +283,17 @@ class ServerGroup:
                                                      (ports or {}).get(spec.name, 0))
 
     def start(self) -> None:
+        # Serving allocates many short-lived dicts, and each full collection walks every object the
+        # process holds (modules, plugins, the world): frozen, they are left out of collections
+        # until stop (~10% of a HubSpot contacts read's CPU otherwise)
+        gc.freeze()
         for server in self.servers.values():
             server.start()
 
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        gc.unfreeze()
 
     def describe(self) -> dict[str, dict[str, Any]]:
         return {name: {"base_url": s.base_url, "settings": s.emulator.settings(s.base_url)}

@@ -121,6 +121,15 @@ _INDUSTRIES = ("COMPUTER_SOFTWARE", "MARKETING_AND_ADVERTISING", "INFORMATION_TE
 _PRODUCTS = ("Starter", "Professional", "Enterprise", "Add-on Seats", "Onboarding", "Annual Renewal")
 #: owners (sales reps) every vendor shares
 OWNERS = tuple(52_000_001 + 7 * i for i in range(12))
+#: pool sizes, for the inlined picks of World.person
+_N_FIRST, _N_LAST, _N_PLACES, _N_TITLES = len(_FIRST), len(_LAST), len(_PLACES), len(_TITLES)
+_N_LEAD_STATUSES, _N_CHANNELS, _N_OWNERS, _N_SOURCES = len(_LEAD_STATUSES), len(_CHANNELS), len(OWNERS), len(_SOURCES)
+_FIRST_LOWER, _LAST_LOWER = [n.lower() for n in _FIRST], [n.lower() for n in _LAST]
+assert all(n.isascii() for n in (*_FIRST, *_LAST, *_FREE_MAIL))
+#: [first stage][base stage] -> (stage, fraction of the way from creation to the last base edit)
+_STAGE_STEPS = [[tuple((LIFECYCLE_STAGES[s], n / (last - first) if last > first else 0)
+                       for n, s in enumerate(range(first, last + 1))) for last in range(len(LIFECYCLE_STAGES))]
+                for first in range(2)]
 
 
 # -------------------------------------------------------------------------------------------
@@ -143,15 +152,15 @@ def _h(seed: int, salt: int, i: int) -> int:
     return hash((seed, salt, i)) & _M64
 
 
-class _Days(dict[int, str]):
-    def __missing__(self, day: int) -> str:
-        value = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
-        if len(self) < 100_000:
-            self[day] = value
-        return value
+def _day_prefix(day: int) -> str:
+    value = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")
+    if len(_DAY_PREFIX) < 100_000:
+        _DAY_PREFIX[day] = value
+    return value
 
 
-_DAY_PREFIX = _Days()
+#: a plain dict (not a subclass with __missing__): its lookups are the fast, specialised ones
+_DAY_PREFIX: dict[int, str] = {}
 _SECOND_OF_DAY = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}." for s in range(86_400)]
 _MILLIS = [f"{m:03d}Z" for m in range(1000)]
 
@@ -160,7 +169,11 @@ def format_ms(ms: int) -> str:
     """Epoch milliseconds as ISO 8601 with milliseconds and ``Z`` (``2026-01-02T03:04:05.678Z``)."""
     sec, milli = divmod(ms, 1000)
     day, sod = divmod(sec, 86_400)
-    return _DAY_PREFIX[day] + _SECOND_OF_DAY[sod] + _MILLIS[milli]
+    try:
+        prefix = _DAY_PREFIX[day]
+    except KeyError:
+        prefix = _day_prefix(day)
+    return f"{prefix}{_SECOND_OF_DAY[sod]}{_MILLIS[milli]}"
 
 
 def parse_time(value: Any) -> int:
@@ -319,6 +332,7 @@ class World:
         self.grow = grow
         self.state_dir = state_dir
         self._lock = threading.Lock()
+        self._domains: dict[int, str] = {}
         self.ticks: list[int] = [ticks[0] if ticks else _now_ms()]
         self.people = _Space("people", 1000, size, grow)
         self.companies = _Space("companies", 2000, max(2, size // 5), grow)
@@ -411,6 +425,8 @@ class World:
         return modified
 
     def is_archived(self, space: _Space, idx: int, t: int) -> bool:
+        if t == 0:  # archivals start at tick 1
+            return False
         return space.archived_tick(idx, t, space.created_tick(idx)) is not None
 
     def first_index_modified_since(self, space: _Space, since_ms: int) -> int:
@@ -478,16 +494,41 @@ class World:
 
     def person(self, idx: int, t: int | None = None) -> Person:
         """Person ``idx`` as of tick ``t`` (default: now). ``IndexError`` if it does not exist yet."""
+        # hot: every vendor's people stream builds one per record, so the hashes, the clock and the
+        # clean email are inlined (same values as _h, _meta, company_of and _clean_email)
         t = self.tick if t is None else t
         space = self.people
-        if not 0 <= idx < space.count(t):
+        if not 0 <= idx < space.cum_count[t]:
             raise IndexError(idx)
         seed = self.seed
-        first, last, h1 = self._name(idx)
-        h2 = _h(seed, 14, idx)
-        h3 = _h(seed, 15, idx)
-        _, created, modified, changes, archived_ms = self._meta(space, idx, t)
-        j = self.company_of(idx)
+        h1 = hash((seed, 11, idx)) & _M64
+        first = _FIRST[h1 % _N_FIRST]
+        last = _LAST[(h1 >> 8) % _N_LAST]
+        h2 = hash((seed, 14, idx)) & _M64
+        h3 = hash((seed, 15, idx)) & _M64
+        if idx < space.base_count:
+            hm = hash((seed, space.salt + 5, idx)) & _M64
+            created = self._start + idx * YEAR_MS // space.base_count + hm % space.slot_ms
+            modified = min(created + (hm >> 32) % MAX_BASE_EDIT_MS, self._end)
+            ct = 0
+        else:
+            ct = space.created_tick(idx)
+            created = modified = self.ticks[ct]
+        changes: list[int]
+        archived_ms: int | None
+        if t == 0:
+            changes, archived_ms = [], None
+        else:
+            changes = space.changes(idx, t, ct)
+            at = space.archived_tick(idx, t, ct)
+            archived_ms = self.ticks[at] if at is not None else None
+        j: int | None
+        if (hash((seed, 12, idx)) & _M64) % 100 < 12:
+            j = None
+        else:
+            j = idx // 5
+            if j >= self.companies.cum_count[len(self.ticks) - 1]:
+                j = None
 
         # email: 3% missing, 2% shared with an earlier person, 4% mixed case, 2% padded
         roll = h2 % 100
@@ -497,7 +538,10 @@ class World:
         elif roll < 5 and idx > 0:
             email = self._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
         else:
-            email = self._clean_email(idx, first, last, j)
+            he = hash((seed, 13, idx)) & _M64
+            domain = self._company_domain(j) if j is not None and he % 10 < 7 else _FREE_MAIL[(he >> 4) % 5]
+            # == f"{first}.{last}{idx}@{domain}".lower(): ASCII names, lower-case domains
+            email = f"{_FIRST_LOWER[h1 % _N_FIRST]}.{_LAST_LOWER[(h1 >> 8) % _N_LAST]}{idx}@{domain}"
         if email is not None:
             roll2 = (h2 >> 16) % 100
             if roll2 < 4:
@@ -509,7 +553,7 @@ class World:
         city: str | None
         state: str | None
         country: str | None
-        city, state, country = _PLACES[(h3 >> 8) % len(_PLACES)]
+        city, state, country = _PLACES[(h3 >> 8) % _N_PLACES]
         if h3 % 100 < 5:
             city = state = country = None
         elif country in _COUNTRY_VARIANTS and (h3 >> 20) % 100 < 6:
@@ -529,24 +573,25 @@ class World:
                 phone = f"{area:03d}555{line:04d}"
             else:
                 phone = f"{prefix}{n:07d}"
-        title: str | None = _TITLES[(h2 >> 24) % len(_TITLES)] if (h2 >> 32) % 100 >= 15 else None
+        title: str | None = _TITLES[(h2 >> 24) % _N_TITLES] if (h2 >> 32) % 100 >= 15 else None
 
         # journey: a base stage, entered in order between creation and last base edit
         r = (h3 >> 48) % 1000
         stage_i = (0 if r < 220 else 1 if r < 520 else 2 if r < 680 else 3 if r < 780 else 4 if r < 870
                    else 5 if r < 975 else 6 if r < 990 else 7)
-        stage_dates: dict[str, int] = {}
+        stage_dates: dict[str, int]
         if stage_i == 7:
-            stage_dates["other"] = created
+            stage_dates = {"other": created}
         else:
             first_stage = 0 if (h1 >> 40) % 100 < 60 or stage_i == 0 else 1
-            steps = stage_i - first_stage
-            for n_step, s in enumerate(range(first_stage, stage_i + 1)):
-                frac = n_step / steps if steps else 0
-                stage_dates[LIFECYCLE_STAGES[s]] = created + int((modified - created) * frac)
-        status: str | None = _LEAD_STATUSES[(h1 >> 48) % len(_LEAD_STATUSES)] if 1 <= stage_i <= 4 else None
+            span = modified - created
+            stage_dates = {}
+            for name, frac in _STAGE_STEPS[first_stage][stage_i]:
+                # the first and last steps are exactly the creation and the last base edit
+                stage_dates[name] = created if frac == 0 else modified if frac == 1 else created + int(span * frac)
+        status: str | None = _LEAD_STATUSES[(h1 >> 48) % _N_LEAD_STATUSES] if 1 <= stage_i <= 4 else None
         score = (h2 >> 40) % 60 + 10 * stage_i
-        channel = _CHANNELS[(h2 >> 50) % len(_CHANNELS)] if (h2 >> 56) % 4 else None
+        channel = _CHANNELS[(h2 >> 50) % _N_CHANNELS] if (h2 >> 56) % 4 else None
 
         for k in changes:  # replay this person's ticks
             hk = _h(seed, 16, idx * 1_000_003 + k)
@@ -566,7 +611,7 @@ class World:
         if archived_ms is not None:
             modified = max(modified, archived_ms)
         return Person(idx, first, last, email, phone, title, city, state, country, j,
-                      OWNERS[(h1 >> 56) % len(OWNERS)], _SOURCES[(h3 >> 56) % len(_SOURCES)],
+                      OWNERS[(h1 >> 56) % _N_OWNERS], _SOURCES[(h3 >> 56) % _N_SOURCES],
                       LIFECYCLE_STAGES[stage_i], stage_dates, status, score, channel, created, modified,
                       archived_ms)
 
@@ -582,8 +627,15 @@ class World:
         return f"{_WORD_A[h % 20]} {_WORD_B[(h >> 8) % 20]} {_SUFFIX[(h >> 16) % len(_SUFFIX)]}", h
 
     def _company_domain(self, j: int) -> str:
-        h = _h(self.seed, 21, j)
-        return f"{_WORD_A[h % 20]}{_WORD_B[(h >> 8) % 20]}{j}.{_TLD[(h >> 24) % len(_TLD)]}".lower()
+        # five neighbouring people share a company and mostly its domain: keep a few thousand
+        domain = self._domains.get(j)
+        if domain is None:
+            h = _h(self.seed, 21, j)
+            domain = f"{_WORD_A[h % 20]}{_WORD_B[(h >> 8) % 20]}{j}.{_TLD[(h >> 24) % len(_TLD)]}".lower()
+            if len(self._domains) >= 4096:
+                self._domains.clear()
+            self._domains[j] = domain
+        return domain
 
     def company(self, j: int, t: int | None = None) -> Company:
         t = self.tick if t is None else t

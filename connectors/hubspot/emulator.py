@@ -119,8 +119,10 @@ _ALIASES = {alias: t for t in _TYPES.values() for alias in (t.name, t.singular, 
 #: (name, label, type, fieldType, group, hubspotDefined, options)
 _PropDef = tuple[str, str, str, str, str, bool, tuple[str, ...]]
 _STAGE_DATE_PROPS = tuple(f"hs_lifecyclestage_{s}_date" for s in LIFECYCLE_STAGES)
-_STAGE_DATE_PROP = dict(zip(LIFECYCLE_STAGES, _STAGE_DATE_PROPS, strict=True))
-_NO_STAGE_DATES: dict[str, str | None] = dict.fromkeys(_STAGE_DATE_PROPS)
+_STAGE_POS = {s: n for n, s in enumerate(LIFECYCLE_STAGES)}
+_OWNER_IDS = {o: str(o) for o in OWNERS}
+_N_STAGES = len(LIFECYCLE_STAGES)
+assert _N_STAGES == 8  # _contact writes the stage dates by position
 _SOURCE_DRILLDOWN = {s: s.lower().replace("_", " ") for s in (
     "ORGANIC_SEARCH", "PAID_SEARCH", "EMAIL_MARKETING", "SOCIAL_MEDIA", "REFERRALS", "OTHER_CAMPAIGNS",
     "DIRECT_TRAFFIC", "OFFLINE", "PAID_SOCIAL")}
@@ -227,6 +229,15 @@ _ASSOC_TYPES: dict[tuple[str, str], tuple[tuple[int, str | None, str], ...]] = {
     ("companies", "deals"): ((6, "Primary", "HUBSPOT_DEFINED"), (342, None, "HUBSPOT_DEFINED")),
     **{pair: ((type_id, None, "HUBSPOT_DEFINED"),) for pair, type_id in ASSOC_TYPE_IDS.items()},
 }
+
+
+def _type_rows(types: tuple[tuple[int, str | None, str], ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    rows = [{"category": c, "typeId": i, "label": label} for i, label, c in types]
+    return rows[:2], rows if len(rows) > 2 else None
+
+
+#: v4 ``associationTypes`` of a pair: (without, with the user-defined label of some pairs)
+_ASSOC_TYPE_ROWS = {pair: _type_rows(types) for pair, types in _ASSOC_TYPES.items()}
 _V3_ASSOC_NAMES = {("contacts", "companies"): "contact_to_company", ("companies", "contacts"): "company_to_contact",
                    ("deals", "contacts"): "deal_to_contact", ("contacts", "deals"): "contact_to_deal",
                    ("deals", "companies"): "deal_to_company", ("companies", "deals"): "company_to_deal"}
@@ -376,9 +387,9 @@ class HubSpotEmulator(Emulator):
         self.limiter = _RateLimiter(options.rate_limits)
         self._search_cache: OrderedDict[bytes, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._company_cache: dict[int, tuple[str, str]] = {}
+        self._company_cache: dict[int, tuple[str, str, str]] = {}
         #: list pages are computed one ahead, so serving overlaps the client's parsing
-        self._pages: ReadAhead[_PageKey, tuple[list[dict[str, Any]], int | None]] = ReadAhead(self._list_page)
+        self._pages: ReadAhead[_PageKey, tuple[bytes, int, int | None]] = ReadAhead(self._list_body)
         self._builders: dict[str, Callable[[int, int], tuple[Props, int, int, int | None]]] = {
             "contacts": self._contact, "companies": self._company, "deals": self._deal,
             **{name: self._derived(name) for name in DERIVED}}
@@ -414,6 +425,8 @@ class HubSpotEmulator(Emulator):
         return Response(rule.status, _error_body("internal error", "INTERNAL_ERROR"), headers)
 
     def corrupt(self, response: Response, kind: str, rng: random.Random) -> Response:
+        if isinstance(response.body, bytes):  # a list page, encoded ahead
+            response.body = orjson.loads(response.body)
         body = response.body
         records: list[Any] = []
         if isinstance(body, dict):
@@ -511,39 +524,49 @@ class HubSpotEmulator(Emulator):
     # -- object builders: (properties, created ms, modified ms, archived ms) -------------------
 
     def _contact(self, idx: int, tick: int) -> tuple[Props, int, int, int | None]:
+        # hot (every contacts page): one dict literal in the served key order, each distinct
+        # timestamp formatted once (a journey's first and last stage dates are the creation and
+        # last-edit times), the stage dates by position
         w = self.world
         p: Person = w.person(idx, tick)
-        company_name = website = None
         j = p.company_idx
+        company_name: str | None = None
+        website: str | None = None
+        company_id: str | None = None
         if j is not None:
-            company_name, website = self._company_strings(j)
-        sd = p.stage_dates
+            company_name, website, company_id = self._company_strings(j)
+        created, modified = p.created_ms, p.modified_ms
+        created_s, modified_s = format_ms(created), format_ms(modified)
+        stage: list[str | None] = [None] * _N_STAGES
+        for name, ms in p.stage_dates.items():
+            stage[_STAGE_POS[name]] = created_s if ms == created else modified_s if ms == modified \
+                else format_ms(ms)
         email = p.email
+        merged = merged_ids(w.seed, idx)
         props: Props = {
-            "hs_object_id": str(1000 + idx), "createdate": format_ms(p.created_ms),
-            "lastmodifieddate": format_ms(p.modified_ms), "email": email, "firstname": p.first_name,
-            "lastname": p.last_name, "phone": p.phone, "mobilephone": None, "company": company_name,
-            "jobtitle": p.job_title, "website": website, "lifecyclestage": p.lifecycle_stage,
-            "hs_lead_status": p.lead_status, "city": p.city, "state": p.state, "country": p.country,
-            "hubspot_owner_id": str(p.owner_id), "hs_analytics_source": p.source,
-            "hs_analytics_source_data_1": _SOURCE_DRILLDOWN[p.source],
-            "associatedcompanyid": None if j is None else str(2_000_000_000 + j),
-            "num_associated_deals": str(len(w.deals_of_person(idx, tick))),
+            "hs_object_id": str(1000 + idx), "createdate": created_s, "lastmodifieddate": modified_s,
+            "email": email, "firstname": p.first_name, "lastname": p.last_name, "phone": p.phone,
+            "mobilephone": None, "company": company_name, "jobtitle": p.job_title, "website": website,
+            "lifecyclestage": p.lifecycle_stage, "hs_lead_status": p.lead_status, "city": p.city,
+            "state": p.state, "country": p.country, "hubspot_owner_id": _OWNER_IDS[p.owner_id],
+            "hs_analytics_source": p.source, "hs_analytics_source_data_1": _SOURCE_DRILLDOWN[p.source],
+            "associatedcompanyid": company_id,
+            "num_associated_deals": "1" if w.deals_of_person(idx, tick) else "0",
             "hs_email_domain": email.rsplit("@", 1)[-1].strip().lower() if email else None,
-            "hs_merged_object_ids": ";".join(str(m) for m in merged_ids(w.seed, idx)) or None,
-            "factory_lead_score": str(p.lead_score),
-            "preferred_channel": p.preferred_channel,
+            "hs_merged_object_ids": ";".join(map(str, merged)) if merged else None,
+            "factory_lead_score": str(p.lead_score), "preferred_channel": p.preferred_channel,
+            _STAGE_DATE_PROPS[0]: stage[0], _STAGE_DATE_PROPS[1]: stage[1], _STAGE_DATE_PROPS[2]: stage[2],
+            _STAGE_DATE_PROPS[3]: stage[3], _STAGE_DATE_PROPS[4]: stage[4], _STAGE_DATE_PROPS[5]: stage[5],
+            _STAGE_DATE_PROPS[6]: stage[6], _STAGE_DATE_PROPS[7]: stage[7],
         }
-        props.update(_NO_STAGE_DATES)
-        for stage, ms in sd.items():
-            props[_STAGE_DATE_PROP[stage]] = format_ms(ms)
-        return props, p.created_ms, p.modified_ms, p.archived_ms
+        return props, created, modified, p.archived_ms
 
-    def _company_strings(self, j: int) -> tuple[str, str]:
-        """(name, website) of company ``j``; people of one company are neighbours, so cache a few."""
+    def _company_strings(self, j: int) -> tuple[str, str, str]:
+        """(name, website, id) of company ``j``; people of one company are neighbours, so cache a few."""
         cached = self._company_cache.get(j)
         if cached is None:
-            cached = (self.world._company_name(j)[0], "https://www." + self.world._company_domain(j))
+            cached = (self.world._company_name(j)[0], "https://www." + self.world._company_domain(j),
+                      str(_TYPES["companies"].offset + j))
             if len(self._company_cache) > 4096:
                 self._company_cache.clear()
             self._company_cache[j] = cached
@@ -607,13 +630,22 @@ class HubSpotEmulator(Emulator):
         wanted = self._wanted(t, request.query.get("properties"))
         assoc = tuple(self._type(a).name for v in request.query.get("associations", []) for a in v.split(",") if a)
         key = _PageKey(t.name, start, limit, archived, wanted, assoc, self.world.tick)
-        results, next_idx = self._pages.get(key)
-        body: dict[str, Any] = {"results": results}
+        body, records, next_idx = self._pages.get(key)
         if next_idx is not None:
             self._pages.prefetch(key._replace(start=next_idx))
+        return Response(200, body, records=records)
+
+    def _list_body(self, key: _PageKey) -> tuple[bytes, int, int | None]:
+        """(JSON body, records, index of the next page) of one list page, encoded on the read-ahead
+        worker too: encoding on the connection thread while the worker computes the next page
+        made the two take turns at the GIL, which cost more CPU than the encoding itself."""
+        t = _TYPES[key.type]
+        results, next_idx = self._list_page(key)
+        body: dict[str, Any] = {"results": results}
+        if next_idx is not None:
             nxt = str(t.offset + next_idx)
             body["paging"] = {"next": {"after": nxt, "link": f"{PUBLIC_BASE}/crm/v3/objects/{t.name}?after={nxt}"}}
-        return Response(200, body, records=len(results))
+        return orjson.dumps(body), len(results), next_idx
 
     def _list_page(self, key: _PageKey) -> tuple[list[dict[str, Any]], int | None]:
         """One list page (records, index of the next one): a pure function of the key."""
@@ -621,8 +653,8 @@ class HubSpotEmulator(Emulator):
         tick, start = key.tick, key.start
         view = self._views[t.name]
         count = view.count(tick)
-        ids = view.archived_indexes(tick, start) if key.archived else (
-            i for i in range(start, count) if not view.is_archived(i, tick))
+        ids = view.archived_indexes(tick, start) if key.archived else range(start, count) if tick == 0 else (
+            i for i in range(start, count) if not view.is_archived(i, tick))  # none archived at tick 0
         results: list[dict[str, Any]] = []
         for idx in ids:
             if len(results) == key.limit:
@@ -1001,14 +1033,14 @@ class HubSpotEmulator(Emulator):
 
     def _associated(self, frm: str, to: str, idx: int, tick: int) -> list[int]:
         w = self.world
+        if frm == "contacts" and to == "companies":  # first: every contacts page asks for it
+            j = w.company_of(idx)
+            return [] if j is None else [j]
         if frm in DERIVED:
             return derived_links(w, frm, idx, tick).get(to, [])
         if frm == "deals" and to == "line_items":
             f = DERIVED["line_items"][1]
             return [idx * f + k for k in range(f)]
-        if frm == "contacts" and to == "companies":
-            j = w.company_of(idx)
-            return [] if j is None else [j]
         if frm == "companies" and to == "contacts":
             return w.people_of_company(idx, tick)
         if frm == "contacts" and to == "deals":
@@ -1022,24 +1054,22 @@ class HubSpotEmulator(Emulator):
             return w.deals_of_company(idx, tick)
         return []
 
-    def _assoc_types(self, frm: str, to: str, idx: int, other: int) -> list[dict[str, Any]]:
-        types = _ASSOC_TYPES[(frm, to)]
-        out = [{"category": types[0][2], "typeId": types[0][0], "label": types[0][1]}]
-        if len(types) > 1:
-            out.append({"category": types[1][2], "typeId": types[1][0], "label": types[1][1]})
-        if len(types) > 2:  # a user-defined label on ~1 in 8 contact-company pairs
-            person = idx if frm == "contacts" else other
-            if person % 8 == 3:
-                out.append({"category": types[2][2], "typeId": types[2][0], "label": types[2][1]})
-        return out
-
     def _assoc_rows(self, frm: _ObjectType, to: _ObjectType, idx: int, tick: int) -> list[dict[str, Any]]:
-        if (frm.name, to.name) not in _ASSOC_TYPES:
+        types = _ASSOC_TYPE_ROWS.get((frm.name, to.name))
+        if types is None:
             return []
+        # one shared associationTypes list per (pair, labelled): rows are only serialised
+        plain, labelled = types
         to_view = self._views[to.name]
-        return [{"toObjectId": to.offset + o, "associationTypes": self._assoc_types(frm.name, to.name, idx, o)}
-                for o in self._associated(frm.name, to.name, idx, tick)
-                if not to_view.is_archived(o, tick)]
+        rows = []
+        for o in self._associated(frm.name, to.name, idx, tick):
+            if tick and to_view.is_archived(o, tick):  # nothing is archived at tick 0
+                continue
+            # a user-defined label on ~1 in 8 contact-company pairs
+            labels = labelled if labelled is not None and (idx if frm.name == "contacts" else o) % 8 == 3 \
+                else plain
+            rows.append({"toObjectId": to.offset + o, "associationTypes": labels})
+        return rows
 
     def _assoc_batch(self, request: Request, type: str, to: str) -> Response:
         frm, dst = self._type(type), self._type(to)
@@ -1050,11 +1080,27 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(400, f"Batch input too large: {len(inputs)} > 1000", "VALIDATION_ERROR")
         started = format_ms(int(time.time() * 1000))
         results, missing = [], []
+        count = self._views[frm.name].count(tick)
+        # contacts -> companies follows every contacts page: _assoc_rows inlined for that pair
+        company_of = self.world.company_of if (frm.name, dst.name) == ("contacts", "companies") else None
+        plain, labelled = _ASSOC_TYPE_ROWS.get((frm.name, dst.name), ([], None))
+        companies = self._views["companies"]
         for item in inputs:
             raw = item.get("id")
-            idx = self._idx(frm, raw, tick)
-            if idx is None:
+            try:
+                idx = int(str(raw)) - frm.offset  # as _idx, with the count taken once
+            except ValueError:
+                idx = -1
+            if not 0 <= idx < count:
                 missing.append(str(raw))
+                continue
+            if company_of is not None:
+                j = company_of(idx)
+                if j is None or (tick and companies.is_archived(j, tick)):
+                    missing.append(str(raw))
+                else:
+                    results.append({"from": {"id": str(raw)}, "to": [{
+                        "toObjectId": dst.offset + j, "associationTypes": labelled if idx % 8 == 3 else plain}]})
                 continue
             rows = self._assoc_rows(frm, dst, idx, tick)
             if rows:
