@@ -27,7 +27,7 @@ __all__ = ["RunLocked", "Target", "make_pipeline", "run_lock", "tables_with_rows
 log = logging.getLogger(__name__)
 
 PIPELINE_NAME = "factoryline"
-DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_MEMORY_LIMIT = "160MB"
 # Not "factoryline": DuckDB names the catalog after the file (factoryline.duckdb), and a schema of the
 # same name makes every qualified reference ambiguous.
 DEFAULT_DATASET = "factory"
@@ -109,9 +109,9 @@ def make_pipeline(target: Target) -> Any:
         if not target.db_path.exists() and pipelines_dir.exists():
             shutil.rmtree(pipelines_dir)
         # DuckDB's buffer pool would otherwise grow to most of the machine's memory during merges;
-        # past this limit it spills to disk, so peak memory stays flat as data grows.
-        # With insertion order preserved, 256MB ran out of memory merging a 100k chunk into a 900k-row
-        # table (bench, 1M contacts); without it DuckDB streams the inserts and 1M loads at 625 MB peak.
+        # past this limit it spills to disk, so peak memory stays flat as data grows. Without insertion
+        # order DuckDB streams the inserts; MERGEs are bounded by the package's bytes
+        # (pipelines/load.py CHUNK_MERGE_BYTES) and run one at a time: 1M contacts load at 437 MB peak.
         memory = os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
         dest = dlt.destinations.duckdb(DuckDbCredentials(
             str(target.db_path.resolve()),

@@ -43,9 +43,13 @@ __all__ = ["RAW_SCHEMA", "Package", "StreamLoad", "StreamResult", "dotted", "pre
 log = logging.getLogger("factoryline.load")
 
 BATCH_ROWS = 5_000
-#: records per load package: bounds the merge's memory and the per-chunk key sets
+#: records per load package: bounds the per-package key sets and the destination's work per load
 #: (FACTORYLINE_CHUNK_RECORDS overrides it: smaller chunks, less memory, more loads)
 CHUNK_RECORDS = int(os.environ.get("FACTORYLINE_CHUNK_RECORDS", "100000"))
+#: Arrow bytes per package that MERGEs into filled tables: the MERGE's memory grows with the bytes it
+#: brings, whatever the vendor's record size (HubSpot contacts: 100k = 275 MB ran out of a 160 MB
+#: DuckDB pool, 50k did not); a package appending into empty tables needs no such bound
+CHUNK_MERGE_BYTES = int(os.environ.get("FACTORYLINE_CHUNK_MERGE_BYTES", str(128 << 20)))
 PREFETCH_PAGES = 2
 TS = pa.timestamp("us", tz="UTC")
 
@@ -334,6 +338,7 @@ class Package:
     """
 
     records: int = CHUNK_RECORDS
+    merge_bytes: int = CHUNK_MERGE_BYTES
     seen: dict[str, set[str]] = field(default_factory=dict)
     closed: bool = False
     #: tables holding rows at the destination before this package; None: unknown, merge everything
@@ -347,6 +352,13 @@ class Package:
         if self.filled is not None and table_name not in self.filled and table_name in fresh:
             return fresh[table_name]
         return hints
+
+    def spend(self, records: int, tables: Sequence[tuple[str, pa.Table, Any]], fresh: dict[str, Any]) -> bool:
+        """Count a page against the budgets; True when the package is full."""
+        self.records -= records
+        if any(t.num_rows and self.hints_for(n, h, fresh) is h and _merges(h) for n, t, h in tables):
+            self.merge_bytes -= sum(t.nbytes for _, t, _ in tables)
+        return self.records <= 0 or self.merge_bytes <= 0
 
 
 class StreamLoad:
@@ -435,8 +447,7 @@ class StreamLoad:
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
                 if page.state is not None:
                     state["stream"] = page.state
-                package.records -= len(page.records)
-                if package.records <= 0 and not self.whole:
+                if package.spend(len(page.records), tables, fresh) and not self.whole:
                     package.closed = True
                     break
         except QuotaExhaustedError as exc:
@@ -462,6 +473,11 @@ class StreamLoad:
     def close(self) -> None:
         if self.pages is not None and hasattr(self.pages, "close"):
             self.pages.close()
+
+
+def _merges(hints: Any) -> bool:
+    wd = hints.get("write_disposition") if isinstance(hints, dict) else None
+    return (wd.get("disposition") if isinstance(wd, dict) else wd) == "merge"
 
 
 def _key_of(hints: Any) -> str:

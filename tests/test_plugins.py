@@ -155,6 +155,24 @@ def test_small_chunks_give_the_same_tables_as_one_chunk(acme_site: Path, tmp_pat
     assert tables[0] == tables[1] and len(tables[0][1]) == 4
 
 
+def test_merge_packages_are_bounded_in_bytes_appends_into_empty_tables_are_not(acme_site: Path,
+                                                                              tmp_path: Path) -> None:
+    db = tmp_path / "bytes.duckdb"
+    env = {"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1", "FACTORYLINE_CHUNK_MERGE_BYTES": "1"}
+    loads, tables = [], []
+    for extra in ((), ("--full-refresh",)):
+        done = cli("run", "acme", "--stream", "people", "--db", str(db), *extra, cwd=tmp_path, env=dict(env))
+        assert done.returncode == 0, done.stderr
+        loads.append(len(json.loads(done.stdout.strip().splitlines()[-1])["load_ids"]["acme"]))
+        con = duckdb.connect(str(db), read_only=True)
+        tables.append(con.sql("SELECT id, source_record_id, email FROM factory.person ORDER BY id").fetchall())
+        con.close()
+    # first run: person is empty, so both pages append in one package; the full refresh merges into
+    # filled tables, and a 1-byte budget gives each page its own load
+    assert loads == [1, 2]
+    assert tables[0] == tables[1] and len(tables[0]) == 3
+
+
 def test_run_without_credentials_names_the_setting(acme_site: Path, tmp_path: Path) -> None:
     done = cli("run", "acme", "--no-sandbox", "--db", str(tmp_path / "a.duckdb"), cwd=tmp_path,
                env={"PYTHONPATH": str(acme_site)})
