@@ -1,22 +1,24 @@
 """Server CPU per contact of the HubSpot emulator for the connector's contacts read.
 
-    /work/venv/bin/python bench/bench_hubspot_serving.py --size 100000 [--rounds 2] [--mode connector|raw]
-    /work/venv/bin/python bench/bench_hubspot_serving.py --size 20000 --mode raw --hash [--tree /tmp/fl_old]
+    /work/venv/bin/python bench/bench_hubspot_serving.py --size 100000 [--rounds 3] [--mode connector|raw]
+    git archive <rev> | tar -x -C /tmp/fl_old     # an older tree, to compare in the same run:
+    /work/venv/bin/python bench/bench_hubspot_serving.py --rounds 3 --tree /tmp/fl_old --tree .
+    /work/venv/bin/python bench/bench_hubspot_serving.py --size 20000 --mode raw --hash --ticks 3 [--wide]
 
-Each round starts ``python -m sandbox serve --vendor hubspot --size N --seed 11`` from ``--tree``
-(default: this checkout; several ``--tree`` alternate, to compare an older copy made with
-``git archive <rev> | tar -x -C DIR`` against this one in the same run), reads the contacts stream
-once and reports the server process's CPU seconds (utime + stime from /proc) spent on that read,
-per 100,000 contacts.
+Each round starts ``python -m sandbox serve --vendor hubspot --size N --seed 11`` from each
+``--tree`` in turn (default: this checkout), reads the contacts stream once and reports the server
+process's CPU seconds (utime + stime from /proc) spent on that read, per 100,000 contacts. The
+machine is shared: compare trees within one run, over several rounds.
 
-``--mode connector`` drives the real HubSpot connector (bench_pipeline's ``_pages``: list pages
+``--mode connector`` drives the real HubSpot connector (as bench_pipeline's ``_pages``: list pages
 with every property, archived ones too, one v4 association batch to companies per 1000 records).
 ``--mode raw`` sends the same requests with a plain keep-alive httpx client (less client CPU
-competing on a small machine), and ``--hash`` prints a SHA-256 over every response's status,
-headers and body, with the time-dependent and random parts masked (batches' ``startedAt`` /
-``completedAt``, error ``correlationId``) and the ``Date`` header; with ``--ticks K`` the clock is fixed (tick 0 on
-2026-01-01, K daily ticks of changes and archivals), so the same digest from two trees means
-byte-identical responses.
+competing on a small machine). ``--hash`` prints a SHA-256 over every response's status, headers
+and body, with the time-dependent and random parts masked (batches' ``startedAt`` /
+``completedAt``, errors' ``correlationId``, the ``Date`` header); with ``--ticks K`` the clock is
+fixed (tick 0 on 2026-01-01, K daily ticks of changes and archivals), so the same digest from two
+trees means byte-identical responses. ``--wide`` also reads every other object type, their
+associations, search, batch and single reads (for identity, not timing).
 """
 
 from __future__ import annotations

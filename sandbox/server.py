@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 import orjson
 
@@ -36,6 +36,23 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 def _json(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def _parse_qs(qs: str) -> dict[str, list[str]]:
+    """``parse_qs(qs, keep_blank_values=True)``, unquoting only the pairs that need it (a HubSpot
+    list request repeats ``properties=`` dozens of times; parse_qs took ~80 us of each)."""
+    out: dict[str, list[str]] = {}
+    for pair in qs.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in pair or "+" in pair:
+            name, value = unquote(name.replace("+", " ")), unquote(value.replace("+", " "))
+        if name in out:
+            out[name].append(value)
+        else:
+            out[name] = [value]
+    return out
 
 
 class EmulatorServer:
@@ -199,7 +216,7 @@ class EmulatorServer:
     def _dispatch(self, conn: socket.socket, method: str, target: str, headers: dict[str, str],
                   body: bytes, keep: bool) -> bool:
         raw_path, _, qs = target.partition("?")
-        req = Request(method, unquote(raw_path), target, parse_qs(qs, keep_blank_values=True), headers, body,
+        req = Request(method, unquote(raw_path), target, _parse_qs(qs), headers, body,
                       self.base_url)
         if req.path.startswith("/_sandbox/"):
             self._send(conn, self._admin(req), keep)

@@ -243,6 +243,10 @@ _V3_ASSOC_NAMES = {("contacts", "companies"): "contact_to_company", ("companies"
                    ("deals", "companies"): "deal_to_company", ("companies", "deals"): "company_to_deal"}
 
 
+#: _wanted's answers: (type, requested items...) -> property names
+_WANTED_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 class _PageKey(NamedTuple):
     type: str
     start: int
@@ -500,6 +504,18 @@ class HubSpotEmulator(Emulator):
     def _wanted(t: _ObjectType, raw: Iterable[str] | None) -> tuple[str, ...]:
         if not raw:
             return t.default_props
+        # a reader asks every page for the same properties: remember the last few answers
+        key = (t.name, *map(str, raw))
+        hit = _WANTED_CACHE.get(key)
+        if hit is None:
+            hit = HubSpotEmulator._wanted_uncached(t, key[1:])
+            if len(_WANTED_CACHE) >= 64:
+                _WANTED_CACHE.clear()
+            _WANTED_CACHE[key] = hit
+        return hit
+
+    @staticmethod
+    def _wanted_uncached(t: _ObjectType, raw: tuple[str, ...]) -> tuple[str, ...]:
         names: list[str] = []
         for item in raw:
             names.extend(p.strip() for p in str(item).split(",") if p.strip())
