@@ -115,7 +115,8 @@ def _load_package(pipeline: Any, source: Any) -> Any:
     release_memory()
     pipeline.normalize()
     # DuckDB: one job at a time. Parallel MERGEs share one memory pool and ran out of it (dlt then
-    # retries the job), and two cores gain nothing from them (300k contacts: 95.6 -> 80.2 s)
+    # retries the job); two cores gain nothing from them (300k contacts in 50k packages: 95.6 s
+    # with dlt's parallel jobs, 80.2 s one at a time with the memory handed back)
     return pipeline.load(workers=1) if pipeline.destination.destination_name == "duckdb" else pipeline.load()
 
 
@@ -221,11 +222,14 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
     filled: frozenset[str] | None = None
     try:
         finish_pending(pipeline)
+    except Exception as exc:  # the pending package is tried again by the first load below
+        status.errors.append(f"finishing the stopped run's load failed: {type(exc).__name__}: {exc}")
+    try:
         # what pipeline.run does before every package, once: state and schemas from the destination
         # when this working folder has none (a new machine, a deleted folder)
         pipeline.sync_destination()
-    except Exception as exc:  # the pending package is tried again by the first load below
-        status.errors.append(f"finishing the stopped run's load failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        status.errors.append(f"reading the pipeline state from the destination failed: {type(exc).__name__}: {exc}")
     for name in names:
         try:
             spec = registry.connector(name)
@@ -248,7 +252,7 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
         loads = [StreamLoad(spec, stream, config, connector, ctx, results[stream.name], progress)
                  for stream in selected]
         try:
-            # a package left by a failed load goes first in pipeline.run: what it fills is not known yet
+            # a package left by a failed load is loaded with the next one: what it fills is not known yet
             if filled is None and not pipeline.has_pending_data:
                 filled = tables_with_rows(pipeline)
             while group := _next_package(loads, filled):
