@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +39,15 @@ import pyarrow.parquet as pq
 from core.attribution import AttributionModel, Conversion, TouchPoint, credit
 from core.definitions import Clause, Condition, Definitions, load_definitions
 from core.entities import ENTITIES
+from core.errors import FactorylineError
 from core.plugins import get_registry
-from pipelines.destination import Target, make_pipeline
+from pipelines.destination import (
+    DUCKDB_DERIVE_MEMORY_LIMIT,
+    DUCKDB_MEMORY_LIMIT,
+    Target,
+    load_package,
+    make_pipeline,
+)
 
 __all__ = ["BATCH", "DeriveResult", "derive"]
 
@@ -540,13 +549,18 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
             fixed = {"is_deleted": False, "run_id": result.run_id, "mapping_version": defs.version}
             if dialect == "duckdb":
                 # Under the capped buffer pool, each DuckDB thread's share of a window over every
-                # person's stage observations ran out of memory at 100k contacts; one thread fits.
+                # person's stage observations ran out of memory at 100k contacts; one thread fits,
+                # in a pool larger than the loads' (the load pool alone ran out at 100k contacts)
                 db.exec("SET threads = 1")
+                limit = os.environ.get("FACTORYLINE_DUCKDB_DERIVE_MEMORY_LIMIT", DUCKDB_DERIVE_MEMORY_LIMIT)
+                db.exec(f"SET memory_limit = '{_size(limit)}'")
             try:
                 _derive_tables(db, defs, models, result, folder, fixed, now, sinks)
             finally:
                 if dialect == "duckdb":
                     db.exec("RESET threads")
+                    load_limit = os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
+                    db.exec(f"SET memory_limit = '{_size(load_limit)}'")
         for sink, _ in sinks:
             sink.close()
             result.rows[sink.entity] = sink.rows
@@ -555,11 +569,18 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
         def derived() -> Sequence[Any]:
             return [_resource(s, d) for s, d in sinks]
 
-        info = pipeline.run(derived(), loader_file_format="parquet")
+        info = load_package(pipeline, derived())
         result.load_ids.extend(info.loads_ids)
     for s in result.skipped:
         log.info("derive: skipped %s", s)
     return result
+
+
+def _size(value: str) -> str:
+    """A DuckDB memory size from the environment, refused unless it looks like one (it goes into SQL)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.IGNORECASE):
+        raise FactorylineError(f"memory limit {value!r} is not a size like 256MB or 1GB")
+    return value.strip()
 
 
 def conversion_ratio(target: Target, from_stage: str, to_stage: str, *, since: str | None = None,

@@ -8,8 +8,6 @@ non-zero.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import re
@@ -21,14 +19,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-import pyarrow as pa
 
 from core.connector import ConnectorSpec, RunContext
 from core.errors import FactorylineError
 from core.mapping import load_mapping
 from core.plugins import PluginWarning, get_registry
 from pipelines.config import resolve_config
-from pipelines.destination import DUCKDB_MEMORY_LIMIT, Target, make_pipeline, run_lock, tables_with_rows
+from pipelines.destination import (
+    DUCKDB_MEMORY_LIMIT,
+    Target,
+    load_package,
+    make_pipeline,
+    run_lock,
+    tables_with_rows,
+)
 from pipelines.load import Package, ProgressFn, StreamLoad, StreamResult
 from pipelines.recover import finish_pending
 
@@ -105,26 +109,6 @@ def _next_package(loads: Sequence[StreamLoad], filled: frozenset[str] | None = N
     for ld in group:
         ld.package = package
     return group
-
-
-def _load_package(pipeline: Any, source: Any) -> Any:
-    """dlt's run in its three steps, handing freed memory back before the load: the destination's
-    MERGE is the run's peak (DuckDB's pool on top of what extraction grew), and pyarrow's allocator
-    and the C heap keep what the pages and tables used (~45 MB per package)."""
-    pipeline.extract(source, loader_file_format="parquet")
-    release_memory()
-    pipeline.normalize()
-    # DuckDB: one job at a time. Parallel MERGEs share one memory pool and ran out of it (dlt then
-    # retries the job); two cores gain nothing from them (300k contacts in 50k packages: 95.6 s
-    # with dlt's parallel jobs, 80.2 s one at a time with the memory handed back)
-    return pipeline.load(workers=1) if pipeline.destination.destination_name == "duckdb" else pipeline.load()
-
-
-def release_memory() -> None:
-    """Return the memory pyarrow's pool and the C heap hold unused to the system."""
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(AttributeError, OSError):  # not glibc: nothing to trim
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _fail(status: RunStatus, connector: str, results: Any, exc: Exception) -> None:
@@ -258,7 +242,7 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
             while group := _next_package(loads, filled):
                 source = dlt.source(_package_source(group), name=source_name, max_table_nesting=0)()
                 try:
-                    info = _load_package(pipeline, source)
+                    info = load_package(pipeline, source)
                 except Exception as exc:
                     # this package did not reach the destination: its streams did not finish
                     _fail(status, name, [ld.result for ld in loads if ld.in_package or not ld.done], exc)
