@@ -109,7 +109,7 @@ class Registry:
     @property
     def emulators(self) -> dict[str, Any]:
         """Sandbox emulators, collected on first use: importing them (generated worlds, GraphQL)
-        takes about 1.5 s that a run against the real vendors never needs."""
+        took about 1.2 s that a run against the real vendors never needs."""
         if self._emulators is None:
             self._emulators = {}
             if self.plugin_manager is not None:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,15 +37,8 @@ import pyarrow.parquet as pq
 from core.attribution import AttributionModel, Conversion, TouchPoint, credit
 from core.definitions import Clause, Condition, Definitions, load_definitions
 from core.entities import ENTITIES
-from core.errors import FactorylineError
 from core.plugins import get_registry
-from pipelines.destination import (
-    DUCKDB_DERIVE_MEMORY_LIMIT,
-    DUCKDB_MEMORY_LIMIT,
-    Target,
-    load_package,
-    make_pipeline,
-)
+from pipelines.destination import Target, duckdb_memory_limit, load_package, make_pipeline
 
 __all__ = ["BATCH", "DeriveResult", "derive"]
 
@@ -552,15 +543,13 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
                 # person's stage observations ran out of memory at 100k contacts; one thread fits,
                 # in a pool larger than the loads' (the load pool alone ran out at 100k contacts)
                 db.exec("SET threads = 1")
-                limit = os.environ.get("FACTORYLINE_DUCKDB_DERIVE_MEMORY_LIMIT", DUCKDB_DERIVE_MEMORY_LIMIT)
-                db.exec(f"SET memory_limit = '{_size(limit)}'")
+                db.exec(f"SET memory_limit = '{duckdb_memory_limit(derive=True)}'")
             try:
                 _derive_tables(db, defs, models, result, folder, fixed, now, sinks)
             finally:
                 if dialect == "duckdb":
                     db.exec("RESET threads")
-                    load_limit = os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
-                    db.exec(f"SET memory_limit = '{_size(load_limit)}'")
+                    db.exec(f"SET memory_limit = '{duckdb_memory_limit()}'")
         for sink, _ in sinks:
             sink.close()
             result.rows[sink.entity] = sink.rows
@@ -574,13 +563,6 @@ def derive(target: Target, *, run_id: str | None = None, definitions: Definition
     for s in result.skipped:
         log.info("derive: skipped %s", s)
     return result
-
-
-def _size(value: str) -> str:
-    """A DuckDB memory size from the environment, refused unless it looks like one (it goes into SQL)."""
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.IGNORECASE):
-        raise FactorylineError(f"memory limit {value!r} is not a size like 256MB or 1GB")
-    return value.strip()
 
 
 def conversion_ratio(target: Target, from_stage: str, to_stage: str, *, since: str | None = None,

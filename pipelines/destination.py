@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +26,8 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from core.errors import FactorylineError
 
-__all__ = ["RunLocked", "Target", "load_package", "make_pipeline", "release_memory", "run_lock",
-           "tables_with_rows"]
+__all__ = ["RunLocked", "Target", "dataset_tables", "duckdb_memory_limit", "load_package", "make_pipeline",
+           "release_memory", "run_lock", "tables_with_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,15 @@ def run_lock(target: Target) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def duckdb_memory_limit(*, derive: bool = False) -> str:
+    """DuckDB's pool for loads, or for the end-of-run derivation; checked, since it goes into SQL."""
+    value = (os.environ.get("FACTORYLINE_DUCKDB_DERIVE_MEMORY_LIMIT", DUCKDB_DERIVE_MEMORY_LIMIT) if derive
+             else os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.IGNORECASE):
+        raise FactorylineError(f"DuckDB memory limit {value!r} is not a size like 256MB or 1GB")
+    return value
+
+
 def make_pipeline(target: Target) -> Any:
     """The dlt pipeline for ``target``. Local dlt state never outlives the DuckDB file it
     describes: a deleted database file means a fresh start, not an incremental run into nothing."""
@@ -118,8 +128,8 @@ def make_pipeline(target: Target) -> Any:
         # DuckDB's buffer pool would otherwise grow to most of the machine's memory during merges;
         # past this limit it spills to disk, so peak memory stays flat as data grows. Without insertion
         # order DuckDB streams the inserts; MERGEs are bounded by the package's bytes
-        # (pipelines/load.py CHUNK_MERGE_BYTES) and run one at a time: 1M contacts load at 437 MB peak.
-        memory = os.environ.get("FACTORYLINE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
+        # (pipelines/load.py CHUNK_MERGE_BYTES) and run one at a time: 1M contacts load at 452 MB peak.
+        memory = duckdb_memory_limit()
         dest = dlt.destinations.duckdb(DuckDbCredentials(
             str(target.db_path.resolve()),
             global_config={"memory_limit": memory, "preserve_insertion_order": False}))
@@ -135,12 +145,18 @@ def make_pipeline(target: Target) -> Any:
     )
 
 
+def dataset_tables(client: Any) -> list[str]:
+    """The tables of ``client``'s dataset (its staging dataset inside ``with_staging_dataset``)."""
+    rows = client.execute_sql("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                              client.dataset_name)
+    return [str(r[0]) for r in rows or []]
+
+
 def tables_with_rows(pipeline: Any) -> frozenset[str] | None:
     """The dataset's tables that hold at least one row; None when the destination cannot say."""
     try:
         with pipeline.sql_client() as client:
-            names = [r[0] for r in client.execute_sql(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", client.dataset_name)]
+            names = dataset_tables(client)
             if not names:
                 return frozenset()
             probes = " UNION ALL ".join(

@@ -353,11 +353,10 @@ class Package:
             return fresh[table_name]
         return hints
 
-    def spend(self, records: int, tables: Sequence[tuple[str, pa.Table, Any]], fresh: dict[str, Any]) -> bool:
+    def spend(self, records: int, merge_bytes: int) -> bool:
         """Count a page against the budgets; True when the package is full."""
         self.records -= records
-        if any(t.num_rows and self.hints_for(n, h, fresh) is h and _merges(h) for n, t, h in tables):
-            self.merge_bytes -= sum(t.nbytes for _, t, _ in tables)
+        self.merge_bytes -= merge_bytes
         return self.records <= 0 or self.merge_bytes <= 0
 
 
@@ -439,15 +438,18 @@ class StreamLoad:
                     break
                 for name, ks in keys:
                     seen.setdefault(name, set()).update(ks)
+                merging = False  # the page brings rows to a MERGE: its bytes count against that budget
                 for name, table, hints in tables:
                     hints = package.hints_for(name, hints, fresh)
+                    merging = merging or (table.num_rows > 0 and _merges(hints))
                     full = batcher.add(name, table, hints)
                     if full is not None:
                         package.written.add(name)
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
                 if page.state is not None:
                     state["stream"] = page.state
-                if package.spend(len(page.records), tables, fresh) and not self.whole:
+                page_bytes = sum(t.nbytes for _, t, _ in tables) if merging else 0
+                if package.spend(len(page.records), page_bytes) and not self.whole:
                     package.closed = True
                     break
         except QuotaExhaustedError as exc:

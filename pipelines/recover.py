@@ -4,9 +4,10 @@ dlt marks a load job done only after the destination committed it. A run killed 
 (the COPY of a file into a merge table's staging table committed, the job not yet marked) makes
 the next run copy the same file again; the staging table then holds each of those keys twice, and
 an upsert MERGE inserts both copies into the final table (dlt-hub/dlt#3023 reports the same).
-So before a run extracts anything it finishes any package a killed run left, then keeps one row
-per primary key in every merge table. A marker file in dlt's working folder stays until that
-clean-up has committed, so a run killed during the clean-up repeats it.
+So before a run extracts anything it finishes any package a killed run left: first it takes back
+the rows of every copy job the kill left started (they may have committed), then loads the package,
+then keeps one row per primary key in every table kept that way. A marker file in dlt's working
+folder stays until that clean-up has committed, so a run killed during the clean-up repeats it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from pipelines.destination import dataset_tables
 from pipelines.load import UPSERT_HINT
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,7 @@ def _withdraw(pipeline: Any, table: Any, key: str, file_path: str) -> int:
     with pipeline.sql_client() as client:
         staging = table.get("write_disposition") == "merge"
         with client.with_staging_dataset() if staging else nullcontext(client) as c:
-            exists = c.execute_sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
-                                   "AND table_name = %s", c.dataset_name, table["name"])[0][0]
-            if not exists or not values:
+            if not values or table["name"] not in dataset_tables(c):
                 return 0
             name, col = c.make_qualified_table_name(table["name"]), c.escape_column_name(key)
             before = c.execute_sql(f"SELECT count(*) FROM {name}")[0][0]
@@ -105,8 +105,7 @@ def deduplicate(pipeline: Any) -> list[str]:
         return []
     repaired = []
     with pipeline.sql_client() as client:
-        existing = {r[0] for r in client.execute_sql(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", client.dataset_name)}
+        existing = set(dataset_tables(client))
         for name, keys in _merge_tables(pipeline):
             if name not in existing:
                 continue

@@ -1,9 +1,9 @@
-"""A run that finds a stopped run's recovery unfinished removes the duplicate keys it left.
+"""A run that finds a stopped run's package or recovery unfinished ends without duplicate keys.
 
-The duplicates come from dlt copying a file into a merge table's staging table twice when a run
-was killed between the destination's commit and dlt marking the job done (pipelines/recover.py);
-tests/test_kill_phases.py and the Shopify mid-bulk kill test hit that window only by chance, so
-here the state such a kill leaves is set up directly: duplicate rows plus the recovery marker.
+dlt copies a file twice when a run was killed between the destination's commit and dlt marking the
+job done (pipelines/recover.py); tests/test_kill_phases.py and the Shopify mid-bulk kill test hit
+that window only by chance, so here the states such a kill leaves are set up directly: duplicate
+rows plus the recovery marker, and a committed copy whose job is back in started_jobs.
 """
 
 from __future__ import annotations
