@@ -31,11 +31,14 @@ last (date, lead, seq) served; a window after tick 0 visits only the people the 
 since (``people_touched_since``, O(changed)), an older one every person from the cursor on (at most
 20,000 per request: such a page may be empty with ``moreResult: true``). The last token opens the
 window after ``until``. Email lookups use the index embedded in the address (``first.last{i}@``,
-shared only with the next 20 people). Program members scan, once per program and tick (a small LRU),
-the people whose journeys can meet the program's window: the base people active in it and the
-people a tick inside it changed or created (Marketo's emails only those mailed through Marketo).
-That is O(window x population) per program, so a full read of every program's members still grows
-with the population squared (programs grow with it too).
+shared only with the next 20 people). Activity pages are computed one ahead on a worker thread
+(``sandbox.readahead``), so serving overlaps the client's parsing. Program members scan, once per
+batch of 1000 campaigns and tick (a bounded LRU of packed lists), the people whose journeys can meet
+the batch's windows: the base people active in them and the people a tick inside them changed or
+created (Marketo's emails only those mailed through Marketo). A scan is O(population) (~60% of the
+people for one program's window already), so a full read of every program's members costs
+campaigns / 1000 scans: one up to 100,000 people, ten at 1,000,000 (still the population squared
+beyond, but a tenth of batches of 100), and its first page is one scan (~7 s CPU at 100,000 people).
 
 Wire format: every REST answer is ``{requestId, success, errors, warnings, result, nextPageToken?,
 moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code, message}]``
@@ -64,11 +67,12 @@ import re
 import secrets
 import threading
 import time
+from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from urllib.parse import parse_qs
 
 import orjson
@@ -104,11 +108,15 @@ MAX_ACTIVITY_TYPES = 10
 MAX_ASSET_RETURN = 200
 SYSTEM = "marketo"
 _TOUCH_CACHE = 4096
-#: campaigns whose Marketo programs' members one scan finds (3 in 10 campaigns are Marketo's): more
-#: programs a scan, but a longer first page (the scan: ~15 s CPU at 100,000 people)
-MEMBER_BATCH = 100
-#: program member lists kept: a few batches
-_MEMBER_CACHE = 128
+#: campaigns whose Marketo programs' members one scan finds (3 in 10 campaigns are Marketo's). A
+#: scan walks the people active in any of their windows: each window's alone is ~60% of the
+#: population (150 days of activity before it), so 1000 campaigns cost little more than 100
+#: (every person at 100,000 people, ~7 s; ~73% at 1,000,000) and a full read takes a tenth of the
+#: scans batches of 100 took. The lists (24 bytes a member) stay small: ~300 programs of ~800
+#: members, ~6 MB
+MEMBER_BATCH = 1000
+#: program member lists kept: a batch's and some
+_MEMBER_CACHE = 3 * MEMBER_BATCH // 10 + 20
 _AT = itemgetter(0)
 _AT_SEQ = itemgetter(0, 1)
 #: campaign shapes (``c % 10``) whose touches only people mailed through Marketo get (Marketo's emails)
@@ -361,6 +369,11 @@ _ROUTES = Routes(*((m, p, name, _TEMPLATES[name]) for m, p, name in _ROUTE_ROWS)
 _Pos = tuple[int, int, int]
 
 
+#: every member status, so a member list stores a status as its index
+_STATUSES: tuple[tuple[int, str, bool], ...] = (_MEMBER, *dict.fromkeys(_STATUS_BY_KIND.values()))
+_STATUS_CODE = {st: n for n, st in enumerate(_STATUSES)}
+
+
 class _Member(NamedTuple):
     """A person's membership of one program, as few numbers as the members endpoints need."""
 
@@ -375,6 +388,41 @@ class _Member(NamedTuple):
 #: counting all the journey's touches (``Touch.seq``). Plain tuples: a Touch object per touch cost
 #: a tenth of an activity's serving time
 _Mt = tuple[int, str, int | None, str | None, int]
+class _MemberList(Sequence["_Member"]):
+    """A program's members, ascending by person index, packed as three int64 a member in an
+    array (``idx << 8 | status << 1 | acquiredBy``, joined ms, updated ms): a NamedTuple a member
+    took ~150 bytes, and a scan keeps a few hundred programs' lists."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: array[int]) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data) // 3
+
+    def _at(self, i: int) -> _Member:
+        d = self._data
+        key, joined, updated = d[3 * i], d[3 * i + 1], d[3 * i + 2]
+        return _Member(key >> 8, joined, updated, _STATUSES[(key >> 1) & 127], bool(key & 1))
+
+    @overload
+    def __getitem__(self, i: int) -> _Member: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[_Member]: ...
+
+    def __getitem__(self, i: int | slice) -> _Member | list[_Member]:
+        if isinstance(i, slice):
+            return [self._at(n) for n in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._at(i % len(self))
+
+    def __iter__(self) -> Iterator[_Member]:
+        return (self._at(n) for n in range(len(self)))
+
+
 #: what an activity renders: a touch, None (New Lead) or a field change (field, old value, new value)
 _Payload = _Mt | tuple[str, Any, Any] | None
 CHANGE_SEQ = 500_000
@@ -446,7 +494,7 @@ class MarketoEmulator(Emulator):
         self._pages: ReadAhead[_PageKey, tuple[bytes, int, _PageKey | None]] = ReadAhead(
             self._activity_page, name="sandbox-marketo-readahead")
         #: (campaign, tick) -> its live members (ascending person index), a small LRU
-        self._member_cache: OrderedDict[tuple[int, int], list[_Member]] = OrderedDict()
+        self._member_cache: OrderedDict[tuple[int, int], _MemberList] = OrderedDict()
         #: campaign -> name (bounded: cleared when full)
         self._names: dict[int, str] = {}
 
@@ -552,9 +600,11 @@ class MarketoEmulator(Emulator):
         """The person's Marketo touches at ``tick`` (empty: Marketo does not know the person)."""
         return self._known(idx, tick, person)[1]
 
-    def _known(self, idx: int, tick: int, person: Person | None = None) -> tuple[Person | None, list[_Mt]]:
+    def _known(self, idx: int, tick: int, person: Person | None = None,
+               keep: bool = True) -> tuple[Person | None, list[_Mt]]:
         """(person ``idx`` at ``tick``, their Marketo touches): a pure function of (person, tick),
-        O(the person's touches), cached in a bounded LRU (``person`` saves building it again)."""
+        O(the person's touches), cached in a bounded LRU (``person`` saves building it again;
+        ``keep=False``: a scan's, not cached, so it does not push out the people pages ask for)."""
         if not 0 <= idx < self.world.people.count(tick):
             return None, []
         key = (idx, tick)
@@ -572,6 +622,8 @@ class MarketoEmulator(Emulator):
         evs.extend(j._tick_events(p, tick))
         mine = [(at, kind, camp, url, n) for n, (at, kind, camp, system, url) in enumerate(evs) if system == SYSTEM]
         entry = (p, mine)
+        if not keep:
+            return entry
         with self._cache_lock:
             self._touch_cache[key] = entry
             while len(self._touch_cache) > _TOUCH_CACHE:
@@ -602,13 +654,13 @@ class MarketoEmulator(Emulator):
         first = next((x[2] for x in touches if x[2] is not None), None)
         return _Member(idx, mine[0][0], mine[-1][0], self._member_status(mine), first == c)
 
-    def _members_of(self, c: int, tick: int) -> list[_Member]:
+    def _members_of(self, c: int, tick: int) -> _MemberList:
         """Live members of campaign ``c`` (ascending person index). One scan finds the members of
-        the Marketo programs among campaigns ``c .. c + MEMBER_BATCH - 1`` together (their windows
-        overlap, so the union of the people who can meet them is little more than ``c``'s own, and
-        each person's journey is built once for all of them); the lists sit in a bounded LRU, so
-        a connector reading the programs in order pays one scan per batch and every page of a
-        program's members costs a slice. Each member is a few numbers, never its touches."""
+        the Marketo programs among campaigns ``c .. c + MEMBER_BATCH - 1`` together (their
+        windows overlap, so the union of the people who can meet them is little more than ``c``'s
+        own, and each person's journey is built once for all of them); the lists sit in a bounded
+        LRU, so a connector reading the programs in order pays one scan per batch and every page
+        of a program's members costs a slice. Each member is three numbers, never its touches."""
         key = (c, tick)
         with self._cache_lock:
             hit = self._member_cache.get(key)
@@ -618,56 +670,61 @@ class MarketoEmulator(Emulator):
         j = self.journeys
         batch = {x: j.campaign(x, tick) for x in range(c, min(j.campaign_count(), c + MEMBER_BATCH))}
         batch = {x: camp for x, camp in batch.items() if x == c or camp.system == SYSTEM}
-        found: dict[int, list[_Member]] = {x: [] for x in batch}
+        found: dict[int, array[int]] = {x: array("q") for x in batch}
         # only people mailed through Marketo get its emails (a hash of their company: no person
         # built), so a batch of email programs alone skips everyone else
         mailed_only = all(x % 10 in _EMAIL_SHAPES for x in batch)
-        last = -1
-        for idx in heapq.merge(*(self._program_candidates(camp, tick) for camp in batch.values())):
-            if idx == last:
-                continue
-            last = idx
+        status_code = _STATUS_CODE
+        for idx in self._batch_candidates(list(batch.values()), tick):
             if mailed_only and j.email_system(idx) != SYSTEM:
                 continue
             person = self._live(idx, tick)
             if person is None:
                 continue
-            touches = self._marketo_touches(idx, tick, person)
+            touches = self._known(idx, tick, person, keep=False)[1]
             first = next((t[2] for t in touches if t[2] is not None), None)
             for x in {t[2] for t in touches if t[2] in found}:
                 assert x is not None
                 mine = [t for t in touches if t[2] == x]
-                found[x].append(_Member(idx, mine[0][0], mine[-1][0], self._member_status(mine), first == x))
+                code = status_code[self._member_status(mine)]
+                found[x].extend((idx << 8 | code << 1 | (first == x), mine[0][0], mine[-1][0]))
+        lists = {x: _MemberList(data) for x, data in found.items()}
         with self._cache_lock:
-            for x, members in found.items():
+            for x, members in lists.items():
                 self._member_cache[(x, tick)] = members
                 self._member_cache.move_to_end((x, tick))
             while len(self._member_cache) > _MEMBER_CACHE:
                 self._member_cache.popitem(last=False)
-        return found[c]
+        return lists[c]
 
-    def _program_candidates(self, campaign: Campaign, tick: int) -> Iterator[int]:
-        """Ascending unique indexes of the people who can have a touch in ``campaign`` (a superset):
-        a campaign's touches lie in its window ``[start, end]`` (``Journeys._campaign_at``), so
-        these are the base people whose active span (creation to 150 days on, all before tick 0)
-        meets the window, then the people a tick inside the window changed or created. O(the
-        window's people), where ``people_touched_since(start)`` also walked every later person."""
+    def _batch_candidates(self, campaigns: list[Campaign], tick: int) -> Iterator[int]:
+        """Ascending unique indexes of the people who can have a touch in one of ``campaigns`` (a
+        superset): a campaign's touches lie in its window ``[start, end]``
+        (``Journeys._campaign_at``), so these are the base people whose active span (creation to
+        150 days on, all before tick 0) meets a window, then the people a tick inside a window
+        changed or created. O(the windows' people), where ``people_touched_since(start)`` also
+        walked every later person."""
         w, j = self.world, self.journeys
         space = w.people
         base, count = space.base_count, space.count(tick)
-        start, end = campaign.start_ms, campaign.end_ms
         ranges: list[Iterable[int]] = []
-        if start <= j._end:  # base journeys end a day before tick 0
-            span = start - ACTIVE_MS - j._start  # the first base index as Journeys._candidates has it
-            lo = 0 if span <= 0 else max(0, min(base, span * base // YEAR_MS - 1))
-            # person i is created at or after _start + i * YEAR_MS // base (World._meta)
-            after = end - j._start
-            hi = 0 if after < 0 else min(base, after * base // YEAR_MS + 2)
-            ranges.append(range(lo, max(lo, hi)))
+        lo_all, hi_all = base, 0
+        ticks: set[int] = set()
+        for campaign in campaigns:
+            start, end = campaign.start_ms, campaign.end_ms
+            if start <= j._end:  # base journeys end a day before tick 0
+                span = start - ACTIVE_MS - j._start  # the first base index as Journeys._candidates has it
+                lo = 0 if span <= 0 else max(0, min(base, span * base // YEAR_MS - 1))
+                # person i is created at or after _start + i * YEAR_MS // base (World._meta)
+                after = end - j._start
+                hi = 0 if after < 0 else min(base, after * base // YEAR_MS + 2)
+                if hi > lo:  # the campaigns' ranges overlap (each spans 150 days and more): one range
+                    lo_all, hi_all = min(lo_all, lo), max(hi_all, hi)
+            ticks.update(k for k in range(1, tick + 1) if start <= w.ticks[k] <= end)
+        if hi_all > lo_all:
+            ranges.append(range(lo_all, hi_all))
         residues: set[int] = set()
-        for k in range(1, tick + 1):
-            if not start <= w.ticks[k] <= end:
-                continue
+        for k in sorted(ticks):
             r = space.change_res[k]
             if r not in residues:
                 residues.add(r)
@@ -1251,7 +1308,7 @@ class MarketoEmulator(Emulator):
         filter_type = (request.arg("filterType") or "").strip().lower()
         values = {v.strip().lower() for raw in request.query.get("filterValues", []) for v in raw.split(",")
                   if v.strip()}
-        rows_all: list[_Member]
+        rows_all: Sequence[_Member]
         if filter_type == "leadid":
             # by lead: each named lead's own touches decide, no scan of the program
             ids = sorted({int(v) - LEAD_OFFSET for v in values if v.isdigit()})
