@@ -14,8 +14,8 @@ per 100,000 members, and its peak RSS. The machine is shared: compare trees with
 
 ``--mode connector`` sends the connector's first-run requests (``count=1000``, ``exclude_fields=
 members._links,_links``, then the same with ``status=archived``); ``--mode plain`` sends
-bench_sandbox's (``count=1000``, no partial response); ``--mode activity`` the connector's lists,
-campaigns and email activity reads (records: lists, campaigns and activity records). ``--hash`` instead reads every route the
+bench_sandbox's (``count=1000``, no partial response); ``--mode run`` the connector's whole first
+run, stream after stream: lists, campaigns, members, email activity (records: all of them). ``--hash`` instead reads every route the
 connector uses (lists, campaigns, members first and incremental, every sent campaign's email
 activity, with and without ``since``) and the others (root, ping, one list, single members by
 hash and address, filtered and sorted listings, partial responses, errors), and prints a SHA-256
@@ -108,9 +108,11 @@ def _pages(c: httpx.Client, path: str, key: str, params: dict[str, Any], seen: A
 def read_members(settings: dict[str, Any], mode: str) -> int:
     path = f"/lists/{settings['list_id']}/members"
     with _client(settings) as c:
-        if mode == "activity":  # the connector's lists, campaigns and email activity streams
+        base = {"exclude_fields": "members._links,_links"}
+        if mode == "run":  # the connector's first run: lists, campaigns, members, email activity
             n = _pages(c, "/lists", "lists", {"exclude_fields": "lists._links,_links"})
             n += _pages(c, "/campaigns", "campaigns", {"exclude_fields": "campaigns._links,_links"})
+            n += _pages(c, path, "members", base) + _pages(c, path, "members", {**base, "status": "archived"})
             ids: list[str] = []
             offset = 0
             while True:
@@ -125,7 +127,6 @@ def read_members(settings: dict[str, Any], mode: str) -> int:
             return n
         if mode == "plain":
             return _pages(c, path, "members", {})
-        base = {"exclude_fields": "members._links,_links"}
         return _pages(c, path, "members", base) + _pages(c, path, "members", {**base, "status": "archived"})
 
 
@@ -150,13 +151,18 @@ def read_wide(settings: dict[str, Any], digest: Any) -> int:
     with _client(settings) as c:
         get(c, "/")
         get(c, "/ping")
+        # members before anything needs the audience summary (each member from its journey) ...
+        ex = {"exclude_fields": "members._links,_links"}
+        n += _pages(c, members, "members", ex, seen)
+        n += _pages(c, members, "members", {**ex, "since_last_changed": "2026-01-02T00:00:00+00:00"}, seen)
+        get(c, members, count=30, sort_field="last_changed", sort_dir="DESC")
         # lists: the connector's two requests, one list, partial variants
         n += _pages(c, "/lists", "lists", {"exclude_fields": "lists._links,_links"}, seen)
         n += _pages(c, "/lists", "lists", {"fields": "lists.id,total_items"}, seen)
         get(c, f"/lists/{lid}")
         get(c, f"/lists/{lid}", fields="stats.member_count,id")
-        # members: the connector's first and incremental runs, the plain listing, small pages
-        ex = {"exclude_fields": "members._links,_links"}
+        # ... and after (from the summary): the connector's first and incremental runs, the plain
+        # listing, small pages
         n += _pages(c, members, "members", ex, seen)
         n += _pages(c, members, "members", {**ex, "status": "archived"}, seen)
         for since in ("2026-01-02T00:00:00+00:00", "2026-01-01T23:55:00+00:00", "2025-12-20T00:00:00+00:00"):
@@ -221,7 +227,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--mode", choices=("connector", "plain", "activity"), default="connector")
+    ap.add_argument("--mode", choices=("connector", "plain", "run"), default="connector")
     ap.add_argument("--hash", action="store_true", help="read every route and print a digest of the answers")
     ap.add_argument("--ticks", type=int, default=3, help="daily ticks after tick 0 (default 3)")
     ap.add_argument("--tree", action="append", type=Path, help="source tree to serve from (repeatable)")

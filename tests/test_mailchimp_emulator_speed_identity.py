@@ -2,9 +2,10 @@
 
 Members pages are written as JSON text and computed one ahead; the connector's partial response
 (no ``_links``) is written as such, any other one is cut from the whole page. List stats, campaign
-reports and email activity come from a summary of the audience that is updated as the clock
-advances: after ticks it must equal the summary a fresh emulator builds at that clock, and the
-answers that leave the counts out (the connector's ``fields`` requests) must list the same records.
+reports, email activity and (once it is built) members' statuses and counts come from a summary of
+the audience that is updated as the clock advances: after ticks it must equal the summary a fresh
+emulator builds at that clock and the members read without it, and the answers that leave the
+counts out (the connector's ``fields`` requests) must list the same records.
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def _all(c: httpx.Client, path: str, key: str, count: int = 1000, **params: Any)
             return out
 
 
+def _members(c: httpx.Client) -> list[Any]:
+    list_id = c.get("/lists", params={"fields": "lists.id"}).json()["lists"][0]["id"]  # no summary needed
+    path = f"/lists/{list_id}/members"
+    return _all(c, path, "members") + _all(c, path, "members", status="archived")
+
+
 def _reports(c: httpx.Client) -> dict[str, Any]:
     """Every answer that needs the whole audience: the list, the campaigns, each sent campaign's
-    email activity (all of it, and since the start of the last tick's day)."""
+    email activity (all of it, and since the start of the last tick's day), then the members
+    (from the summary's facts)."""
     campaigns = _all(c, "/campaigns", "campaigns")
     out: dict[str, Any] = {"lists": c.get("/lists").json(), "campaigns": campaigns}
     for camp in campaigns:
@@ -55,6 +63,7 @@ def _reports(c: httpx.Client) -> dict[str, Any]:
             path = f"/reports/{camp['id']}/email-activity"
             out[path] = _all(c, path, "emails", 300)
             out[path + "?since"] = _all(c, path, "emails", 300, since="2000-01-01T00:00:00+00:00")
+    out["members"] = _members(c)
     return out
 
 
@@ -106,4 +115,6 @@ def test_summary_after_ticks_equals_a_fresh_one(tmp_path: Path) -> None:
     with start_sandbox(["mailchimp"], size=SIZE, seed=11, in_process=True, state_dir=tmp_path) as fresh:
         assert fresh.clock()["tick"] == clock["tick"] == 6
         with _client(fresh) as c:
+            members = _members(c)  # before any summary: each member from its journey
+            assert members == after["members"]
             assert _reports(c) == after

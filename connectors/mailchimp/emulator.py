@@ -53,6 +53,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from itertools import chain, compress, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -156,6 +157,11 @@ _INNER: dict[str, str] = {}
 def _rate(n: int, sends: int) -> str:
     """A member's open or click rate as JSON (as orjson writes the float)."""
     return orjson.dumps(round(min(1.0, n / sends), 2)).decode()
+
+
+def _packed(facts: _Facts) -> tuple[int, ...]:
+    """``_Summary.facts`` numbers of a member's ``_facts``."""
+    return (_STATUS_CODE[facts[0]], *facts[1:])
 
 
 def _first(base: list[_Ev], ticked: list[_Ev], kind: str) -> int:
@@ -265,6 +271,19 @@ class _Summary:
     recipients: dict[int, tuple[array[int], array[int]]]
     #: campaign -> [opens, clicks, unique opens, subscribers who clicked]
     reports: dict[int, list[int]]
+    #: every member (ascending person index) and, ``FACTS`` numbers each, their ``_facts`` (the
+    #: status as its index in ``_STATUSES``): a members page read after the summary is built (the
+    #: connector reads lists and campaigns first) builds no journey
+    members: array[int] = dataclass_field(default_factory=lambda: array("q"))
+    facts: array[int] = dataclass_field(default_factory=lambda: array("q"))
+
+    def facts_of(self, idx: int) -> _Facts | None:
+        """Member ``idx``'s ``_facts`` (None: not a member)."""
+        k = bisect_left(self.members, idx)
+        if k == len(self.members) or self.members[k] != idx:
+            return None
+        status, status_ms, opt_in, sends, opens, clicks = self.facts[FACTS * k:FACTS * k + FACTS]
+        return _STATUSES[status], status_ms, opt_in, sends, opens, clicks
 
 
 #: an open, click or bounce: (touch kind, at ms, url)
@@ -272,7 +291,10 @@ _Act = tuple[str, int, str | None]
 #: a campaign's recipient: (person, address, their opens, clicks and bounces of it, in time order)
 _Recipient = tuple[int, str, list[_Act]]
 #: a member's part of a summary: (status, campaign -> (opens, clicks, last open/click/bounce ms or -1))
-_Part = tuple[str, dict[int, tuple[int, int, int]]]
+_Part = tuple[_Facts, dict[int, tuple[int, int, int]]]
+_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
+_STATUS_CODE = {s: n for n, s in enumerate(_STATUSES)}
+FACTS = 6
 
 
 class _PageKey(NamedTuple):
@@ -515,7 +537,7 @@ class MailchimpEmulator(Emulator):
             return None
         person = self.world.person(idx, tick)
         base, ticked = self._mine(person, tick)
-        status = self._facts_of(person, base, ticked)[0]
+        facts = self._facts_of(person, base, ticked)
         camps: dict[int, list[int]] = {}
         for at, kind, c, _, _ in chain(base, ticked):
             if c is None or kind not in _RECIPIENT_KINDS:
@@ -529,7 +551,7 @@ class MailchimpEmulator(Emulator):
                 got[1] += 1
             if kind in _ACTIONS and at > got[2]:
                 got[2] = at
-        return status, {c: (o, k, last) for c, (o, k, last) in camps.items()}
+        return facts, {c: (o, k, last) for c, (o, k, last) in camps.items()}
 
     def _summarise(self, tick: int) -> _Summary:
         out = _Summary(tick, {}, {}, {})
@@ -537,6 +559,8 @@ class MailchimpEmulator(Emulator):
             part = self._part(idx, tick)
             if part is not None:  # members ascending: appending keeps the recipients sorted
                 self._add_part(out, idx, part, append=True)
+                out.members.append(idx)
+                out.facts.extend(_packed(part[0]))
         return out
 
     def _advance_summary(self, old: _Summary, tick: int) -> _Summary:
@@ -544,7 +568,8 @@ class MailchimpEmulator(Emulator):
         w = self.world
         changed = set(self.journeys.people_touched_since(w.ticks[old.tick] + 1, tick))
         changed.update(w.archived_indexes(w.people, tick))
-        new = _Summary(tick, dict(old.statuses), dict(old.recipients), {c: list(r) for c, r in old.reports.items()})
+        new = _Summary(tick, dict(old.statuses), dict(old.recipients), {c: list(r) for c, r in old.reports.items()},
+                       array("q", old.members), array("q", old.facts))
         copied: set[int] = set()  # campaigns whose arrays are this summary's own (the old one may be read)
         for idx in sorted(changed):
             before, after = self._part(idx, old.tick), self._part(idx, tick)
@@ -559,11 +584,21 @@ class MailchimpEmulator(Emulator):
                 self._add_part(new, idx, before, sign=-1)
             if after is not None:
                 self._add_part(new, idx, after)
+            k = bisect_left(new.members, idx)
+            found = k < len(new.members) and new.members[k] == idx
+            if after is None:
+                if found:
+                    del new.members[k], new.facts[FACTS * k:FACTS * k + FACTS]
+            elif found:
+                new.facts[FACTS * k:FACTS * k + FACTS] = array("q", _packed(after[0]))
+            else:
+                new.members.insert(k, idx)
+                new.facts[FACTS * k:FACTS * k] = array("q", _packed(after[0]))
         return new
 
     @staticmethod
     def _add_part(out: _Summary, idx: int, part: _Part, sign: int = 1, append: bool = False) -> None:
-        status, camps = part
+        (status, *_), camps = part
         out.statuses[status] = out.statuses.get(status, 0) + sign
         for c, (opens, clicks, last) in camps.items():
             report = out.reports.get(c)
@@ -742,7 +777,13 @@ class MailchimpEmulator(Emulator):
         return base, ticked
 
     def _facts(self, person: Person, tick: int) -> _Facts:
-        """(status, time it was last set, opt-in time, sends, opens, clicks) of a member."""
+        """(status, time it was last set, opt-in time, sends, opens, clicks) of a member: from the
+        summary when it is built for ``tick``, else from the journey."""
+        summary = self._summary
+        if summary is not None and summary.tick == tick:
+            found = summary.facts_of(person.idx)
+            if found is not None:
+                return found
         return self._facts_of(person, *self._mine(person, tick))
 
     @staticmethod
