@@ -485,8 +485,8 @@ class MarketoEmulator(Emulator):
         self._tokens: dict[str, float] = {}
         self._current: str | None = None
         self._cache_lock = threading.Lock()
-        #: (person, tick) -> (the person, their Marketo touches): a small LRU, so memory stays flat
-        self._touch_cache: OrderedDict[tuple[int, int], tuple[Person | None, list[_Mt]]] = OrderedDict()
+        #: (person, tick) -> that person's Marketo touches: a small LRU, so memory stays flat
+        self._touch_cache: OrderedDict[tuple[int, int], list[_Mt]] = OrderedDict()
         #: an activity's JSON after its ``activityDate`` by (type, campaign, device, url): the part
         #: that does not depend on the lead (bounded: cleared when full)
         self._tails: dict[tuple[int, int | None, int, str | None], str] = {}
@@ -602,9 +602,10 @@ class MarketoEmulator(Emulator):
 
     def _known(self, idx: int, tick: int, person: Person | None = None,
                keep: bool = True) -> tuple[Person | None, list[_Mt]]:
-        """(person ``idx`` at ``tick``, their Marketo touches): a pure function of (person, tick),
-        O(the person's touches), cached in a bounded LRU (``person`` saves building it again;
-        ``keep=False``: a scan's, not cached, so it does not push out the people pages ask for)."""
+        """(person ``idx`` at ``tick`` when it was built, else None; their Marketo touches): the
+        touches are a pure function of (person, tick), O(the person's touches), cached in a bounded
+        LRU without the person (~1 KB each). ``person`` saves building it again; ``keep=False``: a
+        scan's, not cached, so it does not push out the people pages ask for."""
         if not 0 <= idx < self.world.people.count(tick):
             return None, []
         key = (idx, tick)
@@ -612,7 +613,7 @@ class MarketoEmulator(Emulator):
             hit = self._touch_cache.get(key)
             if hit is not None:
                 self._touch_cache.move_to_end(key)
-                return hit
+                return person, hit
         # ``[x for x in journeys.touches(idx, tick) if x.system == SYSTEM]``: the journey's events
         # in ``Journeys._touches``'s order (``seq`` counts all of them), but only Marketo's kept
         j = self.journeys
@@ -621,14 +622,12 @@ class MarketoEmulator(Emulator):
         evs.sort(key=_AT)  # stable: same-time events keep their causal order
         evs.extend(j._tick_events(p, tick))
         mine = [(at, kind, camp, url, n) for n, (at, kind, camp, system, url) in enumerate(evs) if system == SYSTEM]
-        entry = (p, mine)
-        if not keep:
-            return entry
-        with self._cache_lock:
-            self._touch_cache[key] = entry
-            while len(self._touch_cache) > _TOUCH_CACHE:
-                self._touch_cache.popitem(last=False)
-        return entry
+        if keep:
+            with self._cache_lock:
+                self._touch_cache[key] = mine
+                while len(self._touch_cache) > _TOUCH_CACHE:
+                    self._touch_cache.popitem(last=False)
+        return p, mine
 
     def _by_email(self, email: str, tick: int) -> list[int]:
         """People whose (normalised) email is ``email``: addresses embed the index of the person
