@@ -21,10 +21,11 @@ aliases, fragments, variables and field selection behave as at Shopify; unknown 
   (2000 points, 100/s) answers ``THROTTLED`` without ``data`` (without it the bucket stays full).
 
 Listing by the default ``ID`` sort holds no index: an order's idx is ``person * 64 + n``, so a
-cursor is a position over person indexes and each page walks the people from there (an
-``updated_at:>`` bound after tick 0 visits only :meth:`~sandbox.journeys.Journeys.people_with_orders_since`:
-O(changed), also for the other sort keys). Other sort keys without such a bound build a per-tick
-index of the buyers on first use (O(buyers) time and memory).
+cursor is a position over person indexes and each page walks the people from there, skipping
+those who cannot buy from two hashes (:meth:`ShopifyEmulator.may_buy`; an ``updated_at:>`` bound
+after tick 0 visits only :meth:`~sandbox.journeys.Journeys.people_with_orders_since`: O(changed),
+also for the other sort keys). Other sort keys without such a bound build a per-tick index of the
+buyers' search records on first use (O(buyers) time and memory).
 
 Ids: orders ``gid://shopify/Order/{5000000000 + idx}``, customers ``gid://shopify/Customer/{7000000000
 + person}``, line items ``gid://shopify/LineItem/{13000000000 + 100 x order + line}``. Money: the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import os
 import random
 import re
@@ -72,7 +74,16 @@ from graphql import (
 
 from connectors.shopify.graphql import SCHEMA, query_cost
 from sandbox.faults import FaultRule
-from sandbox.journeys import ORDER_SLOTS, Touch
+from sandbox.journeys import (
+    _S_GUEST,
+    _S_ORDER,
+    _WORLD_S_STAGE,
+    GUEST_PCT,
+    ORDER_SLOTS,
+    UTM_CAMPAIGN_PCT,
+    Touch,
+)
+from sandbox.journeys import _h as _journey_h
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.world import World, _h, format_ms
 
@@ -98,9 +109,12 @@ _AUTH_ERROR = {"errors": "[API] Invalid API key or access token (unrecognized lo
 _SALT = 7300
 #: person records kept (an LRU: recent pages, not the population)
 _RECORDS_CACHE = 4096
+#: parsed and validated queries kept
+_PARSED_CACHE = 64
 #: a status poll while a bulk operation runs waits this long for it (small results complete at once)
 _POLL_WAIT = 1.0
 _AT = itemgetter(0)
+_M64 = (1 << 64) - 1
 _SINCE = re.compile(r"(?:^|\s)updated_at:(>=?)('[^']*'|\"[^\"]*\"|\S+)")
 
 
@@ -143,6 +157,7 @@ def _sec(ms: int) -> int:
     return ms - ms % 1000
 
 
+@functools.lru_cache(maxsize=4096)
 def _amount(cents: int) -> str:
     """``cents / 100`` as Shopify writes a Decimal: no trailing zeros, at least one decimal
     (``12.3``, ``12.0``, ``-0.05``), by integer arithmetic (Decimal took a tenth of an order's time)."""
@@ -157,7 +172,10 @@ def _money(cents: int, currency: str) -> dict[str, Any]:
     return {"amount": _amount(cents), "currencyCode": currency}
 
 
+@functools.lru_cache(maxsize=4096)
 def _bag(cents: int, currency: str) -> dict[str, Any]:
+    """A MoneyBag, shared between the orders with the same amount (a few thousand distinct: prices
+    times quantities): resolvers' values are only read (the executors copy what they select)."""
     shop = round(cents * FX_TO_USD.get(currency, 1.0))
     return {"shopMoney": _money(shop, SHOP_CURRENCY), "presentmentMoney": _money(cents, currency)}
 
@@ -297,6 +315,33 @@ class _Bulk:
         return _gid("BulkOperation", BULK_OFFSET + self.number)
 
 
+class _CampaignTouch(NamedTuple):
+    """The part of a :class:`~sandbox.journeys.Touch` that ``Journeys._orders`` reads."""
+
+    at_ms: int
+    campaign_idx: int | None
+
+
+@dataclass(slots=True)
+class _Buyer:
+    """A person's shop side at one tick (:meth:`ShopifyEmulator.buyer`)."""
+
+    #: journeys' orders, by creation
+    orders: list[Any]
+    guest: bool
+    person: Any
+    #: the orders' ids (``ORDER_OFFSET + idx``)
+    ids: list[int]
+    #: their search records {id, person, created_at, updated_at, ...}, and the customer's (``None``
+    #: for guests and people without orders): built on first use (:meth:`ShopifyEmulator.person_records`),
+    #: as an ID-sorted page without a search needs only the ids
+    records: list[dict[str, Any]] | None = None
+    customer: dict[str, Any] | None = None
+
+
+_NO_BUYER = _Buyer([], False, None, [], [], None)
+
+
 class _Bucket:
     """Shopify's leaky bucket of query cost points."""
 
@@ -396,10 +441,11 @@ class ShopifyEmulator(Emulator):
             "bulkOperationCancel": self._bulk_cancel,
         }
         self._records_lock = threading.Lock()
-        #: (person, tick) -> (order records, customer record or None): a small LRU, not an index
-        self._records: OrderedDict[tuple[int, int], tuple[list[dict[str, Any]], dict[str, Any] | None]] = \
-            OrderedDict()
-        self._orders_cache: OrderedDict[tuple[int, int], list[Any]] = OrderedDict()
+        #: (person, tick) -> that buyer: a small LRU, not an index
+        self._buyers: OrderedDict[tuple[int, int], _Buyer] = OrderedDict()
+        self._parsed_lock = threading.Lock()
+        #: query text -> (document or None, its parse or validation errors)
+        self._parsed: OrderedDict[str, tuple[DocumentNode | None, list[GraphQLError]]] = OrderedDict()
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -477,13 +523,10 @@ class ShopifyEmulator(Emulator):
                 op_name = payload.get("operationName")
         except (orjson.JSONDecodeError, UnicodeDecodeError):
             return Response(400, {"errors": "Bad Request"})
-        try:
-            document = parse(query)
-        except GraphQLError as exc:
-            return Response(200, {"errors": [_format_error(exc)]})
-        errors = validate(SCHEMA, document)
+        document, errors = self._parse(query)
         if errors:
             return Response(200, {"errors": [_format_error(e) for e in errors]})
+        assert document is not None
         requested = query_cost(document, op_name, variables if isinstance(variables, dict) else {})
         if requested > MAX_QUERY_COST:
             msg = (f"Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST}).\n\n"
@@ -499,7 +542,8 @@ class ShopifyEmulator(Emulator):
                                   "extensions": _cost_body(self.bucket, requested, None)})
         context = {"tick": self.world.tick, "bulk": False}
         result = self._execute(document, context, variables, op_name)
-        actual = min(requested, max(1, _count_objects(result.data)))
+        objects = context.pop("objects", None)
+        actual = min(requested, max(1, _count_objects(result.data) if objects is None else objects))
         self.bucket.refund(requested - actual)
         body: dict[str, Any] = {}
         if result.errors:
@@ -507,6 +551,27 @@ class ShopifyEmulator(Emulator):
         body["data"] = result.data
         body["extensions"] = _cost_body(self.bucket, requested, actual)
         return Response(200, body, records=int(context.get("records", 0)))
+
+    def _parse(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        """The parsed document and its validation errors, through a small LRU by query text: a
+        connector sends the same query with other variables page after page."""
+        with self._parsed_lock:
+            found = self._parsed.get(query)
+            if found is not None:
+                self._parsed.move_to_end(query)
+                return found
+        try:
+            document: DocumentNode | None = parse(query)
+        except GraphQLError as exc:
+            found = (None, [exc])
+        else:
+            assert document is not None
+            found = (document, validate(SCHEMA, document))
+        with self._parsed_lock:
+            self._parsed[query] = found
+            while len(self._parsed) > _PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        return found
 
     def _execute(self, document: DocumentNode, context: dict[str, Any], variables: Any,
                  op_name: str | None) -> ExecutionResult:
@@ -536,8 +601,9 @@ class ShopifyEmulator(Emulator):
             j = self.journeys
             idx = _Index(t)
             people: Any
-            if prev is None:
-                people = j.people_with_orders_since(0, t)
+            if prev is None:  # every buyer (people_with_orders_since(0, t) built every person twice)
+                may_buy = self.may_buy
+                people = (p for p in range(self.world.people.count(t)) if may_buy(p, t))
             else:
                 old = self._indexes[prev]
                 changed = set(j.people_with_orders_since(self.world.ticks[prev] + 1, t))
@@ -557,11 +623,8 @@ class ShopifyEmulator(Emulator):
                 del self._indexes[k]
             return idx
 
-    def is_guest(self, person_idx: int) -> bool:
-        return bool(self.journeys.is_guest_buyer(person_idx))
-
     def _index_person(self, idx: _Index, p: int, t: int) -> None:
-        orders, customer = self.person_records(p, t)
+        orders, customer = self.search_records(p, t)
         if not orders:
             return
         idx.by_person[p] = [r["id"] - ORDER_OFFSET for r in orders]
@@ -570,76 +633,126 @@ class ShopifyEmulator(Emulator):
         if customer is not None:
             idx.customers[p] = customer
 
-    def journey_orders(self, p: int, t: int) -> list[Any]:
-        """``journeys.orders(p, t)`` through a small LRU: one page asks for a buyer's orders from
-        the walk, the order nodes and the customer node (a pure function of ``(p, t)``)."""
+    def may_buy(self, p: int, t: int) -> bool:
+        """``False`` only for people who cannot have orders by tick ``t`` (see ``Journeys._orders``:
+        neither a guest buyer nor ever a customer), from two hashes instead of building the person:
+        four in five people are not buyers, and building them was most of an ID-sorted page."""
+        # the hashes inlined (journeys' _h and world's _h): this runs for every person a page walks
+        seed = self.world.seed
+        if (hash((seed, _S_GUEST, p, 0)) & _M64) % 100 < GUEST_PCT:
+            return True  # may be a guest buyer (Journeys.is_guest_buyer decides)
+        # World.person's base stage roll: 870..974 customer, 975..989 evangelist, 990.. other (never
+        # a customer); a lower stage becomes a customer only through this person's tick changes
+        roll = ((hash((seed, _WORLD_S_STAGE, p)) & _M64) >> 48) % 1000
+        if roll >= 990:
+            return False
+        if roll >= 870:
+            return True
+        if not t:
+            return False
+        space = self.world.people
+        return bool(space.changes(p, t, space.created_tick(p)))
+
+    def buyer(self, p: int, t: int) -> _Buyer:
+        """Person ``p``'s orders, their search records and the customer's at tick ``t`` (a pure
+        function of ``(p, t)``), through a small LRU: one page asks for them from the walk, the
+        order nodes and the customer node, and each piece needs the same person built."""
         key = (p, t)
         with self._records_lock:
-            found = self._orders_cache.get(key)
+            found = self._buyers.get(key)
             if found is not None:
-                self._orders_cache.move_to_end(key)
+                self._buyers.move_to_end(key)
                 return found
-        orders = self._journey_orders(p, t)
+        if not 0 <= p < self.world.people.count(t) or not self.may_buy(p, t):
+            return _NO_BUYER  # not cached: the LRU keeps buyers
+        found = self._make_buyer(p, t)
         with self._records_lock:
-            self._orders_cache[key] = orders
-            while len(self._orders_cache) > _RECORDS_CACHE:
-                self._orders_cache.popitem(last=False)
-        return orders
+            self._buyers[key] = found
+            while len(self._buyers) > _RECORDS_CACHE:
+                self._buyers.popitem(last=False)
+        return found
 
-    def _journey_orders(self, p: int, t: int) -> list[Any]:
-        """``journeys.orders(p, t)``. A buyer's orders carry the campaign of the last touch before
-        each (``Journeys._orders`` walks the time-ordered touches for it): hand it only the
-        touches with a campaign, in the same order, instead of every touch as a record (building
+    def _make_buyer(self, p: int, t: int) -> _Buyer:
+        """``journeys.orders(p, t)`` and the records. A buyer's orders carry the campaign of the last
+        touch before each (``Journeys._orders`` walks the time-ordered touches for it): hand it only
+        the touches with a campaign, in the same order, instead of every touch as a record (building
         those was a third of a buyer's cost). Not buyers (no customer stage, not a guest): as is."""
         j = self.journeys
         person = self.world.person(p, t)
-        if "customer" not in person.stage_dates and not j._buyer(person)[1]:
-            return list(j._orders(person, t))
-        evs = j._base_events(person)
-        evs.sort(key=_AT)  # stable, as Journeys._touches
-        evs.extend(j._tick_events(person, t))
-        touches = [Touch(p, n, kind, at, camp, system, url)
-                   for n, (at, kind, camp, system, url) in enumerate(evs) if camp is not None]
-        return list(j._orders(person, t, touches))
+        # Journeys.is_guest_buyer's answer: its base stages are this person's at any later tick
+        guest = j._buyer(person)[1]
+        if "customer" not in person.stage_dates and not guest:
+            orders = list(j._orders(person, t))
+        else:
+            # Journeys._orders reads the touches only for an order whose utm roll is under
+            # UTM_CAMPAIGN_PCT (the others ignore the last campaign): when no order the buyer has
+            # rolls that, no touches give the same orders (the touches were half of a buyer's cost)
+            seed, base = self.world.seed, p * ORDER_SLOTS
+            first = next((n for n in range(ORDER_SLOTS)
+                          if (_journey_h(seed, _S_ORDER, base + n, -1) >> 32) % 100 < UTM_CAMPAIGN_PCT), ORDER_SLOTS)
+            orders = list(j._orders(person, t, [])) if first else []
+            if len(orders) > first or not first:
+                evs = j._base_events(person)
+                evs.sort(key=_AT)  # stable, as Journeys._touches
+                evs.extend(j._tick_events(person, t))
+                # _orders reads a touch's at_ms and campaign_idx only
+                touches = cast(list[Touch], [_CampaignTouch(at, camp) for at, _, camp, _, _ in evs if camp is not None])
+                orders = list(j._orders(person, t, touches))
+        if not orders:
+            return _Buyer([], guest, person, [], [], None)
+        return _Buyer(orders, guest, person, [ORDER_OFFSET + o.idx for o in orders])
 
     def person_records(self, p: int, t: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The search records of person ``p``'s orders (by id) and of its customer (``None`` for
         guests and people without orders) at tick ``t``: a pure function of ``(p, t)``."""
-        key = (p, t)
+        b = self.buyer(p, t)
+        if b.records is None:  # two threads may both build them: the same values
+            b.customer = self._customer_record(b, p)
+            b.records = self._order_records(b, p)
+        return b.records, b.customer
+
+    def search_records(self, p: int, t: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """:meth:`person_records` for the index and the changed records, which visit many more
+        buyers than a page shows: no order carries its campaign (the records do not read it, and
+        without the touches a buyer costs half), and the buyer is not kept (it would evict the
+        page's buyers from the LRU, and its orders lack their campaigns)."""
         with self._records_lock:
-            found = self._records.get(key)
-            if found is not None:
-                self._records.move_to_end(key)
-                return found
-        if not 0 <= p < self.world.people.count(t):
+            cached = (p, t) in self._buyers
+        if cached or not 0 <= p < self.world.people.count(t) or not self.may_buy(p, t):
+            return self.person_records(p, t)
+        j = self.journeys
+        person = self.world.person(p, t)
+        guest = j._buyer(person)[1]
+        orders = list(j._orders(person, t, [])) if "customer" in person.stage_dates or guest else []
+        if not orders:
             return [], None
-        orders = self.journey_orders(p, t)
+        b = _Buyer(orders, guest, person, [])
+        return self._order_records(b, p), self._customer_record(b, p)
+
+    def _order_records(self, b: _Buyer, p: int) -> list[dict[str, Any]]:
+        person = b.person
+        name = f"{person.last_name} {person.first_name}".lower()
         records: list[dict[str, Any]] = []
-        customer: dict[str, Any] | None = None
-        if orders:
-            person = self.world.person(p, t)
-            name = f"{person.last_name} {person.first_name}".lower()
-            for o in orders:
-                total = sum(line.quantity * line.unit_price_cents for line in o.lines)
-                records.append({
-                    "id": ORDER_OFFSET + o.idx, "person": p, "created_at": _sec(o.created_ms),
-                    "processed_at": _sec(o.created_ms), "updated_at": _sec(o.updated_ms),
-                    "email": (o.email or "").strip().lower() or None, "name": o.number.lower(),
-                    "test": "true" if o.test else "false", "total": _to_usd(total, o.currency),
-                    "status": "cancelled" if o.cancelled_ms is not None else "open", "customer_name": name})
-            if not self.is_guest(p):
-                latest = max(orders, key=lambda o: o.updated_ms)
-                created = self._customer_created(p, orders)
-                customer = {
-                    "id": CUSTOMER_OFFSET + p, "created_at": _sec(created),
-                    "updated_at": _sec(max(max(o.updated_ms for o in orders), created)),
-                    "email": (latest.email or "").strip().lower() or None, "name": name,
-                }
-        with self._records_lock:
-            self._records[key] = (records, customer)
-            while len(self._records) > _RECORDS_CACHE:
-                self._records.popitem(last=False)
-        return records, customer
+        for o in b.orders:
+            total = sum(line.quantity * line.unit_price_cents for line in o.lines)
+            records.append({
+                "id": ORDER_OFFSET + o.idx, "person": p, "created_at": _sec(o.created_ms),
+                "processed_at": _sec(o.created_ms), "updated_at": _sec(o.updated_ms),
+                "email": (o.email or "").strip().lower() or None, "name": o.number.lower(),
+                "test": "true" if o.test else "false", "total": _to_usd(total, o.currency),
+                "status": "cancelled" if o.cancelled_ms is not None else "open", "customer_name": name})
+        return records
+
+    def _customer_record(self, b: _Buyer, p: int) -> dict[str, Any] | None:
+        if b.guest or not b.orders:
+            return None
+        orders, person = b.orders, b.person
+        latest = max(orders, key=lambda o: o.updated_ms)
+        created = self._customer_created(p, orders)
+        return {"id": CUSTOMER_OFFSET + p, "created_at": _sec(created),
+                "updated_at": _sec(max(max(o.updated_ms for o in orders), created)),
+                "email": (latest.email or "").strip().lower() or None,
+                "name": f"{person.last_name} {person.first_name}".lower()}
 
     def _order_record(self, o_idx: int, t: int) -> dict[str, Any] | None:
         if o_idx < 0:
@@ -667,14 +780,14 @@ class ShopifyEmulator(Emulator):
             return None
         out: dict[int, dict[str, Any]] = {}
         for p in self.journeys.people_with_orders_since(since, t):
-            orders, customer = self.person_records(p, t)
+            orders, customer = self.search_records(p, t)
             for r in (orders if kind == "orders" else [customer] if customer is not None else []):
                 out[r["id"]] = r
         return out
 
     def _walk(self, kind: str, t: int, after_id: int | None, descending: bool,
-              query: str | None) -> Iterator[dict[str, Any]]:
-        """Records of ``kind`` in id order (descending if asked), strictly past ``after_id``."""
+              query: str | None) -> Iterator[int]:
+        """Ids of ``kind`` in id order (descending if asked), strictly past ``after_id``."""
         offset = ORDER_OFFSET if kind == "orders" else CUSTOMER_OFFSET
         count = self.world.people.count(t)
         if after_id is None:
@@ -682,13 +795,16 @@ class ShopifyEmulator(Emulator):
         else:
             n = after_id - offset
             start = (n // ORDER_SLOTS if kind == "orders" else n) if n >= 0 else (-1 if descending else 0)
+        may_buy, buyer, orders = self.may_buy, self.buyer, kind == "orders"
         for p in self._people(t, start, descending, query):
-            orders, customer = self.person_records(p, t)
-            recs = orders if kind == "orders" else ([customer] if customer is not None else [])
-            for r in (reversed(recs) if descending else recs):
-                if after_id is not None and (r["id"] >= after_id if descending else r["id"] <= after_id):
+            if not may_buy(p, t):
+                continue
+            b = buyer(p, t)
+            ids = b.ids if orders else [CUSTOMER_OFFSET + p] if b.ids and not b.guest else []
+            for i in (reversed(ids) if descending else ids):
+                if after_id is not None and (i >= after_id if descending else i <= after_id):
                     continue
-                yield r
+                yield i
 
     def _id_window(self, kind: str, t: int, preds: list[_Pred], query: str | None, size: int, forward: bool,
                    reverse: bool, after: str | None, before: str | None) -> tuple[list[tuple[Any, int]], bool, bool]:
@@ -699,14 +815,21 @@ class ShopifyEmulator(Emulator):
         descending = reverse == forward
         start_id, stop_id = (after_id, before_id) if forward else (before_id, after_id)
         page: list[tuple[Any, int]] = []
-        for r in self._walk(kind, t, start_id, descending, query):
-            if stop_id is not None and (r["id"] <= stop_id if descending else r["id"] >= stop_id):
+        offset = ORDER_OFFSET if kind == "orders" else CUSTOMER_OFFSET
+        for i in self._walk(kind, t, start_id, descending, query):
+            if stop_id is not None and (i <= stop_id if descending else i >= stop_id):
                 break
-            if all(p(r) for p in preds):
-                if len(page) == size:
-                    page.append((r["id"], r["id"]))
-                    break
-                page.append((r["id"], r["id"]))
+            if preds:
+                person = (i - offset) // ORDER_SLOTS if kind == "orders" else i - offset
+                orders, customer = self.person_records(person, t)
+                r = next(r for r in orders if r["id"] == i) if kind == "orders" else customer
+                assert r is not None
+                if not all(p(r) for p in preds):
+                    continue
+            if len(page) == size:
+                page.append((i, i))
+                break
+            page.append((i, i))
         more = len(page) > size
         page = page[:size]
         if forward:
@@ -871,16 +994,19 @@ class ShopifyEmulator(Emulator):
     # -- nodes -----------------------------------------------------------------------------------
 
     def _order_nodes(self, order_idxs: list[int], tick: int) -> list[dict[str, Any]]:
-        by_person: dict[int, dict[int, Any]] = {}
+        by_person: dict[int, tuple[dict[int, Any], list[int], bool]] = {}
         out = []
         for o_idx in order_idxs:
             p = o_idx // ORDER_SLOTS
-            if p not in by_person:
-                by_person[p] = {o.idx: o for o in self.journey_orders(p, tick)}
-            out.append(self._order_node(by_person[p][o_idx], list(by_person[p]), tick))
+            found = by_person.get(p)
+            if found is None:
+                b = self.buyer(p, tick)
+                orders = {o.idx: o for o in b.orders}
+                found = by_person[p] = (orders, list(orders), b.guest)
+            out.append(self._order_node(found[0][o_idx], found[1], found[2], tick))
         return out
 
-    def _order_node(self, o: Any, siblings: list[int], tick: int) -> dict[str, Any]:
+    def _order_node(self, o: Any, siblings: list[int], guest: bool, tick: int) -> dict[str, Any]:
         total = sum(line.quantity * line.unit_price_cents for line in o.lines)
         cancelled = o.cancelled_ms is not None
         h = _h(self.world.seed, _SALT + 2, o.idx)
@@ -890,7 +1016,7 @@ class ShopifyEmulator(Emulator):
             financial = ("PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PAID", "PENDING",
                          "PARTIALLY_REFUNDED")[h % 10]
         fulfilled = not cancelled and self.world.ticks[tick] - o.created_ms > 3 * 86_400_000
-        customer_p = None if self.is_guest(o.person_idx) else o.person_idx
+        customer_p = None if guest else o.person_idx
         tags = ["test"] if o.test else []
         if h % 7 == 0:
             tags.append("wholesale")
@@ -956,10 +1082,9 @@ class ShopifyEmulator(Emulator):
         return self._connection(info, args, items, lambda i: {}, build)
 
     def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
-        rec = self.person_records(p, tick)[1]
+        b = self.buyer(p, tick)
+        rec, orders, person = self.person_records(p, tick)[1], b.orders, b.person
         assert rec is not None
-        orders = self.journey_orders(p, tick)
-        person = self.world.person(p, tick)
         real = [o for o in orders if not o.test]
         spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
                     for o in real if o.cancelled_ms is None)
@@ -1154,6 +1279,21 @@ class _Unsupported(Exception):
     """The fast executor does not handle this request: graphql-core executes it."""
 
 
+class _Plan(NamedTuple):
+    """How :func:`_fast_execute` selects the fields of one selection set on one type."""
+
+    type_name: str
+    #: (name, response key, definition or None for __typename, shape, its type, node): the shape is
+    #: -1 __typename, 0 a leaf, 1 an object, 2 a list of objects, 3 anything else
+    entries: list[tuple[str, str, Any, int, Any, FieldNode]]
+    names: tuple[str, ...]
+    keys: tuple[str, ...]
+    #: response keys of the leaves
+    leaf_keys: tuple[str, ...]
+    #: the entries that are not leaves
+    rest: list[tuple[str, str, Any, int, Any, FieldNode]]
+
+
 class _Path(NamedTuple):
     """A response path (``info.path``): a tuple, as one is made for every field served."""
 
@@ -1161,9 +1301,9 @@ class _Path(NamedTuple):
     key: str
 
 
-@dataclass(frozen=True)
-class _Info:
-    """The part of ``GraphQLResolveInfo`` the resolvers read: ``context`` and ``path.prev``."""
+class _Info(NamedTuple):
+    """The part of ``GraphQLResolveInfo`` the resolvers read: ``context`` and ``path.prev`` (a
+    tuple: a frozen dataclass took a microsecond to make, and one is made for every resolver call)."""
 
     context: dict[str, Any]
     path: _Path
@@ -1222,21 +1362,30 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
             return select(value, gtype, node.selection_set, path)
         return value  # scalars and enums are served already serialised
 
-    def is_leaf(gtype: Any) -> bool:
-        """A scalar or enum, possibly non-null: served as it is (no list, no object)."""
+    def shape(gtype: Any) -> tuple[int, Any]:
+        """How a field's values complete: (0, None) a leaf (scalar or enum, served as it is), (1,
+        type) an object, (2, type) a list of objects, (3, type) anything else (:func:`complete`)."""
         if isinstance(gtype, GraphQLNonNull):
             gtype = gtype.of_type
-        return not isinstance(gtype, GraphQLList | GraphQLObjectType)
+        if isinstance(gtype, GraphQLObjectType):
+            return 1, gtype
+        if isinstance(gtype, GraphQLList):
+            inner = gtype.of_type.of_type if isinstance(gtype.of_type, GraphQLNonNull) else gtype.of_type
+            return (2, inner) if isinstance(inner, GraphQLObjectType) else (3, gtype)
+        return 0, None
 
-    #: (selection set, type) -> its fields as (name, response key, definition or None for
-    #: __typename, is a leaf, node): worked out once per query, not for every object of a page
-    plans: dict[tuple[int, str], list[tuple[str, str, Any, bool, FieldNode]]] = {}
+    #: id(selection set) -> its _Plan: worked out once per query, not for every object of a page
+    plans: dict[int, _Plan] = {}
+    #: id(field node) -> its coerced arguments (the variables are fixed for this execution)
+    arg_values: dict[int, dict[str, Any]] = {}
+    #: objects in ``data`` (the cost's actualQueryCost)
+    objects = 0
 
-    def plan(selection_set: SelectionSetNode, otype: GraphQLObjectType) -> list[tuple[str, str, Any, bool, FieldNode]]:
-        found = plans.get((id(selection_set), otype.name))
-        if found is not None:
+    def plan(selection_set: SelectionSetNode, otype: GraphQLObjectType) -> _Plan:
+        found = plans.get(id(selection_set))
+        if found is not None and found.type_name == otype.name:
             return found
-        out: list[tuple[str, str, Any, bool, FieldNode]] = []
+        out: list[tuple[str, str, Any, int, Any, FieldNode]] = []
         keys: set[str] = set()
         for node in fields_of(selection_set, otype.name):
             name = node.name.value
@@ -1244,44 +1393,94 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
             if key in keys:
                 raise _Unsupported("repeated response key")
             keys.add(key)
-            fdef = None if name == "__typename" else otype.fields[name]
-            out.append((name, key, fdef, fdef is not None and is_leaf(fdef.type), node))
-        plans[(id(selection_set), otype.name)] = out
-        return out
+            if name == "__typename":
+                out.append((name, key, None, -1, None, node))
+                continue
+            fdef = otype.fields[name]
+            kind, sub = shape(fdef.type)
+            out.append((name, key, fdef, kind, sub if kind != 3 else fdef.type, node))
+        found = plans[id(selection_set)] = _Plan(
+            otype.name, out, tuple(e[0] for e in out), tuple(e[1] for e in out),
+            tuple(e[1] for e in out if e[3] == 0), [e for e in out if e[3] != 0])
+        return found
+
+    def resolve(value: Any, key: str, fdef: Any, node: FieldNode, prev: Any) -> tuple[Any, _Path]:
+        """A resolver's value (``value`` is callable) and its path."""
+        path = _Path(prev, key)
+        if fdef.args:
+            args = arg_values.get(id(node))
+            if args is None:
+                args = arg_values[id(node)] = get_argument_values(fdef, node, coerced)
+            return value(_Info(context, path), **args), path
+        return value(_Info(context, path)), path
 
     def select(obj: Any, otype: GraphQLObjectType, selection_set: SelectionSetNode, prev: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        is_dict = isinstance(obj, dict)
-        for name, key, fdef, leaf, node in plan(selection_set, otype):
-            if fdef is None:
+        nonlocal objects
+        objects += 1
+        p = plan(selection_set, otype)
+        out: dict[str, Any]
+        if type(obj) is dict:
+            # every field's raw value in one C-level pass (in selection order), then the objects,
+            # lists and resolvers replace theirs in place (a dict keeps a key's position)
+            out = dict(zip(p.keys, map(obj.get, p.names), strict=True))
+            if not any(map(callable, map(out.__getitem__, p.leaf_keys))):
+                for _name, key, fdef, kind, sub, node in p.rest:
+                    if kind < 0:
+                        out[key] = otype.name
+                        continue
+                    value = out[key]
+                    if value is None:
+                        continue
+                    if callable(value):
+                        value, path = resolve(value, key, fdef, node, prev)
+                        if value is None:
+                            out[key] = None
+                            continue
+                    else:
+                        path = _Path(prev, key)
+                    out[key] = complete_as(value, kind, sub, node, path)
+                return out
+        out = {}  # an object, or a resolver among the scalars: field by field
+        for name, key, fdef, kind, sub, node in p.entries:
+            if kind < 0:
                 out[key] = otype.name
                 continue
-            value = obj.get(name) if is_dict else getattr(obj, name, None)
+            value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
             if callable(value):
-                path = _Path(prev, key)
-                args = get_argument_values(fdef, node, coerced) if fdef.args else {}
-                value = value(_Info(context, path), **args)
-                out[key] = complete(value, fdef.type, node, path)
-            elif leaf:
-                out[key] = value
+                value, path = resolve(value, key, fdef, node, prev)
             else:
-                out[key] = complete(value, fdef.type, node, _Path(prev, key))
+                path = _Path(prev, key)
+            if kind == 0 or value is None:
+                out[key] = value
+                continue
+            out[key] = complete_as(value, kind, sub, node, path)
         return out
 
-    return select(root, root_type, op.selection_set, None)
+    def complete_as(value: Any, kind: int, sub: Any, node: FieldNode, path: _Path) -> Any:
+        """A non-null object (1), list of objects (2) or other non-leaf (3) value, completed."""
+        sel = node.selection_set
+        if kind == 1:
+            assert sel is not None
+            return select(value, sub, sel, path)
+        if kind == 2:
+            assert sel is not None
+            return [None if v is None else select(v, sub, sel, path) for v in value]
+        return complete(value, sub, node, path)
+
+    data = select(root, root_type, op.selection_set, None)
+    context["objects"] = objects
+    return data
 
 
-def _is_connection(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and set(value) <= {"edges", "nodes", "pageInfo"} and (
-        "edges" in value or "nodes" in value)
+_CONNECTION_KEYS = frozenset(("edges", "nodes", "pageInfo"))
 
 
 def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
     row: dict[str, Any] = {}
     children: list[dict[str, Any]] = []
     for key, value in node.items():
-        if _is_connection(value):
-            children.append(value)
+        if type(value) is dict and ("edges" in value or "nodes" in value) and value.keys() <= _CONNECTION_KEYS:
+            children.append(value)  # a nested connection: its nodes are rows of their own
         else:
             row[key] = value
     if parent_id is not None:
