@@ -38,7 +38,8 @@ the batch's windows: the base people active in them and the people a tick inside
 created (Marketo's emails only those mailed through Marketo). A scan is O(population) (~60% of the
 people for one program's window already), so a full read of every program's members costs
 campaigns / 1000 scans: one up to 100,000 people, ten at 1,000,000 (still the population squared
-beyond, but a tenth of batches of 100), and its first page is one scan (~7 s CPU at 100,000 people).
+beyond, but a tenth of batches of 100), and its first page is one scan (~7 s CPU at 100,000 people,
+up to ~50 s at 1,000,000: most of the 150 days of activity before a window, whatever the batch).
 
 Wire format: every REST answer is ``{requestId, success, errors, warnings, result, nextPageToken?,
 moreResult?}``; errors are HTTP 200 with ``success: false`` and ``errors: [{code, message}]``
