@@ -10,14 +10,15 @@ per block of 10,000 indexes (lazily; base blocks once, ~0.3 s for 1,000,000 peop
 computes only the block it falls in; members pages are written as JSON text and computed one
 ahead. Filtered or sorted listings (``status``, ``since_last_changed`` before tick 0,
 ``sort_field``) and lookups by subscriber hash still scan the audience (``since_last_changed``
-after tick 0 visits only the people touched since). List stats and campaign reports come from a
-summary of the audience (a few numbers per member and campaign): one pass over the members the
-first time (~22 s CPU at 1,000,000 people), then updated from the people each tick touched or
-archived; answers whose ``fields`` leave those counts out (the connector's list and campaign ids)
-never build it. Member ids are the MD5 of the lower-cased address. Campaigns are the journeys'
-campaigns run by ``mailchimp``; their reports' email activity is the members' opens, clicks and
-bounces of that campaign, computed for a batch of neighbouring campaigns at a time (a campaign
-has a few hundred recipients at any size).
+after tick 0 visits only the people touched since). List stats, campaign reports and email
+activity come from a summary of the audience, numbers only (per member its status, times and
+counts; per campaign its recipients and their opens, clicks and bounces): one pass over the
+members the first time (~22 s CPU and ~40 MB at 1,000,000 people), then updated from the people
+each tick touched or archived. Answers whose ``fields`` leave the counts out (the connector's list
+and campaign ids) never build it; members pages read once it is built (the connector reads lists
+and campaigns first) build no journey. Member ids are the MD5 of the lower-cased address.
+Campaigns are the journeys' campaigns run by ``mailchimp``; their reports' email activity is the
+members' opens, clicks and bounces of that campaign.
 
 Routes (under ``/3.0``): ``/`` and ``/ping``; ``/lists`` and ``/lists/{list_id}``;
 ``/lists/{list_id}/members`` (``status``, ``since_last_changed``/``before_last_changed``,
@@ -49,9 +50,8 @@ import threading
 import time
 import uuid
 from array import array
-from bisect import bisect_left
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from itertools import chain, compress, repeat
@@ -81,8 +81,6 @@ PUBLIC_BASE = f"https://{DATA_CENTER}.api.mailchimp.com/3.0"
 PROBLEM = "application/problem+json; charset=utf-8"
 _BAD_TIME = "2026-02-31T25:61:00+00:00"
 _ACTIONS = {"email_open": "open", "email_click": "click", "email_bounce": "bounce"}
-#: email activity is computed for this many Mailchimp campaigns at once (``_activity_of``)
-ACTIVITY_BATCH = 48
 BLOCK = 10_000  # members are counted per block of person indexes (lazily, cached: bounded memory)
 _M64 = (1 << 64) - 1
 _SHARE_SPAN = 20  # an address is shared only with the next 20 people (sandbox.world)
@@ -271,6 +269,9 @@ class _Summary:
     recipients: dict[int, tuple[array[int], array[int]]]
     #: campaign -> [opens, clicks, unique opens, subscribers who clicked]
     reports: dict[int, list[int]]
+    #: campaign -> its opens, clicks and bounces as (recipient, at ms, ``_act_code``), by
+    #: recipient, each recipient's in the order of their touches
+    acts: dict[int, tuple[array[int], array[int], array[int]]] = dataclass_field(default_factory=dict)
     #: every member (ascending person index) and, ``FACTS`` numbers each, their ``_facts`` (the
     #: status as its index in ``_STATUSES``): a members page read after the summary is built (the
     #: connector reads lists and campaigns first) builds no journey
@@ -286,12 +287,13 @@ class _Summary:
         return _STATUSES[status], status_ms, opt_in, sends, opens, clicks
 
 
-#: an open, click or bounce: (touch kind, at ms, url)
-_Act = tuple[str, int, str | None]
-#: a campaign's recipient: (person, address, their opens, clicks and bounces of it, in time order)
-_Recipient = tuple[int, str, list[_Act]]
-#: a member's part of a summary: (status, campaign -> (opens, clicks, last open/click/bounce ms or -1))
-_Part = tuple[_Facts, dict[int, tuple[int, int, int]]]
+#: an open, click or bounce of a campaign: (at ms, ``_act_code``)
+_Act = tuple[int, int]
+#: a member's part of a summary: (facts, campaign -> (opens, clicks, last open/click/bounce ms or
+#: -1, the opens, clicks and bounces in touch order))
+_Part = tuple[_Facts, dict[int, tuple[int, int, int, tuple[_Act, ...]]]]
+_ACT_KINDS = ("email_open", "email_click", "email_bounce")
+_ACT_KIND = {k: n for n, k in enumerate(_ACT_KINDS)}
 _STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
 _STATUS_CODE = {s: n for n, s in enumerate(_STATUSES)}
 FACTS = 6
@@ -369,11 +371,11 @@ class MailchimpEmulator(Emulator):
         self._members_links = orjson.dumps([_link("self", f"/lists/{self.list_id}/members"),
                                             _link("parent", f"/lists/{self.list_id}")]).decode()
         self._summary: _Summary | None = None
+        #: click URLs by ``_act_code`` (append-only: a few per campaign)
+        self._urls: list[str | None] = [None]
+        self._url_ids: dict[str | None, int] = {None: 0}
         self._campaign_list: tuple[int, list[Campaign]] | None = None
         self._campaign_idxs: tuple[list[Campaign], frozenset[int]] | None = None
-        #: (campaign, tick) -> its email activity (``_activity_of``), the latest few campaigns
-        self._activity: OrderedDict[tuple[int, int], list[_Recipient]] = OrderedDict()
-        self._activity_lock = threading.Lock()
         self._summary_lock = threading.Lock()
         self._lock = threading.Lock()
         #: block -> members in it (archived included), for blocks of base people (tick-independent)
@@ -539,7 +541,7 @@ class MailchimpEmulator(Emulator):
         base, ticked = self._mine(person, tick)
         facts = self._facts_of(person, base, ticked)
         camps: dict[int, list[int]] = {}
-        for at, kind, c, _, _ in chain(base, ticked):
+        for _, kind, c, _, _ in chain(base, ticked):
             if c is None or kind not in _RECIPIENT_KINDS:
                 continue
             got = camps.get(c)
@@ -549,9 +551,29 @@ class MailchimpEmulator(Emulator):
                 got[0] += 1
             elif kind == "email_click":
                 got[1] += 1
-            if kind in _ACTIONS and at > got[2]:
-                got[2] = at
-        return facts, {c: (o, k, last) for c, (o, k, last) in camps.items()}
+        # the touches' order (``_member_touches``): base events by time (a stable sort), then ticks'
+        acts = [e for e in base if e[1] in _ACTIONS and e[2] is not None]
+        acts.sort(key=_AT)
+        acts += [e for e in ticked if e[1] in _ACTIONS and e[2] is not None]
+        mine: dict[int, list[_Act]] = {}
+        for at, kind, c, _, url in acts:
+            assert c is not None
+            mine.setdefault(c, []).append((at, self._act_code(kind, url)))
+            camps[c][2] = max(camps[c][2], at)
+        return facts, {c: (o, k, last, tuple(mine.get(c, ()))) for c, (o, k, last) in camps.items()}
+
+    def _act_code(self, kind: str, url: str | None) -> int:
+        """An open, click or bounce as a number: its kind and the index of its click URL."""
+        if kind != "email_click":
+            url = None
+        found = self._url_ids.get(url)
+        if found is None:
+            with self._lock:
+                found = self._url_ids.get(url)
+                if found is None:
+                    self._urls.append(url)
+                    found = self._url_ids[url] = len(self._urls) - 1
+        return _ACT_KIND[kind] | found << 2
 
     def _summarise(self, tick: int) -> _Summary:
         out = _Summary(tick, {}, {}, {})
@@ -569,7 +591,7 @@ class MailchimpEmulator(Emulator):
         changed = set(self.journeys.people_touched_since(w.ticks[old.tick] + 1, tick))
         changed.update(w.archived_indexes(w.people, tick))
         new = _Summary(tick, dict(old.statuses), dict(old.recipients), {c: list(r) for c, r in old.reports.items()},
-                       array("q", old.members), array("q", old.facts))
+                       acts=dict(old.acts), members=array("q", old.members), facts=array("q", old.facts))
         copied: set[int] = set()  # campaigns whose arrays are this summary's own (the old one may be read)
         for idx in sorted(changed):
             before, after = self._part(idx, old.tick), self._part(idx, tick)
@@ -579,6 +601,8 @@ class MailchimpEmulator(Emulator):
                 if c in new.recipients and c not in copied:
                     ids, last = new.recipients[c]
                     new.recipients[c] = (array("q", ids), array("q", last))
+                    owners, ats, codes = new.acts[c]
+                    new.acts[c] = (array("q", owners), array("q", ats), array("q", codes))
                 copied.add(c)
             if before is not None:
                 self._add_part(new, idx, before, sign=-1)
@@ -600,7 +624,7 @@ class MailchimpEmulator(Emulator):
     def _add_part(out: _Summary, idx: int, part: _Part, sign: int = 1, append: bool = False) -> None:
         (status, *_), camps = part
         out.statuses[status] = out.statuses.get(status, 0) + sign
-        for c, (opens, clicks, last) in camps.items():
+        for c, (opens, clicks, last, acts) in camps.items():
             report = out.reports.get(c)
             if report is None:
                 report = out.reports[c] = [0, 0, 0, 0]
@@ -611,17 +635,27 @@ class MailchimpEmulator(Emulator):
             found = out.recipients.get(c)
             if found is None:
                 found = out.recipients[c] = (array("q"), array("q"))
+                out.acts[c] = (array("q"), array("q"), array("q"))
             ids, lasts = found
+            owners, ats, codes = out.acts[c]
             if append:
                 ids.append(idx)
                 lasts.append(last)
+                owners.extend([idx] * len(acts))
+                ats.extend([a for a, _ in acts])
+                codes.extend([code for _, code in acts])
                 continue
             at = bisect_left(ids, idx)
+            lo = bisect_left(owners, idx)
             if sign < 0:
                 del ids[at], lasts[at]
+                del owners[lo:lo + len(acts)], ats[lo:lo + len(acts)], codes[lo:lo + len(acts)]
             else:
                 ids.insert(at, idx)
                 lasts.insert(at, last)
+                owners[lo:lo] = array("q", [idx] * len(acts))
+                ats[lo:lo] = array("q", [a for a, _ in acts])
+                codes[lo:lo] = array("q", [code for _, code in acts])
 
     # -- membership: a pure function of the person index ------------------------------------------
 
@@ -1150,63 +1184,31 @@ class MailchimpEmulator(Emulator):
         return Response(200, self._campaign_record(self.journeys.campaign(self._campaign_idx(campaign_id)), summary),
                         records=1)
 
-    def _activity_of(self, c: int, summary: _Summary) -> list[_Recipient]:
-        """Campaign ``c``'s recipients (ascending) with their address and their opens, clicks and
-        bounces of it. Computed with the next ``ACTIVITY_BATCH - 1`` Mailchimp campaigns (a
-        person's emails come from neighbouring campaigns, so each journey is built about once for
-        all of them rather than once per campaign), kept in a small LRU: the connector reads the
-        campaigns in order, every page a slice. Flat: a campaign has ~300 recipients at any size."""
-        key = (c, summary.tick)
-        with self._activity_lock:  # one builder; the others wait for its result
-            hit = self._activity.get(key)
-            if hit is not None:
-                self._activity.move_to_end(key)
-                return hit
-            tick = summary.tick
-            ids = [x.idx for x in self._campaigns()]
-            start = bisect_left(ids, c)
-            batch = [c, *(x for x in ids[start:start + ACTIVITY_BATCH] if x != c and (x, tick) not in self._activity)]
-            empty: tuple[array[int], array[int]] = (array("q"), array("q"))
-            people = sorted({i for x in batch for i in summary.recipients.get(x, empty)[0]})
-            wanted = set(batch)
-            seen: dict[int, tuple[str, dict[int, list[_Act]]]] = {}
-            for idx in people:
-                person = self.world.person(idx, tick)
-                base, ticked = self._mine(person, tick)
-                # the touches' order (``_member_touches``): base events by time (a stable sort), then ticks'
-                mine = [e for e in base if e[2] in wanted and e[1] in _ACTIONS]
-                mine.sort(key=_AT)
-                mine += [e for e in ticked if e[2] in wanted and e[1] in _ACTIONS]
-                acts: dict[int, list[_Act]] = {}
-                for at, kind, camp, _, url in mine:
-                    acts.setdefault(camp, []).append((kind, at, url))  # type: ignore[arg-type]
-                seen[idx] = ((person.email or "").strip(), acts)
-            for x in batch:
-                self._activity[(x, tick)] = [(i, seen[i][0], seen[i][1].get(x, []))
-                                             for i in summary.recipients.get(x, empty)[0]]
-                self._activity.move_to_end((x, tick))
-            while len(self._activity) > 2 * ACTIVITY_BATCH:
-                self._activity.popitem(last=False)
-            return self._activity[key]
-
     def _email_activity(self, request: Request, campaign_id: str) -> Response:
         c = self._campaign_idx(campaign_id)
         count, offset = self._paging(request)
         since = self._time_arg(request, "since")
-        recipients = self._activity_of(c, self.summary())
+        summary, tick = self.summary(), self.world.tick
+        ids, lasts = summary.recipients.get(c, ((), ()))
+        owners, ats, codes = summary.acts.get(c, ((), (), ()))
+        selected: Sequence[int] = ids
         if since is not None:  # the recipients with an open, click or bounce since
-            recipients = [(idx, email, [a for a in acts if _sec(a[1]) >= since])
-                          for idx, email, acts in recipients if any(_sec(a[1]) >= since for a in acts)]
-        matched = len(recipients)
+            selected = [idx for idx, last in zip(ids, lasts, strict=True) if last >= 0 and _sec(last) >= since]
+        matched = len(selected)
         emails: list[dict[str, Any]] = []
-        for idx, email, acts in recipients[offset:offset + count]:
+        for idx in selected[offset:offset + count]:
+            email = (self.world.person(idx, tick).email or "").strip()
             h = member_id(email)
             activity = []
-            for kind, at, url in acts:
+            for k in range(bisect_left(owners, idx), bisect_right(owners, idx)):
+                at, code = ats[k], codes[k]
+                if since is not None and _sec(at) < since:
+                    continue
+                kind = _ACT_KINDS[code & 3]
                 act: dict[str, Any] = {"action": _ACTIONS[kind], "type": "hard" if kind == "email_bounce"
                                        else "", "timestamp": _dt(at), "ip": f"198.51.100.{idx % 250 + 1}"}
                 if kind == "email_click":
-                    act["url"] = url or "https://www.factoryline.example/"
+                    act["url"] = self._urls[code >> 2] or "https://www.factoryline.example/"
                 activity.append(act)
             emails.append({"campaign_id": campaign_id, "list_id": self.list_id, "list_is_active": True,
                            "email_id": h, "email_address": email, "activity": activity,
