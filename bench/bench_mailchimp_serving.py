@@ -1,26 +1,28 @@
-"""Server CPU per member of the Mailchimp emulator for the connector's members read, and a digest
-of every answer the connector can ask for (identity across trees).
+"""Server CPU per member of the Mailchimp emulator for the connector's reads, and a digest of
+every answer the connector can ask for (identity across trees).
 
-    /work/venv/bin/python bench/bench_mailchimp_serving.py --size 100000 [--rounds 3] [--mode connector|plain]
+    /work/venv/bin/python bench/bench_mailchimp_serving.py --size 100000 [--rounds 3] [--mode connector|plain|run]
     git archive <rev> | tar -x -C /tmp/fl_old     # an older tree, to compare in the same run:
     /work/venv/bin/python bench/bench_mailchimp_serving.py --rounds 3 --tree /tmp/fl_old --tree .
     /work/venv/bin/python bench/bench_mailchimp_serving.py --size 20000 --hash --ticks 3 [--tree ...]
 
 Each round starts ``python -m sandbox serve --vendor mailchimp --size N --seed 7`` from each
 ``--tree`` in turn (default: this checkout) on a fixed clock (tick 0 on 2026-01-01, ``--ticks``
-daily ticks of changes and archivals, default 3), reads the members with a plain keep-alive httpx
-client and reports the server process's CPU seconds (utime + stime from /proc) spent on that read,
-per 100,000 members, and its peak RSS. The machine is shared: compare trees within one run, over several rounds.
+daily ticks of changes and archivals, default 3), reads with a plain keep-alive httpx client and
+reports the server process's CPU seconds (utime + stime from /proc) spent on that read, per
+100,000 records, and its peak RSS. The machine is shared: compare trees within one run, over
+several rounds.
 
-``--mode connector`` sends the connector's first-run requests (``count=1000``, ``exclude_fields=
-members._links,_links``, then the same with ``status=archived``); ``--mode plain`` sends
-bench_sandbox's (``count=1000``, no partial response); ``--mode run`` the connector's whole first
-run, stream after stream: lists, campaigns, members, email activity (records: all of them). ``--hash`` instead reads every route the
-connector uses (lists, campaigns, members first and incremental, every sent campaign's email
-activity, with and without ``since``) and the others (root, ping, one list, single members by
-hash and address, filtered and sorted listings, partial responses, errors), and prints a SHA-256
-over every answer's status, headers and body (problem bodies' random ``instance`` masked) and
-the server CPU they took: the same digest from two trees means byte-identical responses.
+``--mode connector`` sends the connector's first-run members requests (``count=1000``,
+``exclude_fields=members._links,_links``, then the same with ``status=archived``); ``--mode
+plain`` sends bench_sandbox's (``count=1000``, no partial response); ``--mode run`` the
+connector's whole first run, stream after stream: lists, campaigns, members, email activity
+(records: all of them). ``--hash`` instead reads every route the connector uses (members before
+and after the audience summary exists, lists, campaigns, members first and incremental, every
+sent campaign's email activity with and without ``since``) and the others (root, ping, one list,
+single members by hash and address, filtered and sorted listings, partial responses, errors),
+and prints a SHA-256 over every answer's status, headers and body (problem bodies' random
+``instance`` masked): the same digest from two trees means byte-identical responses.
 """
 
 from __future__ import annotations
