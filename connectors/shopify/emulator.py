@@ -109,8 +109,8 @@ _AUTH_ERROR = {"errors": "[API] Invalid API key or access token (unrecognized lo
 _SALT = 7300
 #: person records kept (an LRU: recent pages, not the population)
 _RECORDS_CACHE = 4096
-#: parsed and validated queries kept
-_PARSED_CACHE = 64
+#: parsed and validated queries kept (a connector sends a handful of texts, with variables)
+_PARSED_CACHE = 16
 #: a status poll while a bulk operation runs waits this long for it (small results complete at once)
 _POLL_WAIT = 1.0
 _AT = itemgetter(0)
@@ -329,7 +329,9 @@ class _Buyer:
     #: journeys' orders, by creation
     orders: list[Any]
     guest: bool
-    person: Any
+    #: the person's names (not the person: the LRU keeps a few thousand buyers)
+    first_name: str
+    last_name: str
     #: the orders' ids (``ORDER_OFFSET + idx``)
     ids: list[int]
     #: their search records {id, person, created_at, updated_at, ...}, and the customer's (``None``
@@ -339,7 +341,7 @@ class _Buyer:
     customer: dict[str, Any] | None = None
 
 
-_NO_BUYER = _Buyer([], False, None, [], [], None)
+_NO_BUYER = _Buyer([], False, "", "", [], [], None)
 
 
 class _Bucket:
@@ -699,8 +701,8 @@ class ShopifyEmulator(Emulator):
                 touches = cast(list[Touch], [_CampaignTouch(at, camp) for at, _, camp, _, _ in evs if camp is not None])
                 orders = list(j._orders(person, t, touches))
         if not orders:
-            return _Buyer([], guest, person, [], [], None)
-        return _Buyer(orders, guest, person, [ORDER_OFFSET + o.idx for o in orders])
+            return _Buyer([], guest, person.first_name, person.last_name, [], [], None)
+        return _Buyer(orders, guest, person.first_name, person.last_name, [ORDER_OFFSET + o.idx for o in orders])
 
     def person_records(self, p: int, t: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The search records of person ``p``'s orders (by id) and of its customer (``None`` for
@@ -726,12 +728,11 @@ class ShopifyEmulator(Emulator):
         orders = list(j._orders(person, t, [])) if "customer" in person.stage_dates or guest else []
         if not orders:
             return [], None
-        b = _Buyer(orders, guest, person, [])
+        b = _Buyer(orders, guest, person.first_name, person.last_name, [])
         return self._order_records(b, p), self._customer_record(b, p)
 
     def _order_records(self, b: _Buyer, p: int) -> list[dict[str, Any]]:
-        person = b.person
-        name = f"{person.last_name} {person.first_name}".lower()
+        name = f"{b.last_name} {b.first_name}".lower()
         records: list[dict[str, Any]] = []
         for o in b.orders:
             total = sum(line.quantity * line.unit_price_cents for line in o.lines)
@@ -746,13 +747,13 @@ class ShopifyEmulator(Emulator):
     def _customer_record(self, b: _Buyer, p: int) -> dict[str, Any] | None:
         if b.guest or not b.orders:
             return None
-        orders, person = b.orders, b.person
+        orders = b.orders
         latest = max(orders, key=lambda o: o.updated_ms)
         created = self._customer_created(p, orders)
         return {"id": CUSTOMER_OFFSET + p, "created_at": _sec(created),
                 "updated_at": _sec(max(max(o.updated_ms for o in orders), created)),
                 "email": (latest.email or "").strip().lower() or None,
-                "name": f"{person.last_name} {person.first_name}".lower()}
+                "name": f"{b.last_name} {b.first_name}".lower()}
 
     def _order_record(self, o_idx: int, t: int) -> dict[str, Any] | None:
         if o_idx < 0:
@@ -1083,7 +1084,7 @@ class ShopifyEmulator(Emulator):
 
     def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
         b = self.buyer(p, tick)
-        rec, orders, person = self.person_records(p, tick)[1], b.orders, b.person
+        rec, orders = self.person_records(p, tick)[1], b.orders
         assert rec is not None
         real = [o for o in orders if not o.test]
         spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
@@ -1092,8 +1093,8 @@ class ShopifyEmulator(Emulator):
         state = "DISABLED" if _h(self.world.seed, _SALT + 4, p) % 3 else "ENABLED"
         return {
             "id": _gid("Customer", CUSTOMER_OFFSET + p), "legacyResourceId": str(CUSTOMER_OFFSET + p),
-            "email": latest.email, "firstName": person.first_name, "lastName": person.last_name,
-            "displayName": f"{person.first_name} {person.last_name}", "phone": None,
+            "email": latest.email, "firstName": b.first_name, "lastName": b.last_name,
+            "displayName": f"{b.first_name} {b.last_name}", "phone": None,
             "createdAt": _dt(rec["created_at"]), "updatedAt": _dt(rec["updated_at"]),
             "numberOfOrders": str(len(real)), "amountSpent": _money(spent, SHOP_CURRENCY), "state": state,
             "verifiedEmail": state == "ENABLED", "tags": [], "note": None,
