@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,11 +169,14 @@ def tables_with_rows(pipeline: Any) -> frozenset[str] | None:
         return None
 
 
-def load_package(pipeline: Any, source: Any) -> Any:
+def load_package(pipeline: Any, source: Any, extracted: Callable[[], None] | None = None) -> Any:
     """dlt's run of one package in its three steps, handing freed memory back before the load: the
     destination's MERGE is the run's peak (DuckDB's pool on top of what extraction grew), and
-    pyarrow's allocator and the C heap keep what the pages and tables used (~45 MB per package)."""
+    pyarrow's allocator and the C heap keep what the pages and tables used (~45 MB per package).
+    ``extracted`` runs once the data is extracted, to drop what only the extraction needed."""
     pipeline.extract(source, loader_file_format="parquet")
+    if extracted is not None:
+        extracted()
     release_memory()
     pipeline.normalize()
     # DuckDB: one job at a time. Parallel MERGEs share one memory pool and ran out of it (dlt then

@@ -14,18 +14,19 @@ ahead of its data.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dlt
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +39,7 @@ from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
 from pipelines.profile import FieldProfile
 
-__all__ = ["RAW_SCHEMA", "Package", "StreamLoad", "StreamResult", "dotted", "prefetched"]
+__all__ = ["RAW_SCHEMA", "AppendedKeys", "Package", "StreamLoad", "StreamResult", "dotted", "prefetched"]
 
 log = logging.getLogger("factoryline.load")
 
@@ -51,6 +52,10 @@ CHUNK_RECORDS = int(os.environ.get("FACTORYLINE_CHUNK_RECORDS", "100000"))
 #: DuckDB pool, 50k did not); a package appending into empty tables needs no such bound
 CHUNK_MERGE_BYTES = int(os.environ.get("FACTORYLINE_CHUNK_MERGE_BYTES", str(128 << 20)))
 PREFETCH_PAGES = 2
+#: Arrow bytes of mapped pages held ready for dlt (FACTORYLINE_READ_AHEAD_BYTES; 0: map only as dlt
+#: asks). Mapping on its own thread overlaps dlt's writing; a bound large enough to also cover a
+#: load (64 MB) gained nothing at 300k contacts (DuckDB's load keeps both cores busy) and cost ~100 MB
+READ_AHEAD_BYTES = int(os.environ.get("FACTORYLINE_READ_AHEAD_BYTES", str(8 << 20)))
 TS = pa.timestamp("us", tz="UTC")
 
 RAW_SCHEMA = pa.schema([
@@ -64,6 +69,7 @@ RAW_SCHEMA = pa.schema([
 ])
 
 ProgressFn = Callable[[str, str, int], None]
+T = TypeVar("T")
 
 
 def dotted(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -236,15 +242,13 @@ class _StreamLoader:
         table = table.append_column("extracted_at", pa.array([extracted_at] * n, TS))
         return table.append_column("run_id", pa.array([self.ctx.run_id] * n, pa.string()))
 
-    def page_tables(self, page: Page, result: StreamResult) -> Iterator[tuple[str, pa.Table, Any]]:
+    def page_tables(self, page: Page) -> Iterator[tuple[str, pa.Table, Any]]:
         extracted_at = datetime.now(tz=self.ctx.started_at.tzinfo)
         records = page.records
         yield self.raw_table, self.raw(records, extracted_at), self.raw_hints
         for m in self.mappings:
             mapped = m.map_page(records, run_id=self.ctx.run_id, extracted_at=extracted_at)
             name = m.entity.name
-            result.rows[name] = result.rows.get(name, 0) + mapped.rows.num_rows
-            result.rejects += mapped.rejects.num_rows
             yield name, mapped.rows, self.entity_hints[name]
             yield "rejects", mapped.rejects, self.reject_hints
         for name, side_records in page.side_records.items():
@@ -261,40 +265,57 @@ class _Failed:
 _DONE = object()
 
 
-def prefetched(pages: Iterator[Page], depth: int = PREFETCH_PAGES) -> Iterator[Page]:
-    """Read ``pages`` on a background thread, at most ``depth`` ahead.
+def prefetched(items: Iterator[T], depth: int = PREFETCH_PAGES, *, max_bytes: int = 0,
+               size: Callable[[T], int] | None = None, name: str = "factoryline-prefetch") -> Iterator[T]:
+    """Read ``items`` on a background thread, at most ``depth`` ahead (or, with ``max_bytes``,
+    as many as fit in that many bytes by ``size``, at least one).
 
-    The connector waits on the network while this thread maps and batches the previous pages, so
-    vendor latency and mapping overlap (the GIL is released while a socket waits). Memory stays
-    bounded by ``depth`` pages; an exception in the connector surfaces here, in order.
+    The thread works while the consumer waits elsewhere: the connector on the network while pages
+    are mapped, the mapping while dlt loads a package (the destination releases the GIL). Memory
+    stays within the bound; an exception in the producer surfaces here, in order.
     """
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    ahead: collections.deque[tuple[Any, int]] = collections.deque()
+    held = 0  # bytes (or items) in ``ahead``
+    limit = max_bytes if max_bytes > 0 else depth
+    cond = threading.Condition()
     stop = threading.Event()
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def put(item: Any, n: int) -> bool:
+        nonlocal held
+        with cond:
+            while ahead and held + n > limit and not stop.is_set():
+                cond.wait(0.1)
+            if stop.is_set():
+                return False
+            ahead.append((item, n))
+            held += n
+            cond.notify_all()
+            return True
 
     def work() -> None:
         try:
-            for page in pages:
-                if not put(page):
+            for item in items:
+                if not put(item, size(item) if max_bytes > 0 and size is not None else 1):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(_Failed(exc))
+            put(_Failed(exc), 0)
             return
-        put(_DONE)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()  # a chained prefetcher stops its own thread
+        put(_DONE, 0)
 
-    thread = threading.Thread(target=work, name="factoryline-prefetch", daemon=True)
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     try:
         while True:
-            item = q.get()
+            with cond:
+                while not ahead:
+                    cond.wait()
+                item, n = ahead.popleft()
+                held -= n
+                cond.notify_all()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
@@ -302,7 +323,20 @@ def prefetched(pages: Iterator[Page], depth: int = PREFETCH_PAGES) -> Iterator[P
             yield item
     finally:
         stop.set()
+        with cond:
+            cond.notify_all()
         thread.join(timeout=5)
+
+
+@dataclass
+class _Mapped:
+    """A page turned into tables, with what the run needs of it once the tables are loaded."""
+
+    records: int
+    requests: int
+    state: dict[str, Any] | None
+    tables: list[tuple[str, pa.Table, Any]]
+    nbytes: int
 
 
 def _compile(spec: ConnectorSpec, stream: StreamSpec, instance: str) -> list[CompiledMapping]:
@@ -325,6 +359,47 @@ def _unique_last(table: pa.Table, key: str) -> pa.Table:
     return table.take(pa.array(sorted(last.values()), pa.int64()))
 
 
+class AppendedKeys:
+    """Hashes of the keys this run appended, per table that held no rows when the run began.
+
+    A later package may append into such a table too when none of its keys is among them: the
+    rows are then new to the table, so appending gives the merge's result without the staging copy
+    and the MERGE (a backfill of 1M contacts appends every package instead of merging nine of ten).
+    A table whose key comes again is ``spoiled``: it merges from then on. 8 bytes per row in one
+    sorted int64 array per table; a hash collision only makes a table merge, which is always right.
+    """
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, np.ndarray] = {}
+        self.spoiled: set[str] = set()
+
+    @staticmethod
+    def hash(keys: set[str]) -> np.ndarray:
+        return np.fromiter(map(hash, keys), np.int64, len(keys))  # str hashes: per process, as this is
+
+    def clashes(self, keys: Sequence[tuple[str, set[str]]]) -> set[str]:
+        """The tables, among those appended into, for which one of ``keys`` was appended already."""
+        out = set()
+        for name, ks in keys:
+            known = self.hashes.get(name)
+            if known is None or not ks or name in self.spoiled:
+                continue
+            h = self.hash(ks)
+            at = np.searchsorted(known, h)
+            if (known[np.minimum(at, len(known) - 1)] == h).any():
+                out.add(name)
+        return out
+
+    def commit(self, package: Package) -> None:
+        """Remember the keys of the tables ``package`` appended into, once it is loaded."""
+        for name, h in package.hashes.items():
+            if name in self.spoiled:
+                continue
+            known = self.hashes.get(name)
+            # two sorted runs: the stable sort (timsort for int64) merges them in linear time
+            self.hashes[name] = np.sort(h if known is None else np.concatenate([known, np.sort(h)]), kind="stable")
+
+
 @dataclass
 class Package:
     """What one dlt load package may still take, shared by the streams that fill it.
@@ -345,13 +420,27 @@ class Package:
     filled: frozenset[str] | None = None
     #: tables this package puts rows into
     written: set[str] = field(default_factory=set)
+    #: keys appended by this run's earlier packages into tables empty at its start (None: none kept)
+    appended: AppendedKeys | None = None
+    #: tables this package appends into
+    appending: set[str] = field(default_factory=set)
+    #: hashes of the keys appended per table, once the package is extracted
+    hashes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def hints_for(self, table_name: str, hints: Any, fresh: dict[str, Any]) -> Any:
-        """``hints``, or their append variant while the table is still empty (every row's key is
-        unique within a package, so appending into an empty table is the merge's result)."""
-        if self.filled is not None and table_name not in self.filled and table_name in fresh:
+        """``hints``, or their append variant while the table holds only rows this run appended
+        with other keys (every row's key is unique within a package, so the append is the merge's
+        result)."""
+        if (self.filled is not None and table_name not in self.filled and table_name in fresh
+                and (self.appended is None or table_name not in self.appended.spoiled)):
             return fresh[table_name]
         return hints
+
+    def extracted(self) -> None:
+        """Keep of the key sets only the hashes of appended keys: the load is the run's memory peak,
+        and the sets take ~45 MB per 100k HubSpot contacts (contacts, person and edge keys)."""
+        self.hashes = {name: AppendedKeys.hash(self.seen.get(name, set())) for name in self.appending}
+        self.seen = {}
 
     def spend(self, records: int, merge_bytes: int) -> bool:
         """Count a page against the budgets; True when the package is full."""
@@ -376,8 +465,8 @@ class StreamLoad:
         # a "replace" stream must arrive in one load, or each chunk would replace the one before it
         self.whole = stream.write_disposition == "replace"
         self.loader: _StreamLoader | None = None
-        self.pages: Iterator[Page] | None = None
-        self.held: list[tuple[Page, list[tuple[str, pa.Table, Any]]]] = []
+        self.pages: Iterator[_Mapped] | None = None
+        self.held: list[_Mapped] = []
         self.done = False
         #: the package the next chunk goes into (set by the run for every load); a new one by default
         self.package = Package()
@@ -391,21 +480,40 @@ class StreamLoad:
             yield from self._chunk()
         return dlt.resource(chunk, name=self.stream.name, write_disposition=self.stream.write_disposition)
 
-    def _next(self) -> tuple[Page, list[tuple[str, pa.Table, Any]]] | None:
+    def _mapped(self, pages: Iterator[Page]) -> Iterator[_Mapped]:
+        """Pages as tables, on the read-ahead thread: it alone uses the loader and the profile."""
+        loader, profile = self.loader, self.result.profile
+        assert loader is not None
+        try:
+            for page in pages:
+                profile.add(page.records)
+                tables = [(n, _unique_last(t, _key_of(h)), h) for n, t, h in loader.page_tables(page)]
+                yield _Mapped(len(page.records), page.requests, page.state, tables,
+                              sum(t.nbytes for _, t, _ in tables))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def _next(self) -> _Mapped | None:
         if self.held:
             return self.held.pop()
         assert self.pages is not None and self.loader is not None
-        page = next(self.pages, None)
-        if page is None:
+        item = next(self.pages, None)
+        if item is None:
             return None
         r = self.result
-        r.records += len(page.records)
-        r.requests += page.requests
-        r.profile.add(page.records)
-        tables = [(n, _unique_last(t, _key_of(h)), h) for n, t, h in self.loader.page_tables(page, r)]
+        r.records += item.records
+        r.requests += item.requests
+        entities = self.loader.entity_hints
+        for name, table, _h in item.tables:
+            if name == "rejects":
+                r.rejects += table.num_rows
+            elif name in entities:
+                r.rows[name] = r.rows.get(name, 0) + table.num_rows
         if self.progress:
             self.progress(self.spec.name, self.stream.name, r.records)
-        return page, tables
+        return item
 
     def _chunk(self) -> Iterator[Any]:
         package = self.package
@@ -421,7 +529,11 @@ class StreamLoad:
                 self.loader = _StreamLoader(self.spec, self.stream, self.config,
                                             _compile(self.spec, self.stream, self.config.instance), self.ctx)
                 prior = {} if self.ctx.full_refresh else dict(state.get("stream") or {})
-                self.pages = prefetched(self.connector.extract(self.stream, prior, self.ctx))
+                pages = prefetched(self.connector.extract(self.stream, prior, self.ctx))
+                # mapping on its own thread: it goes on while dlt writes and loads what came before
+                self.pages = (prefetched(self._mapped(pages), max_bytes=READ_AHEAD_BYTES,
+                                         size=lambda m: m.nbytes, name="factoryline-map")
+                              if READ_AHEAD_BYTES > 0 else self._mapped(pages))
             assert self.loader is not None
             fresh = self.loader.fresh_hints
             while True:
@@ -430,26 +542,37 @@ class StreamLoad:
                     self.done = True
                     self.result.status = "success"
                     break
-                page, tables = item
+                tables = item.tables
                 keys = [(name, set(t.column(_key_of(h)).to_pylist())) for name, t, h in tables]
                 if seen and any(not ks.isdisjoint(seen.get(name, ())) for name, ks in keys):
                     self.held.append(item)  # a key repeats: this page opens the next package
                     package.closed = True
                     break
+                if package.appended is not None and (again := package.appended.clashes(keys)):
+                    # rows of an earlier package of this run come again: those tables merge from now on,
+                    # from the next package if this one already appends into them
+                    package.appended.spoiled |= again
+                    if again & package.appending:
+                        self.held.append(item)
+                        package.closed = True
+                        break
                 for name, ks in keys:
                     seen.setdefault(name, set()).update(ks)
                 merging = False  # the page brings rows to a MERGE: its bytes count against that budget
                 for name, table, hints in tables:
                     hints = package.hints_for(name, hints, fresh)
-                    merging = merging or (table.num_rows > 0 and _merges(hints))
+                    if table.num_rows > 0:
+                        if _merges(hints):
+                            merging = True
+                        elif name in fresh:
+                            package.appending.add(name)
                     full = batcher.add(name, table, hints)
                     if full is not None:
                         package.written.add(name)
                         yield dlt.mark.with_hints(full, hints, create_table_variant=True)
-                if page.state is not None:
-                    state["stream"] = page.state
-                page_bytes = sum(t.nbytes for _, t, _ in tables) if merging else 0
-                if package.spend(len(page.records), page_bytes) and not self.whole:
+                if item.state is not None:
+                    state["stream"] = item.state
+                if package.spend(item.records, item.nbytes if merging else 0) and not self.whole:
                     package.closed = True
                     break
         except QuotaExhaustedError as exc:

@@ -33,7 +33,7 @@ from pipelines.destination import (
     run_lock,
     tables_with_rows,
 )
-from pipelines.load import Package, ProgressFn, StreamLoad, StreamResult
+from pipelines.load import AppendedKeys, Package, ProgressFn, StreamLoad, StreamResult
 from pipelines.recover import finish_pending
 
 __all__ = ["EXIT_CODES", "RunStatus", "new_run_id", "run"]
@@ -91,7 +91,8 @@ def _package_source(loads: Sequence[StreamLoad]) -> Callable[[], list[Any]]:
     return source
 
 
-def _next_package(loads: Sequence[StreamLoad], filled: frozenset[str] | None = None) -> list[StreamLoad]:
+def _next_package(loads: Sequence[StreamLoad], filled: frozenset[str] | None = None,
+                  appended: AppendedKeys | None = None) -> list[StreamLoad]:
     """The streams that fill the next load package, each given the same fresh :class:`Package`.
 
     A stream paused mid-way (its package was full) goes alone, so it resumes before any other
@@ -105,7 +106,7 @@ def _next_package(loads: Sequence[StreamLoad], filled: frozenset[str] | None = N
     paused = [ld for ld in pending if ld.started is not None]
     whole = [ld for ld in pending if ld.whole]
     group = paused[:1] or whole[:1] or pending
-    package = Package(filled=filled)
+    package = Package(filled=filled, appended=appended)
     for ld in group:
         ld.package = package
     return group
@@ -204,6 +205,7 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
     specs: list[ConnectorSpec] = []
     pipeline = make_pipeline(target)
     filled: frozenset[str] | None = None
+    appended = AppendedKeys()
     try:
         finish_pending(pipeline)
     except Exception as exc:  # the pending package is tried again by the first load below
@@ -239,17 +241,21 @@ def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[st
             # a package left by a failed load is loaded with the next one: what it fills is not known yet
             if filled is None and not pipeline.has_pending_data:
                 filled = tables_with_rows(pipeline)
-            while group := _next_package(loads, filled):
+            while group := _next_package(loads, filled, appended):
                 source = dlt.source(_package_source(group), name=source_name, max_table_nesting=0)()
                 try:
-                    info = load_package(pipeline, source)
+                    info = load_package(pipeline, source, group[0].package.extracted)
                 except Exception as exc:
                     # this package did not reach the destination: its streams did not finish
                     _fail(status, name, [ld.result for ld in loads if ld.in_package or not ld.done], exc)
                     filled = None  # which tables it reached is unknown: ask the destination again
+                    appended = AppendedKeys()
                     break
                 if filled is not None:
-                    filled = filled | group[0].package.written
+                    # tables appended into stay open to appends with new keys; the others now merge
+                    package = group[0].package
+                    appended.commit(package)
+                    filled = filled | (package.written - package.appending)
                 status.load_ids.setdefault(name, []).extend(info.loads_ids)
                 for ld in group:
                     if ld.in_package:

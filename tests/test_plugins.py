@@ -173,6 +173,37 @@ def test_merge_packages_are_bounded_in_bytes_appends_into_empty_tables_are_not(a
     assert tables[0] == tables[1] and len(tables[0]) == 3
 
 
+def test_a_first_run_appends_every_package_until_a_key_comes_again(acme_site: Path, tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(acme_site), "SOURCES__ACME__API_KEY": "k-1", "FACTORYLINE_CHUNK_RECORDS": "2"}
+    found: dict[str, Any] = {}
+    for stream in ("people", "visits"):
+        db = tmp_path / f"{stream}.duckdb"
+        done = cli("run", "acme", "--stream", stream, "--db", str(db), cwd=tmp_path, env=dict(env))
+        assert done.returncode == 0, done.stderr
+        con = duckdb.connect(str(db), read_only=True)
+        found[stream] = {
+            "loads": len(json.loads(done.stdout.strip().splitlines()[-1])["load_ids"]["acme"]),
+            # a MERGE stages its rows first; an append does not
+            "staged": {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = 'factory_staging'").fetchall()},
+            "rows": con.sql(f"SELECT record_id, count(*) FROM factory.acme__{stream} "
+                            "GROUP BY 1 ORDER BY 1").fetchall(),
+        }
+        if stream == "visits":
+            found["url"] = con.sql("SELECT url FROM factory.touch WHERE source_record_id = 'v2'").fetchall()
+        con.close()
+    # people: two packages with different keys, both appended
+    assert found["people"]["loads"] == 2
+    assert not found["people"]["staged"] & {"person", "acme__people"}
+    assert found["people"]["rows"] == [("p1", 1), ("p2", 1), ("p3", 1)]
+    # visits: the second page brings v2 again, so from that package on its tables merge: one row per
+    # key, the later version
+    assert found["visits"]["loads"] == 3
+    assert {"touch", "acme__visits"} <= found["visits"]["staged"]
+    assert found["visits"]["rows"] == [("v1", 1), ("v2", 1), ("v3", 1), ("v4", 1)]
+    assert found["url"] == [("/docs/updated",)]
+
+
 def test_run_without_credentials_names_the_setting(acme_site: Path, tmp_path: Path) -> None:
     done = cli("run", "acme", "--no-sandbox", "--db", str(tmp_path / "a.duckdb"), cwd=tmp_path,
                env={"PYTHONPATH": str(acme_site)})
