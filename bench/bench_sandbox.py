@@ -37,6 +37,13 @@ Without it the column holds CONNECTOR_RATES, labelled ``ref``: earlier measureme
 their commands in the comment there. Shopify's connector reads orders through a bulk operation,
 which the emulator writes with the same per-order code the pages use: its rate is partly the
 emulator's, so its ratio flatters the emulator.
+
+``serve/conn`` is circular once the connector waits on the server: a faster server makes the
+connector read faster, and the ratio stays near 1 however fast the server gets. ``capacity/conn``
+(with ``--connector``) does not depend on who waits for whom: the connector's records over the
+server's CPU seconds while it read them (what one core of serving gets through, on the connector's
+own requests), divided by the connector's records/s. At 3x the server was busy at most a third of
+the time the connector was reading.
 """
 
 from __future__ import annotations
@@ -203,6 +210,8 @@ class Row:
     ended: bool
     #: the connector's records/s on this stream (measured against the same emulator), or None
     connector_rps: float | None = None
+    #: records the connector read per second of the server's CPU while it read them, or None
+    connector_capacity: float | None = None
 
 
 def run(vendor: str, size: int, args: argparse.Namespace) -> Row:
@@ -237,16 +246,23 @@ def run(vendor: str, size: int, args: argparse.Namespace) -> Row:
             t.join()
         elapsed = time.perf_counter() - started
         stats = sb.stats(vendor)
-        connector = _connector_rps(vendor, emu.settings) if args.connector and size == args.connector_size else None
+        connector = capacity = None
+        if args.connector and size == args.connector_size:
+            cpu_then = sb.stats(vendor)["cpu_seconds"]
+            measured = _connector_rps(vendor, emu.settings)
+            served_cpu = sb.stats(vendor)["cpu_seconds"] - cpu_then
+            if measured:
+                connector, records = measured
+                capacity = records / served_cpu if served_cpu > 0 and not args.in_process else None
     cpu = stats.get("cpu_seconds", 0.0) - cpu_before if not args.in_process else 0.0
     return Row(vendor, size, firsts[0], sum(counts), elapsed, stats["requests"], stats["peak_rss_mb"], cpu,
-               all(ended), connector)
+               all(ended), connector, capacity)
 
 
-def _connector_rps(vendor: str, settings: dict[str, str]) -> float | None:
-    """The factoryline connector's records/s over the vendor's main stream against this emulator:
-    ``bench_connectors.py --child factoryline`` (its own process; a first full run of that one
-    stream), with bench_connectors' unpaced settings."""
+def _connector_rps(vendor: str, settings: dict[str, str]) -> tuple[float, int] | None:
+    """The factoryline connector's records/s over the vendor's main stream against this emulator,
+    and the records it read: ``bench_connectors.py --child factoryline`` (its own process; a first
+    full run of that one stream), with bench_connectors' unpaced settings."""
     import json
     import subprocess
     import tempfile
@@ -269,7 +285,9 @@ def _connector_rps(vendor: str, settings: dict[str, str]) -> float | None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     # the pace it pulls pages at: records over the stream's own time (reading and mapping; the
     # process start, the loads and the derivation after it request nothing)
-    return float(result["records"] / result["extracting"]) if result.get("extracting") else None
+    if not result.get("extracting"):
+        return None
+    return float(result["records"] / result["extracting"]), int(result["records"])
 
 
 def main() -> int:
@@ -294,7 +312,8 @@ def main() -> int:
     sizes = args.size or [int(s) for s in args.sizes.split(",") if s.strip()]
     args.connector_size = sizes[0]
     header = (f"{'vendor':<11} {'size':>9} {'first req':>10} {'records':>9} {'seconds':>8} {'records/s':>10} "
-              f"{'requests':>8} {'server RSS':>10} {'server CPU/rec':>14} {'connector rec/s':>20} {'serve/conn':>10}")
+              f"{'requests':>8} {'server RSS':>10} {'server CPU/rec':>14} {'connector rec/s':>20} {'serve/conn':>10} "
+              f"{'capacity/conn':>13}")
     print(header)
     print("-" * len(header))
     measured: dict[str, float] = {}
@@ -309,9 +328,11 @@ def main() -> int:
                            (CONNECTOR_RATES[vendor], "ref") if vendor in CONNECTOR_RATES else (None, ""))
             conn_text = f"{conn:>10,.0f} {label:>9}" if conn else f"{'-':>20}"
             ratio = f"{rps / conn:>9.1f}x" if conn else f"{'-':>10}"
+            headroom = (f"{r.connector_capacity / r.connector_rps:>12.1f}x"
+                        if r.connector_capacity and r.connector_rps else f"{'-':>13}")
             print(f"{r.vendor:<11} {r.size:>9,} {r.first_s * 1000:>8.0f}ms {r.records:>9,} {r.seconds:>8.1f} "
                   f"{rps:>10,.0f} {r.requests:>8,} {r.rss_mb:>7.0f} MB "
-                  f"{r.cpu_s / max(1, r.records) * 1e6:>11.1f} us {conn_text} {ratio}{note}",
+                  f"{r.cpu_s / max(1, r.records) * 1e6:>11.1f} us {conn_text} {ratio} {headroom}{note}",
                   flush=True)
     print(f"\n({'in-process' if args.in_process else 'server process'}; reproduce: /work/venv/bin/python "
           f"bench/bench_sandbox.py {' '.join(f'--vendor {v}' for v in vendors)} "
