@@ -269,6 +269,14 @@ class Order:
     utm_campaign: str | None
 
 
+#: the URLs of _base_events without a campaign (and the bases of those with one)
+_SITE_PAGES = tuple(SITE + page for page in _PAGES)
+_SITE_FORMS = tuple(SITE + form for form in _FORMS)
+_SITE_PRICING, _SITE_PRODUCT, _SITE_REVIEW = SITE + "/pricing", SITE + "/product", SITE + "/review"
+_N_PAGES, _N_FORMS1 = len(_PAGES), len(_FORMS) - 1
+assert _FORMS[0] == "/newsletter"
+_REP_S_TOUCH, _REP_S_SOCIAL = repeat(_S_TOUCH), repeat(_S_SOCIAL)
+
 #: an event under construction: (at_ms, kind, campaign_idx, system, url)
 _Ev = tuple[int, str, int | None, str, str | None]
 _at_of = itemgetter(0)
@@ -301,6 +309,16 @@ class Journeys:
         self._slugs: list[str | None] = [None] * n
         #: the shapes of ``_campaign_at``'s ``slots`` that exist in this world
         self._usable: dict[tuple[int, ...], tuple[int, ...]] = {}
+        #: ``?utm_source=..&utm_medium=..&utm_campaign=<slug>`` of a campaign's links (memo)
+        self._utm_query: list[str | None] = [None] * n
+        # constants of _base_events: the people created before tick 0, the usable campaign
+        # shapes per purpose, and the seed's ``repeat`` (it has no state: zips may share it)
+        self._base_n = world.people.base_count
+        self._rep_seed = repeat(self.seed)
+        self._use_email = {system: tuple(s for s in slots if s < n) for system, slots in _EMAIL_SLOTS.items()}
+        self._use_content, self._use_webinar, self._use_ads, self._use_social, self._use_event_sf = (
+            tuple(s for s in slots if s < n)
+            for slots in (_CONTENT_SLOTS, _WEBINAR_SLOTS, _ADS_SLOTS, _SOCIAL_SLOTS, _EVENT_SF_SLOTS))
 
     # -- campaigns ----------------------------------------------------------------------------------
 
@@ -387,6 +405,36 @@ class Journeys:
         if window is None:
             window = self._campaign_window(c)
         return c if window[0] <= at_ms <= window[1] else None
+
+    def _find(self, usable: tuple[int, ...], at_ms: int, roll: int) -> int | None:
+        """``_campaign_at`` with its ``slots`` already narrowed to the usable ones."""
+        if not usable:
+            return None
+        step = self._camp_step
+        if step:
+            c = 9 + (at_ms - self._camp_base) // step
+            if c >= self._n_campaigns:
+                c = self._n_campaigns - 1
+            elif c < 9:
+                c = 9
+            c -= (c - usable[roll % len(usable)]) % 10
+        else:
+            c = usable[roll % len(usable)]
+        window = self._windows[c] or self._campaign_window(c)
+        return c if window[0] <= at_ms <= window[1] else None
+
+    def _utm(self, c: int) -> str:
+        """The query string of campaign ``c``'s links (memoised in ``_utm_query``)."""
+        source, medium = _UTM[_SLOTS[c % 10][1]]
+        q = f"?utm_source={source}&utm_medium={medium}&utm_campaign={self.campaign_slug(c)}"
+        if 0 <= c < self._n_campaigns:
+            self._utm_query[c] = q
+        return q
+
+    def _tweet_url(self, idx: int, at_ms: int) -> str:
+        handle = self.social_handle(idx)
+        assert handle is not None
+        return f"https://x.com/{handle}/status/{tweet_id(at_ms, idx)}"
 
     # -- people's systems and handles ------------------------------------------------------------------
 
@@ -488,155 +536,201 @@ class Journeys:
 
     def _base_events(self, p: Person) -> list[_Ev]:
         # The hot path of every touch and order (most of a member's or an activity's serving
-        # time): the random stream and the campaign lookups are inlined as locals. The draws,
-        # their order and the events are exactly those of the plain version (see git history).
+        # time), written out in one frame: draws are ``next(draws) & m64`` (the C stream of _stream),
+        # a campaign is looked up (``_find``) only once its roll passes, URLs are joined from
+        # per-campaign query strings, and the handle is built only for a mention. The draws,
+        # their order and the events are exactly those of the plain version in git history
+        # (bench/bench_journeys.py --hash compares two trees).
         idx = p.idx
-        nx = _stream(self.seed, _S_TOUCH, idx)
+        seed = self.seed
         m64 = _M64
+        draws = map(hash, zip(self._rep_seed, _REP_S_TOUCH, repeat(idx), count(1)))
         created = p.created_ms
-        grown = idx >= self.world.people.base_count
-        cutoff = created if grown else self._end
-        stages = [(s, d) for s, d in p.stage_dates.items() if d <= cutoff]
-        horizon = created if grown else min(self._end, created + ACTIVE_MS)
-        system = self.email_system(idx)
-        handle = self.social_handle(idx)
+        grown = idx >= self._base_n
+        if grown:
+            cutoff = horizon = created
+        else:
+            cutoff = self._end
+            horizon = created + ACTIVE_MS
+            if horizon > cutoff:
+                horizon = cutoff
+        # email_system (with World.company_of), inlined
+        if (hash((seed, 12, idx)) & m64) % 100 < 12:
+            key = -1 - idx
+        else:
+            key = idx // 5
+            w = self.world
+            if key >= w.companies.cum_count[len(w.ticks) - 1]:
+                key = -1 - idx
+        roll = (hash((seed, _S_SYSTEM, key, 0)) & m64) % 100
+        system = "hubspot" if roll < 45 else "marketo" if roll < 75 else "mailchimp"
+        has_handle = (hash((seed, _S_HANDLE, idx, 0)) & m64) % 100 < HANDLE_PCT
         has_email = p.email is not None
         evs: list[_Ev] = []
         add = evs.append
-        campaign_at = self._campaign_at
-        slug = self.campaign_slug
-        n_camp, step, camp_base, windows = self._n_campaigns, self._camp_step, self._camp_base, self._windows
-        usable_of = self._usable
-        n_pages = len(_PAGES)
-        n_forms1 = len(_FORMS) - 1
-
-        def between(lo: int, hi: int) -> int:
-            return lo if hi <= lo else lo + (nx() & m64) % (hi - lo + 1)
-
-        def camp(slots: tuple[int, ...], at: int, pct: int = 100) -> int | None:
-            roll = nx() & m64
-            if roll % 100 >= pct:
-                return None
-            usable = usable_of.get(slots)
-            if usable is None or not usable or not step:  # as ``_campaign_at``
-                return campaign_at(slots, at, roll >> 8)
-            s = usable[(roll >> 8) % len(usable)]
-            c = 9 + (at - camp_base) // step
-            c = n_camp - 1 if c >= n_camp else 9 if c < 9 else c
-            c -= (c - s) % 10
-            window = windows[c]
-            if window is None:
-                window = self._campaign_window(c)
-            return c if window[0] <= at <= window[1] else None
-
-        def click_url(path: str, c: int | None) -> str:
-            if c is None:
-                return SITE + path
-            source, medium = _UTM[_SLOTS[c % 10][1]]
-            return f"{SITE}{path}?utm_source={source}&utm_medium={medium}&utm_campaign={slug(c)}"
-
-        email_slots = _EMAIL_SLOTS[system]
-
-        def email(at: int, click: bool) -> bool:
-            """One email (send, delivered or bounce, open, click, maybe unsubscribe); False after an
-            unsubscribe. Events past the horizon are dropped."""
-            c = camp(email_slots, at, 90)
-            add((at, "email_send", c, system, None))
-            if (nx() & m64) % 1000 < BOUNCE_PER_MILLE and not click:
-                if at + 5_000 <= horizon:
-                    add((at + 5_000, "email_bounce", c, system, None))
-                return True
-            if at + 2_000 <= horizon:
-                add((at + 2_000, "email_delivered", c, system, None))
-            if click:  # the click that made the person an MQL happens at ``at`` itself
-                return True
-            if (nx() & m64) % 100 >= OPEN_PCT:
-                return True
-            opened = at + 5 * MINUTE_MS + (nx() & m64) % (36 * HOUR_MS - 5 * MINUTE_MS + 1)
-            if opened > horizon:
-                return True
-            add((opened, "email_open", c, system, None))
-            if (nx() & m64) % 100 < CLICK_PCT and opened + 20 * MINUTE_MS <= horizon:
-                clicked = opened + 10_000 + (nx() & m64) % (20 * MINUTE_MS - 10_000 + 1)
-                add((clicked, "email_click", c, system, click_url(_PAGES[(nx() & m64) % n_pages], c)))
-            if (nx() & m64) % 1000 < UNSUB_PER_MILLE and opened + MINUTE_MS <= horizon:
-                add((opened + MINUTE_MS, "unsubscribe", c, system, None))
-                return False
-            return True
+        find = self._find
+        utm = self._utm_query
+        email_slots = self._use_email[system]
+        u_content = self._use_content
 
         # stage triggers: a touch at exactly each stage date
         prev = created
         sql_at: int | None = None
-        for n, (stage, at) in enumerate(stages):
-            if n == 0:
-                if stage == "other":
-                    add((at, "page_view", None, "hubspot", SITE + _PAGES[(nx() & m64) % n_pages]))
+        first_code = -1  # the first stage's rank (-1: none yet)
+        rank = 0
+        for stage, at in p.stage_dates.items():
+            if at > cutoff:
+                continue
+            code = _STAGE_RANK[stage]
+            if code > rank and code != 7:  # 7 is "other", which has no rank here
+                rank = code
+            if first_code < 0:
+                first_code = code
+                if code == 7:
+                    add((at, "page_view", None, "hubspot", _SITE_PAGES[(next(draws) & m64) % _N_PAGES]))
                 else:
-                    form = "/newsletter" if stage == "subscriber" else _FORMS[1 + (nx() & m64) % n_forms1]
-                    c = camp(_CONTENT_SLOTS, at, 40)
-                    add((at, "form_submission", c, "hubspot", click_url(form, c)))
+                    form = _SITE_FORMS[0] if code == 0 else _SITE_FORMS[1 + (next(draws) & m64) % _N_FORMS1]
+                    roll = next(draws) & m64
+                    c = find(u_content, at, roll >> 8) if roll % 100 < 40 else None
+                    add((at, "form_submission", c, "hubspot", form if c is None else form + (utm[c] or self._utm(c))))
                 prev = at
                 continue
-            if stage == "lead":
-                c = camp(_CONTENT_SLOTS, at, 60)
-                add((at, "form_submission", c, "hubspot", click_url(_FORMS[1 + (nx() & m64) % n_forms1], c)))
-            elif stage == "marketingqualifiedlead":
+            if code == 1:  # lead
+                roll = next(draws) & m64
+                c = find(u_content, at, roll >> 8) if roll % 100 < 60 else None
+                form = _SITE_FORMS[1 + (next(draws) & m64) % _N_FORMS1]
+                add((at, "form_submission", c, "hubspot", form if c is None else form + (utm[c] or self._utm(c))))
+            elif code == 2:  # marketingqualifiedlead
                 if has_email:
-                    back = HOUR_MS + (nx() & m64) % (2 * DAY_MS - HOUR_MS + 1)
-                    sent = max(created, min(at - 2_000, max(prev, at - back)))
-                    email(sent, click=True)
-                    c = evs[-1][2] if evs[-1][1] in ("email_send", "email_delivered") else None
-                    add((at, "email_click", c, system, click_url(_PAGES[(nx() & m64) % n_pages], c)))
+                    back = HOUR_MS + (next(draws) & m64) % (2 * DAY_MS - HOUR_MS + 1)
+                    sent = at - back
+                    if prev > sent:
+                        sent = prev
+                    if sent > at - 2_000:
+                        sent = at - 2_000
+                    if created > sent:
+                        sent = created
+                    # the email the click answers: send, (no bounce), delivered; no open
+                    roll = next(draws) & m64
+                    c = find(email_slots, sent, roll >> 8) if roll % 100 < 90 else None
+                    add((sent, "email_send", c, system, None))
+                    next(draws)  # its bounce roll (a clicked email does not bounce)
+                    if sent + 2_000 <= horizon:
+                        add((sent + 2_000, "email_delivered", c, system, None))
+                    page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+                    add((at, "email_click", c, system, page if c is None else page + (utm[c] or self._utm(c))))
                 else:
-                    add((at, "page_view", None, "hubspot", SITE + "/pricing"))
-            elif stage == "salesqualifiedlead":
-                c = camp(_WEBINAR_SLOTS, at, 85)
-                add((at, "webinar_attended", c, "marketo", None))
+                    add((at, "page_view", None, "hubspot", _SITE_PRICING))
+            elif code == 3:  # salesqualifiedlead
+                roll = next(draws) & m64
+                add((at, "webinar_attended", find(self._use_webinar, at, roll >> 8) if roll % 100 < 85 else None,
+                     "marketo", None))
                 sql_at = at
-            elif stage in ("opportunity", "customer"):
-                call_at = max(prev, at - HOUR_MS - (nx() & m64) % (5 * DAY_MS - HOUR_MS + 1))
-                add((call_at, "call", None, "salesforce", None))
-                c = camp(_EVENT_SF_SLOTS, at, 20)
-                add((at, "meeting", c, "salesforce", None))
-            elif stage == "evangelist":
-                if handle is not None:
-                    add((at, "social_mention", camp(_SOCIAL_SLOTS, at, 30), "x",
-                         tweet_url(handle, idx, at)))
+            elif code == 4 or code == 5:  # opportunity, customer
+                call_at = at - HOUR_MS - (next(draws) & m64) % (5 * DAY_MS - HOUR_MS + 1)
+                add((prev if prev > call_at else call_at, "call", None, "salesforce", None))
+                roll = next(draws) & m64
+                add((at, "meeting", find(self._use_event_sf, at, roll >> 8) if roll % 100 < 20 else None,
+                     "salesforce", None))
+            elif code == 6:  # evangelist
+                if has_handle:
+                    roll = next(draws) & m64
+                    add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 30 else None,
+                         "x", self._tweet_url(idx, at)))
                 else:
-                    add((at, "form_submission", None, "hubspot", SITE + "/review"))
+                    add((at, "form_submission", None, "hubspot", _SITE_REVIEW))
             prev = at
         if grown:
             return evs
 
         # background: campaigns keep running over the active window
-        rank = max((_STAGE_RANK[s] for s, _ in stages if s != "other"), default=0)
-        if has_email and stages and stages[0][0] != "other":
-            draws = 1 + (nx() & m64) % 4 + min(rank, 4)
+        span = horizon - created  # ``between(created, horizon)`` draws only when span > 0
+        if has_email and first_code >= 0 and first_code != 7:
+            n_mails = 1 + (next(draws) & m64) % 4 + (rank if rank < 4 else 4)
             lo = created + MINUTE_MS
-            times = sorted([between(lo, horizon) for _ in range(draws)])
+            if horizon <= lo:
+                times = [lo] * n_mails
+            else:
+                width = horizon - lo + 1
+                times = sorted([lo + (next(draws) & m64) % width for _ in range(n_mails)])
+            # the campaign lookup of ``_find``, inlined for the emails (most of the lookups)
+            n_slots = len(email_slots)
+            step = self._camp_step
+            camp_base = self._camp_base
+            n1 = self._n_campaigns - 1
+            windows = self._windows
             for at in times:
-                if not email(at, click=False):
+                # one email: send, delivered or bounce, open, click, maybe an unsubscribe that
+                # ends the mailing; events past the horizon are dropped
+                roll = next(draws) & m64
+                if roll % 100 >= 90:
+                    c = None
+                elif step and n_slots:
+                    c = 9 + (at - camp_base) // step
+                    if c >= n1:
+                        c = n1
+                    elif c < 9:
+                        c = 9
+                    c -= (c - email_slots[(roll >> 8) % n_slots]) % 10
+                    window = windows[c] or self._campaign_window(c)
+                    if not window[0] <= at <= window[1]:
+                        c = None
+                else:
+                    c = find(email_slots, at, roll >> 8)
+                add((at, "email_send", c, system, None))
+                if (next(draws) & m64) % 1000 < BOUNCE_PER_MILLE:
+                    if at + 5_000 <= horizon:
+                        add((at + 5_000, "email_bounce", c, system, None))
+                    continue
+                if at + 2_000 <= horizon:
+                    add((at + 2_000, "email_delivered", c, system, None))
+                if (next(draws) & m64) % 100 >= OPEN_PCT:
+                    continue
+                opened = at + 5 * MINUTE_MS + (next(draws) & m64) % (36 * HOUR_MS - 5 * MINUTE_MS + 1)
+                if opened > horizon:
+                    continue
+                add((opened, "email_open", c, system, None))
+                if (next(draws) & m64) % 100 < CLICK_PCT and opened + 20 * MINUTE_MS <= horizon:
+                    clicked = opened + 10_000 + (next(draws) & m64) % (20 * MINUTE_MS - 10_000 + 1)
+                    page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+                    add((clicked, "email_click", c, system, page if c is None else page + (utm[c] or self._utm(c))))
+                if (next(draws) & m64) % 1000 < UNSUB_PER_MILLE and opened + MINUTE_MS <= horizon:
+                    add((opened + MINUTE_MS, "unsubscribe", c, system, None))
                     break
-        for _ in range((nx() & m64) % 4):
-            at = between(created, horizon)
-            c = camp(_CONTENT_SLOTS, at, 30)
-            add((at, "page_view", c, "hubspot", click_url(_PAGES[(nx() & m64) % n_pages], c)))
-        if handle is not None:
-            for _ in range((nx() & m64) % 3):  # draws kept so that the other touches stay put
-                between(created, horizon)
-                nx()  # the campaign roll of a mention that no longer exists
-            for at, c in self._background_mentions(idx, created, horizon):
-                add((at, "social_mention", c, "x", tweet_url(handle, idx, at)))
-        if (nx() & m64) % 100 < 30:
-            at = between(created, horizon)
-            c = camp(_ADS_SLOTS, at)
-            add((at, "ad_click", c, "salesforce", click_url("/product", c)))
-        if (nx() & m64) % 100 < 20:
-            at = between(created, horizon)
-            add((at, "webinar_attended", camp(_WEBINAR_SLOTS, at, 90), "marketo", None))
+        for _ in range((next(draws) & m64) % 4):
+            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
+            roll = next(draws) & m64
+            c = find(u_content, at, roll >> 8) if roll % 100 < 30 else None
+            page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+            add((at, "page_view", c, "hubspot", page if c is None else page + (utm[c] or self._utm(c))))
+        if has_handle:
+            for _ in range((next(draws) & m64) % 3):  # draws kept so that the other touches stay put
+                if span > 0:
+                    next(draws)
+                next(draws)  # the campaign roll of a mention that no longer exists
+            # _background_mentions: 0-2 within SOCIAL_WINDOW_MS of creation, from their own stream
+            social = map(hash, zip(self._rep_seed, _REP_S_SOCIAL, repeat(idx), count(1)))
+            hi = created + SOCIAL_WINDOW_MS
+            if hi > horizon:
+                hi = horizon
+            for _ in range((next(social) & m64) % 3):
+                at = created + (next(social) & m64) % (hi - created + 1) if hi > created else created
+                roll = next(social) & m64
+                add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 35 else None,
+                     "x", self._tweet_url(idx, at)))
+        if (next(draws) & m64) % 100 < 30:
+            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
+            c = find(self._use_ads, at, (next(draws) & m64) >> 8)
+            add((at, "ad_click", c, "salesforce", _SITE_PRODUCT if c is None else _SITE_PRODUCT + (utm[c] or self._utm(c))))
+        if (next(draws) & m64) % 100 < 20:
+            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
+            roll = next(draws) & m64
+            add((at, "webinar_attended", find(self._use_webinar, at, roll >> 8) if roll % 100 < 90 else None,
+                 "marketo", None))
         if sql_at is not None:
-            for _ in range(1 + (nx() & m64) % 2):
-                add((between(sql_at, horizon), "call", None, "salesforce", None))
+            for _ in range(1 + (next(draws) & m64) % 2):
+                add((sql_at + (next(draws) & m64) % (horizon - sql_at + 1) if horizon > sql_at else sql_at,
+                     "call", None, "salesforce", None))
         return evs
 
     def _tick_events(self, p: Person, t: int) -> list[_Ev]:

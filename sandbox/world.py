@@ -127,6 +127,17 @@ _N_LEAD_STATUSES, _N_CHANNELS, _N_OWNERS, _N_SOURCES = len(_LEAD_STATUSES), len(
 _FIRST_LOWER, _LAST_LOWER = [n.lower() for n in _FIRST], [n.lower() for n in _LAST]
 assert all(n.isascii() for n in (*_FIRST, *_LAST, *_FREE_MAIL))
 #: [first stage][base stage] -> (stage, fraction of the way from creation to the last base edit)
+#: [first stage][base stage] -> (the first stage (at creation), the stages between with the fraction
+#: of the way to the last base edit, the last stage (at the last base edit) if another one)
+_STAGE_PLAN = [[(LIFECYCLE_STAGES[first],
+                 tuple((LIFECYCLE_STAGES[first + n], n / (last - first)) for n in range(1, last - first)),
+                 LIFECYCLE_STAGES[last] if last > first else None)
+                for last in range(len(LIFECYCLE_STAGES))] for first in range(2)]
+#: World.person's base stage from its roll (0..999)
+_STAGE_OF_ROLL = tuple(0 if r < 220 else 1 if r < 520 else 2 if r < 680 else 3 if r < 780 else 4 if r < 870
+                       else 5 if r < 975 else 6 if r < 990 else 7 for r in range(1000))
+_DIGITS3 = tuple(f"{n:03d}" for n in range(1000))
+_DIGITS4 = tuple(f"{n:04d}" for n in range(10000))
 _STAGE_STEPS = [[tuple((LIFECYCLE_STAGES[s], n / (last - first) if last > first else 0)
                        for n, s in enumerate(range(first, last + 1))) for last in range(len(LIFECYCLE_STAGES))]
                 for first in range(2)]
@@ -495,39 +506,47 @@ class World:
     def person(self, idx: int, t: int | None = None) -> Person:
         """Person ``idx`` as of tick ``t`` (default: now). ``IndexError`` if it does not exist yet."""
         # hot: every vendor's people stream builds one per record, so the hashes, the clock and the
-        # clean email are inlined (same values as _h, _meta, company_of and _clean_email)
-        t = self.tick if t is None else t
+        # clean email are inlined (same values as _h, _meta, company_of and _clean_email), and
+        # what can be is read from tables (digits, stages, phone prefixes)
+        ticks = self.ticks
+        if t is None:
+            t = len(ticks) - 1
         space = self.people
         if not 0 <= idx < space.cum_count[t]:
             raise IndexError(idx)
         seed = self.seed
         h1 = hash((seed, 11, idx)) & _M64
-        first = _FIRST[h1 % _N_FIRST]
-        last = _LAST[(h1 >> 8) % _N_LAST]
+        fi = h1 % _N_FIRST
+        li = (h1 >> 8) % _N_LAST
         h2 = hash((seed, 14, idx)) & _M64
         h3 = hash((seed, 15, idx)) & _M64
-        if idx < space.base_count:
+        base_n = space.base_count
+        if idx < base_n:
             hm = hash((seed, space.salt + 5, idx)) & _M64
-            created = self._start + idx * YEAR_MS // space.base_count + hm % space.slot_ms
-            modified = min(created + (hm >> 32) % MAX_BASE_EDIT_MS, self._end)
+            created = self._start + idx * YEAR_MS // base_n + hm % space.slot_ms
+            modified = created + (hm >> 32) % MAX_BASE_EDIT_MS
+            if modified > self._end:
+                modified = self._end
             ct = 0
         else:
             ct = space.created_tick(idx)
-            created = modified = self.ticks[ct]
-        changes: list[int]
-        archived_ms: int | None
-        if t == 0:
-            changes, archived_ms = [], None
-        else:
-            changes = space.changes(idx, t, ct)
-            at = space.archived_tick(idx, t, ct)
-            archived_ms = self.ticks[at] if at is not None else None
+            created = modified = ticks[ct]
+        changes: list[int] | None = None
+        archived_ms: int | None = None
+        if t:
+            changed = space.change_ticks.get(idx % CHANGE_MODULUS)
+            if changed:
+                changes = [k for k in changed if ct < k <= t]
+            if idx % ARCHIVE_MODULUS in space.archive_ticks:
+                at = space.archived_tick(idx, t, ct)
+                if at is not None:
+                    archived_ms = ticks[at]
         j: int | None
         if (hash((seed, 12, idx)) & _M64) % 100 < 12:
             j = None
         else:
             j = idx // 5
-            if j >= self.companies.cum_count[len(self.ticks) - 1]:
+            if j >= self.companies.cum_count[len(ticks) - 1]:
                 j = None
 
         # email: 3% missing, 2% shared with an earlier person, 4% mixed case, 2% padded
@@ -539,9 +558,12 @@ class World:
             email = self._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
         else:
             he = hash((seed, 13, idx)) & _M64
-            domain = self._company_domain(j) if j is not None and he % 10 < 7 else _FREE_MAIL[(he >> 4) % 5]
+            if j is not None and he % 10 < 7:
+                domain = self._domains.get(j) or self._company_domain(j)
+            else:
+                domain = _FREE_MAIL[(he >> 4) % 5]
             # == f"{first}.{last}{idx}@{domain}".lower(): ASCII names, lower-case domains
-            email = f"{_FIRST_LOWER[h1 % _N_FIRST]}.{_LAST_LOWER[(h1 >> 8) % _N_LAST]}{idx}@{domain}"
+            email = f"{_FIRST_LOWER[fi]}.{_LAST_LOWER[li]}{idx}@{domain}"
         if email is not None:
             roll2 = (h2 >> 16) % 100
             if roll2 < 4:
@@ -553,64 +575,68 @@ class World:
         city: str | None
         state: str | None
         country: str | None
-        city, state, country = _PLACES[(h3 >> 8) % _N_PLACES]
         if h3 % 100 < 5:
             city = state = country = None
-        elif country in _COUNTRY_VARIANTS and (h3 >> 20) % 100 < 6:
-            variants = _COUNTRY_VARIANTS[country]
-            country = variants[(h3 >> 28) % len(variants)]
+        else:
+            city, state, country = _PLACES[(h3 >> 8) % _N_PLACES]
+            if (h3 >> 20) % 100 < 6 and country in _COUNTRY_VARIANTS:
+                variants = _COUNTRY_VARIANTS[country]
+                country = variants[(h3 >> 28) % len(variants)]
         phone: str | None = None
         if (h3 >> 32) % 100 >= 10:
-            prefix = _PHONE_PREFIX.get(country or "", "+1")
             n = (h1 >> 20) % 10_000_000
             style = (h3 >> 40) % 4
-            area, line = divmod(n, 10000)
+            # area and line, zero-padded (f"{area:03d}", f"{line:04d}", together f"{n:07d}")
+            area = _DIGITS3[n // 10000]
+            line = _DIGITS4[n % 10000]
             if style == 0:
-                phone = f"{prefix} {area:03d}-555-{line:04d}"
+                phone = f"{_PHONE_PREFIX.get(country or '', '+1')} {area}-555-{line}"
             elif style == 1:
-                phone = f"({area:03d}) 555-{line:04d}"
+                phone = f"({area}) 555-{line}"
             elif style == 2:
-                phone = f"{area:03d}555{line:04d}"
+                phone = f"{area}555{line}"
             else:
-                phone = f"{prefix}{n:07d}"
+                phone = f"{_PHONE_PREFIX.get(country or '', '+1')}{area}{line}"
         title: str | None = _TITLES[(h2 >> 24) % _N_TITLES] if (h2 >> 32) % 100 >= 15 else None
 
         # journey: a base stage, entered in order between creation and last base edit
-        r = (h3 >> 48) % 1000
-        stage_i = (0 if r < 220 else 1 if r < 520 else 2 if r < 680 else 3 if r < 780 else 4 if r < 870
-                   else 5 if r < 975 else 6 if r < 990 else 7)
+        stage_i = _STAGE_OF_ROLL[(h3 >> 48) % 1000]
         stage_dates: dict[str, int]
         if stage_i == 7:
             stage_dates = {"other": created}
         else:
-            first_stage = 0 if (h1 >> 40) % 100 < 60 or stage_i == 0 else 1
-            span = modified - created
-            stage_dates = {}
-            for name, frac in _STAGE_STEPS[first_stage][stage_i]:
-                # the first and last steps are exactly the creation and the last base edit
-                stage_dates[name] = created if frac == 0 else modified if frac == 1 else created + int(span * frac)
+            # the first and last steps are exactly the creation and the last base edit
+            name0, mids, name1 = _STAGE_PLAN[0 if stage_i == 0 or (h1 >> 40) % 100 < 60 else 1][stage_i]
+            stage_dates = {name0: created}
+            if mids:
+                span = modified - created
+                for name, frac in mids:
+                    stage_dates[name] = created + int(span * frac)
+            if name1 is not None:
+                stage_dates[name1] = modified
         status: str | None = _LEAD_STATUSES[(h1 >> 48) % _N_LEAD_STATUSES] if 1 <= stage_i <= 4 else None
         score = (h2 >> 40) % 60 + 10 * stage_i
         channel = _CHANNELS[(h2 >> 50) % _N_CHANNELS] if (h2 >> 56) % 4 else None
 
-        for k in changes:  # replay this person's ticks
-            hk = _h(seed, 16, idx * 1_000_003 + k)
-            at = self.ticks[k]
-            modified = at
-            if stage_i < 5 and hk % 100 < 50:
-                stage_i += 1
-                stage_dates[LIFECYCLE_STAGES[stage_i]] = at
-            elif stage_i == 5 and hk % 100 < 5:
-                stage_i = 6
-                stage_dates["evangelist"] = at
-            if 1 <= stage_i <= 4:
-                status = _LEAD_STATUSES[(hk >> 8) % len(_LEAD_STATUSES)]
-            if (hk >> 16) % 100 < 10:
-                title = _TITLES[(hk >> 24) % len(_TITLES)]
-            score = max(0, score + (hk >> 32) % 21 - 5)
-        if archived_ms is not None:
-            modified = max(modified, archived_ms)
-        return Person(idx, first, last, email, phone, title, city, state, country, j,
+        if changes:
+            for k in changes:  # replay this person's ticks
+                hk = _h(seed, 16, idx * 1_000_003 + k)
+                at = ticks[k]
+                modified = at
+                if stage_i < 5 and hk % 100 < 50:
+                    stage_i += 1
+                    stage_dates[LIFECYCLE_STAGES[stage_i]] = at
+                elif stage_i == 5 and hk % 100 < 5:
+                    stage_i = 6
+                    stage_dates["evangelist"] = at
+                if 1 <= stage_i <= 4:
+                    status = _LEAD_STATUSES[(hk >> 8) % len(_LEAD_STATUSES)]
+                if (hk >> 16) % 100 < 10:
+                    title = _TITLES[(hk >> 24) % len(_TITLES)]
+                score = max(0, score + (hk >> 32) % 21 - 5)
+        if archived_ms is not None and archived_ms > modified:
+            modified = archived_ms
+        return Person(idx, _FIRST[fi], _LAST[li], email, phone, title, city, state, country, j,
                       OWNERS[(h1 >> 56) % _N_OWNERS], _SOURCES[(h3 >> 56) % _N_SOURCES],
                       LIFECYCLE_STAGES[stage_i], stage_dates, status, score, channel, created, modified,
                       archived_ms)
