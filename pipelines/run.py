@@ -28,6 +28,7 @@ from pipelines.config import resolve_config
 from pipelines.destination import (
     DUCKDB_MEMORY_LIMIT,
     Target,
+    duckdb_session,
     load_package,
     make_pipeline,
     run_lock,
@@ -191,19 +192,19 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
     Never raises for a vendor or plugin failure: the status says what happened.
     """
     target = target or Target()
-    with run_lock(target):
-        return _run(connectors, target, overrides, streams, full_refresh, progress, started_at)
+    with run_lock(target), duckdb_session(target) as connection:
+        return _run(connectors, target, overrides, streams, full_refresh, progress, started_at, connection)
 
 
 def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[str, Mapping[str, Any]] | None,
          streams: Sequence[str] | None, full_refresh: bool, progress: ProgressFn | None,
-         started_at: datetime | None) -> RunStatus:
+         started_at: datetime | None, connection: Any = None) -> RunStatus:
     registry = get_registry()
     names = list(connectors) if connectors else sorted(registry.connectors)
     started = started_at or datetime.now(UTC)
     status = RunStatus(run_id=new_run_id(started), started_at=started, target=target.describe())
     specs: list[ConnectorSpec] = []
-    pipeline = make_pipeline(target)
+    pipeline = make_pipeline(target, connection)
     filled: frozenset[str] | None = None
     appended = AppendedKeys()
     try:
