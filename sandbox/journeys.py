@@ -275,7 +275,7 @@ _SITE_FORMS = tuple(SITE + form for form in _FORMS)
 _SITE_PRICING, _SITE_PRODUCT, _SITE_REVIEW = SITE + "/pricing", SITE + "/product", SITE + "/review"
 _N_PAGES, _N_FORMS1 = len(_PAGES), len(_FORMS) - 1
 assert _FORMS[0] == "/newsletter"
-_REP_S_TOUCH, _REP_S_SOCIAL = repeat(_S_TOUCH), repeat(_S_SOCIAL)
+_REP_S_TOUCH = repeat(_S_TOUCH)
 
 #: an event under construction: (at_ms, kind, campaign_idx, system, url)
 _Ev = tuple[int, str, int | None, str, str | None]
@@ -655,6 +655,7 @@ class Journeys:
                 times = sorted([lo + (next(draws) & m64) % width for _ in range(n_mails)])
             # the campaign lookup of ``_find``, inlined for the emails (most of the lookups)
             n_slots = len(email_slots)
+            inline = bool(self._camp_step and n_slots)
             step = self._camp_step
             camp_base = self._camp_base
             n1 = self._n_campaigns - 1
@@ -665,7 +666,7 @@ class Journeys:
                 roll = next(draws) & m64
                 if roll % 100 >= 90:
                     c = None
-                elif step and n_slots:
+                elif inline:
                     c = 9 + (at - camp_base) // step
                     if c >= n1:
                         c = n1
@@ -709,15 +710,22 @@ class Journeys:
                     next(draws)
                 next(draws)  # the campaign roll of a mention that no longer exists
             # _background_mentions: 0-2 within SOCIAL_WINDOW_MS of creation, from their own stream
-            social = map(hash, zip(self._rep_seed, _REP_S_SOCIAL, repeat(idx), count(1)))
-            hi = created + SOCIAL_WINDOW_MS
-            if hi > horizon:
-                hi = horizon
-            for _ in range((next(social) & m64) % 3):
-                at = created + (next(social) & m64) % (hi - created + 1) if hi > created else created
-                roll = next(social) & m64
-                add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 35 else None,
-                     "x", self._tweet_url(idx, at)))
+            # (a few draws: hashed one by one, no stream to set up)
+            mentions = (hash((seed, _S_SOCIAL, idx, 1)) & m64) % 3
+            if mentions:
+                hi = created + SOCIAL_WINDOW_MS
+                if hi > horizon:
+                    hi = horizon
+                n = 1
+                for _ in range(mentions):
+                    at = created
+                    if hi > created:
+                        n += 1
+                        at += (hash((seed, _S_SOCIAL, idx, n)) & m64) % (hi - created + 1)
+                    n += 1
+                    roll = hash((seed, _S_SOCIAL, idx, n)) & m64
+                    add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 35 else None,
+                         "x", self._tweet_url(idx, at)))
         if (next(draws) & m64) % 100 < 30:
             at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
             c = find(self._use_ads, at, (next(draws) & m64) >> 8)

@@ -239,6 +239,10 @@ class Person:
     archived_ms: int | None
 
 
+_new_object = object.__new__
+_person_init = Person.__init__
+
+
 @dataclass(slots=True)
 class Company:
     idx: int
@@ -636,10 +640,13 @@ class World:
                 score = max(0, score + (hk >> 32) % 21 - 5)
         if archived_ms is not None and archived_ms > modified:
             modified = archived_ms
-        return Person(idx, _FIRST[fi], _LAST[li], email, phone, title, city, state, country, j,
-                      OWNERS[(h1 >> 56) % _N_OWNERS], _SOURCES[(h3 >> 56) % _N_SOURCES],
-                      LIFECYCLE_STAGES[stage_i], stage_dates, status, score, channel, created, modified,
-                      archived_ms)
+        # Person(...) without type.__call__ (which packs the 20 arguments into a tuple for __init__)
+        person = _new_object(Person)
+        _person_init(person, idx, _FIRST[fi], _LAST[li], email, phone, title, city, state, country, j,
+                     OWNERS[(h1 >> 56) % _N_OWNERS], _SOURCES[(h3 >> 56) % _N_SOURCES],
+                     LIFECYCLE_STAGES[stage_i], stage_dates, status, score, channel, created, modified,
+                     archived_ms)
+        return person
 
     def people_of_company(self, j: int, t: int | None = None) -> list[int]:
         t = self.tick if t is None else t
