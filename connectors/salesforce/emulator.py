@@ -23,11 +23,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+import numpy as np
 import orjson
 
 from connectors.salesforce.objects import (
@@ -195,23 +197,42 @@ class _Plan:
     order: list[tuple[Field, bool, bool]]
     limit: int | None
     offset: int
+    #: the WHERE conditions (compiled into ``predicate``), for filtering without rows
+    conds: list[tuple[Field, Cond]] = dataclass_field(default_factory=list)
+    where_or: bool = False
+
+
+#: fields every object's stamps give (LastModifiedDate is SystemModstamp): a query that filters and
+#: sorts on these alone is answered from ``SObject.scan`` without building rows
+_STAMP_FIELDS = frozenset({"Id", "IsDeleted", "SystemModstamp", "LastModifiedDate"})
+_CMP: dict[str, Callable[[Any, Any], Any]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+                                              ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+                                              "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
 
 
 @dataclass
 class _Cursor:
     plan: _Plan
-    indexes: list[int]
+    #: the result's record indexes, in order (int64: 8 bytes a record)
+    indexes: np.ndarray
     tick: int
     version: str
     #: the selected fields of every result row, kept when small enough (else rows are rebuilt per page)
     rows: list[dict[str, Any]] | None = None
     #: records per page (``Sforce-Query-Options: batchSize=``, 200..2000)
     page_size: int = PAGE_SIZE
+    #: the result's size (a COUNT() keeps no indexes)
+    total: int = -1
 
-    def row(self, pos: int) -> dict[str, Any] | None:
+    def __post_init__(self) -> None:
+        if self.total < 0:
+            self.total = len(self.indexes)
+
+    def rows_at(self, start: int, stop: int) -> list[dict[str, Any] | None]:
         if self.rows is not None:
-            return self.rows[pos]
-        return self.plan.obj.row(self.indexes[pos], self.tick)
+            return list(self.rows[start:stop])
+        row, t = self.plan.obj.row, self.tick
+        return [row(i, t) for i in self.indexes[start:stop].tolist()]
 
 
 @dataclass
@@ -743,7 +764,8 @@ class SalesforceEmulator(Emulator):
             def predicate(row: dict[str, Any]) -> bool:
                 return all(test(row) for test in tests)
         order = [(self._field(obj, name, q), desc, nulls_last) for name, desc, nulls_last in q.order]
-        return _Plan(obj, fields, q.count, predicate, since, order, q.limit, q.offset)
+        conds = [(self._field(obj, c.field, q), c) for c in q.where]
+        return _Plan(obj, fields, q.count, predicate, since, order, q.limit, q.offset, conds, q.where_or)
 
     @staticmethod
     def _compile(f: Field, c: Cond) -> Callable[[dict[str, Any]], bool]:
@@ -796,9 +818,57 @@ class SalesforceEmulator(Emulator):
         return lambda row: (v := get(row)) is not None and cmp(v, target)
 
     def _execute(self, plan: _Plan, all_rows: bool, version: str) -> _Cursor:
+        order_names = {f.name for f, _, _ in plan.order}
+        if {f.name for f, _ in plan.conds} <= _STAMP_FIELDS and order_names <= _STAMP_FIELDS - {"IsDeleted"}:
+            return self._execute_stamps(plan, all_rows, version)
+        return self._execute_rows(plan, all_rows, version)
+
+    def _execute_stamps(self, plan: _Plan, all_rows: bool, version: str) -> _Cursor:
+        """A query on Id / IsDeleted / SystemModstamp alone: filtered and sorted from the object's
+        stamps (numpy arrays, 17 bytes a record), rows built only for the pages served."""
         t = self.world.tick
         obj = plan.obj
-        # each match keeps only its index and sort values (memory stays small for a million rows);
+        idx, deleted, modified = obj.scan(t, plan.since)
+        mask = np.ones(len(idx), dtype=np.bool_) if all_rows else ~deleted
+        residual = plan.conds
+        if not plan.where_or:
+            residual = []
+            for f, c in plan.conds:
+                v = c.values[0].value if c.values else None
+                if f.name in ("SystemModstamp", "LastModifiedDate") and c.op in _CMP and isinstance(v, int) \
+                        and c.values[0].kind == "datetime":
+                    mask &= _CMP[c.op](modified, v)
+                else:
+                    residual.append((f, c))
+        if residual:
+            # the rest (Id bounds, IsDeleted, OR) on each remaining record's stamp, as on its row
+            tests = [self._compile(f, c) for f, c in residual]
+            test = (lambda row: any(x(row) for x in tests)) if plan.where_or else \
+                (lambda row: all(x(row) for x in tests))
+            where = np.flatnonzero(mask)
+            prefix = obj.prefix
+            for pos, i, d, m in zip(where.tolist(), idx[where].tolist(), deleted[where].tolist(),
+                                    modified[where].tolist(), strict=True):
+                if not test({"Id": sf_id(prefix, i), "IsDeleted": d, "SystemModstamp": m, "LastModifiedDate": m}):
+                    mask[pos] = False
+        if plan.count and plan.offset == 0 and plan.limit is None:
+            return _Cursor(plan, np.zeros(0, np.int64), t, version, total=int(mask.sum()))
+        where = np.flatnonzero(mask)
+        idx, modified = idx[where], modified[where]
+        if plan.order:
+            # Salesforce's multi-key order, ties in scan order (np.lexsort is stable; its last key leads)
+            keys = [(-k if desc else k) for k, desc in
+                    ((idx if f.name == "Id" else modified, desc) for f, desc, _ in plan.order)]
+            idx = idx[np.lexsort(keys[::-1])]
+        idx = idx[plan.offset:]
+        if plan.limit is not None:
+            idx = idx[:plan.limit]
+        return _Cursor(plan, np.ascontiguousarray(idx, dtype=np.int64), t, version)
+
+    def _execute_rows(self, plan: _Plan, all_rows: bool, version: str) -> _Cursor:
+        t = self.world.tick
+        obj = plan.obj
+        # each match keeps only its index and sort values;
         # its selected values too while the whole result fits KEEP_VALUES
         order_names = [f.name for f, _, _ in plan.order]
         keep_rows = KEEP_VALUES // (len(plan.fields) + 1)
@@ -837,19 +907,18 @@ class SalesforceEmulator(Emulator):
         if plan.limit is not None:
             selected = selected[:plan.limit]
         kept = [r["__kept"] for r in selected] if keep else None
-        return _Cursor(plan, [r["__idx"] for r in selected], t, version, kept)
+        return _Cursor(plan, np.array([r["__idx"] for r in selected], dtype=np.int64), t, version, kept)
 
     def _page(self, cursor: _Cursor, locator: str, offset: int, kind: str) -> Response:
         plan = cursor.plan
         if plan.count:
-            return Response(200, {"totalSize": len(cursor.indexes), "done": True, "records": []})
+            return Response(200, {"totalSize": cursor.total, "done": True, "records": []})
         records = []
         size = cursor.page_size
-        for pos in range(offset, min(offset + size, len(cursor.indexes))):
-            row = cursor.row(pos)
+        for row in cursor.rows_at(offset, min(offset + size, cursor.total)):
             if row is not None:
                 records.append(self._render(plan.obj, plan.fields, row, cursor.version))
-        body: dict[str, Any] = {"totalSize": len(cursor.indexes), "done": offset + size >= len(cursor.indexes)}
+        body: dict[str, Any] = {"totalSize": cursor.total, "done": offset + size >= cursor.total}
         if not body["done"]:
             body["nextRecordsUrl"] = f"/services/data/v{cursor.version}/{kind}/{locator}-{offset + size}"
         body["records"] = records
@@ -862,7 +931,7 @@ class SalesforceEmulator(Emulator):
         cursor = self._execute(self._plan(text), kind == "queryAll", version)
         cursor.page_size = _batch_size(request.headers.get("sforce-query-options", ""))
         locator = sf_id("01g", next(self._seq))
-        if len(cursor.indexes) > cursor.page_size and not cursor.plan.count:
+        if cursor.total > cursor.page_size and not cursor.plan.count:
             with self._lock:
                 self._cursors[locator] = cursor
                 while len(self._cursors) > CURSOR_CACHE:
@@ -937,7 +1006,7 @@ class SalesforceEmulator(Emulator):
                 info["systemModstamp"] = _sf_dt(int(time.time() * 1000))
             body = dict(info)
         done = body["state"] == "JobComplete"
-        body.update({"numberRecordsProcessed": len(j.cursor.indexes) if done and j.cursor else 0, "retries": 0,
+        body.update({"numberRecordsProcessed": j.cursor.total if done and j.cursor else 0, "retries": 0,
                      "totalProcessingTime": 40 * j.polls if done else 0, "isPkChunkingSupported": True})
         return Response(200, body)
 
@@ -991,17 +1060,16 @@ class SalesforceEmulator(Emulator):
             raise SalesforceError(400, "INVALIDPARAMETER", "maxRecords must be a positive integer")
         cursor = j.cursor
         plan = cursor.plan
-        stop = min(start + max_records, len(cursor.indexes))
+        stop = min(start + max_records, cursor.total)
         out = io.StringIO()
         writer = csv.writer(out, delimiter=j.delimiter, lineterminator=j.line_ending, quoting=csv.QUOTE_ALL)
         writer.writerow([f.name for f in plan.fields])
         n = 0
-        for pos in range(start, stop):
-            row = cursor.row(pos)
+        for row in cursor.rows_at(start, stop):
             if row is not None:
                 writer.writerow([self._csv_value(f, row) for f in plan.fields])
                 n += 1
-        next_locator = base64.b64encode(str(stop).encode()).decode().rstrip("=") if stop < len(cursor.indexes) \
+        next_locator = base64.b64encode(str(stop).encode()).decode().rstrip("=") if stop < cursor.total \
             else "null"
         return Response(200, out.getvalue().encode("utf-8"),
                         {"Sforce-NumberOfRecords": str(n), "Sforce-Locator": next_locator},

@@ -5,6 +5,9 @@ values (datetimes as epoch ms, dates as ``YYYY-MM-DD``) or ``None`` when index `
 record of this object at tick ``t`` (a person is a Lead always and a Contact once converted).
 ``indexes(t, since_ms)`` enumerates candidate indexes in ascending order: all of them, or (with a
 lower bound on SystemModstamp) only those a change since then can have touched, O(changed).
+``scan(t, since_ms)`` gives the records among them, in that order, with only IsDeleted and
+SystemModstamp (= LastModifiedDate), as compact arrays: a query that filters and sorts on those
+alone never builds a row it does not serve.
 
 Ids are 18-character Salesforce ids: key prefix, a fixed pod ``5g``, the index in base 62 (10
 characters, ASCII-ordered so that ``ORDER BY Id`` is index order) and the case-safe suffix.
@@ -14,15 +17,18 @@ from __future__ import annotations
 
 import functools
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from sandbox.world import DAY_MS, OWNERS, World
 
-__all__ = ["CHILD_STRIDE", "Field", "SObject", "build_objects", "parse_id", "sf_date", "sf_datetime", "sf_id"]
+__all__ = ["CHILD_STRIDE", "Field", "SObject", "Scan", "build_objects", "parse_id", "sf_date", "sf_datetime", "sf_id"]
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -110,6 +116,29 @@ class Field:
     length: int = 0
 
 
+#: (indexes, IsDeleted, SystemModstamp) of an object's records: int64, bool, int64 arrays
+Scan = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: one record's (IsDeleted, SystemModstamp), or None when the index is not a record
+Stamp = tuple[bool, int] | None
+
+
+def _scan_arrays(idx: array, deleted: bytearray, modified: array) -> Scan:
+    return (np.frombuffer(idx, dtype=np.int64) if idx else np.zeros(0, np.int64),
+            np.frombuffer(deleted, dtype=np.bool_) if deleted else np.zeros(0, np.bool_),
+            np.frombuffer(modified, dtype=np.int64) if modified else np.zeros(0, np.int64))
+
+
+def _scan_by_stamp(indexes: Iterable[int], stamp: Callable[[int], Stamp]) -> Scan:
+    idx, deleted, modified = array("q"), bytearray(), array("q")
+    for i in indexes:
+        s = stamp(i)
+        if s is not None:
+            idx.append(i)
+            deleted.append(s[0])
+            modified.append(s[1])
+    return _scan_arrays(idx, deleted, modified)
+
+
 @dataclass
 class SObject:
     name: str
@@ -121,9 +150,20 @@ class SObject:
     indexes: Callable[[int, int | None], Iterable[int]]
     custom: bool = False
     by_lower: dict[str, Field] = field(default_factory=dict)
+    #: the records' stamps without their rows (default: from the rows)
+    scanner: Callable[[int, int | None], Scan] | None = None
 
     def __post_init__(self) -> None:
         self.by_lower = {f.name.lower(): f for f in self.fields}
+
+    def scan(self, t: int, since: int | None) -> Scan:
+        if self.scanner is not None:
+            return self.scanner(t, since)
+
+        def stamp(i: int) -> Stamp:
+            row = self.row(i, t)
+            return None if row is None else (row["IsDeleted"], row["SystemModstamp"])
+        return _scan_by_stamp(self.indexes(t, since), stamp)
 
 
 def _system_fields(owner: bool = True) -> list[Field]:
@@ -291,6 +331,75 @@ def build_objects(world: World) -> dict[str, SObject]:
 
     def clean_email(email: str | None) -> str | None:
         return email.strip() if email is not None else None  # Salesforce trims text fields on save
+
+    # -- stamps (IsDeleted, SystemModstamp) without rows -----------------------------------------
+    # Lead, Contact and OpportunityContactRole exist by the person's stage: one pass over the
+    # people per tick keeps a byte of flags and the last-modified time of each (9 bytes a person)
+    is_lead, is_contact, is_archived = 1, 2, 4
+    digest_lock, build_lock = threading.Lock(), threading.Lock()
+    digest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def person_flags(p: Any) -> int:
+        return ((is_lead if lead_ms(p) is not None else 0) | (is_contact if converted(p.lifecycle_stage) else 0)
+                | (is_archived if p.archived_ms is not None else 0))
+
+    def people_digest(t: int, build: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flags, modified ms) of every person at tick ``t``; built only when ``build`` (a full scan)."""
+        with digest_lock:
+            found = digest.get(t)
+        if found is not None or not build:
+            return found
+        with build_lock:  # a second full scan waits for the first one's digest
+            with digest_lock:
+                found = digest.get(t)
+                prev = next(iter(digest.items()), None)
+            if found is not None:
+                return found
+            n = w.people.count(t)
+            flags, modified = bytearray(n), array("q", bytes(8 * n))
+            person = w.person
+            todo: Iterable[int] = range(n)
+            if prev is not None and prev[0] < t:
+                # an earlier tick's digest: only the people changed, archived or added since differ
+                old_flags, old_modified = prev[1]
+                flags[:len(old_flags)] = old_flags.tobytes()
+                modified[:len(old_modified)] = array("q", old_modified.tobytes())
+                todo = sorted(set(w.changed_since(w.people, w.ticks[prev[0]] + 1, t)))
+            for i in todo:
+                p = person(i, t)
+                flags[i] = person_flags(p)
+                modified[i] = p.modified_ms
+            found = (np.frombuffer(flags, dtype=np.uint8), np.frombuffer(modified, dtype=np.int64))
+            with digest_lock:
+                digest.clear()  # the latest tick only
+                digest[t] = found
+        return found
+
+    def person_stamp(i: int, t: int, bit: int) -> Stamp:
+        if not 0 <= i < w.people.count(t):
+            return None
+        p = w.person(i, t)
+        flags = person_flags(p)
+        return (bool(flags & is_archived), p.modified_ms) if flags & bit else None
+
+    def person_scanner(bit: int) -> Callable[[int, int | None], Scan]:
+        def scan(t: int, since: int | None) -> Scan:
+            found = people_digest(t, since is None)
+            if found is None:
+                return _scan_by_stamp(world_indexes(w.people)(t, since), lambda i: person_stamp(i, t, bit))
+            flags, modified = found
+            mask = (flags & bit) != 0
+            if since is not None:  # exactly the records a change since then touched
+                mask &= modified >= since
+            idx = np.flatnonzero(mask).astype(np.int64)
+            return idx, (flags[idx] & is_archived) != 0, modified[idx]
+        return scan
+
+    def space_scanner(space: Any) -> Callable[[int, int | None], Scan]:
+        def scan(t: int, since: int | None) -> Scan:
+            return _scan_by_stamp(world_indexes(space)(t, since),
+                                  lambda i: (w.is_archived(space, i, t), w.modified_ms(space, i, t)))
+        return scan
 
     # -- Lead ------------------------------------------------------------------------------------
     lead_fields = [
@@ -460,6 +569,24 @@ def build_objects(world: World) -> dict[str, SObject]:
         return _stamp(row, max(o.created_ms, converted_ms(p)), max(o.modified_ms, p.modified_ms), None,
                       o.archived_ms is not None or p.archived_ms is not None)
 
+    def ocr_scan(t: int, since: int | None) -> Scan:
+        found = people_digest(t, since is None)
+
+        def stamp(d: int) -> Stamp:
+            if not 0 <= d < w.deals.count(t):
+                return None
+            c = w.contact_of_deal(d, t)
+            if found is not None:
+                flags, modified = int(found[0][c]), int(found[1][c])
+            else:
+                p = w.person(c, t)
+                flags, modified = person_flags(p), p.modified_ms
+            if not flags & is_contact:
+                return None
+            return (w.is_archived(w.deals, d, t) or bool(flags & is_archived),
+                    max(w.modified_ms(w.deals, d, t), modified))
+        return _scan_by_stamp(ocr_indexes(t, since), stamp)
+
     def ocr_indexes(t: int, since: int | None) -> Iterable[int]:
         if since is None:
             return range(w.deals.count(t))
@@ -606,6 +733,55 @@ def build_objects(world: World) -> dict[str, SObject]:
                 return x if x.kind == kind and x.system == "salesforce" else None
         return None
 
+    # Journeys.touches dominates a scan of CampaignMember, Task or Event: one walk over the people
+    # gives all three, and a full walk is kept for its tick (a first run reads them in a row)
+    walked: dict[int, dict[str, Scan]] = {}
+    walk_lock = threading.Lock()
+
+    def walk_touches(t: int, since: int | None) -> dict[str, Scan]:
+        """The stamps of CampaignMember ("member"), Task ("call") and Event ("meeting"), each in the
+        order of its ``indexes``."""
+        if since is None:
+            with walk_lock:
+                found = walked.get(t)
+                if found is None:
+                    found = walk(t, None)
+                    walked.clear()
+                    walked[t] = found
+            return found
+        return walk(t, since)
+
+    def walk(t: int, since: int | None) -> dict[str, Scan]:
+        out = {k: (array("q"), bytearray(), array("q")) for k in ("member", "call", "meeting")}
+        if not jr.available:
+            return {k: _scan_arrays(*v) for k, v in out.items()}
+        found = people_digest(t, False)
+        m_idx, m_deleted, m_modified = out["member"]
+        for p in people_indexes(t, since):
+            last: dict[int, int] = {}  # campaign -> its last touch (the member's SystemModstamp)
+            for x in jr.touches(p, t):
+                if x.campaign_idx is not None:
+                    last[x.campaign_idx] = x.at_ms
+                if x.system == "salesforce" and x.kind in ("call", "meeting"):
+                    a_idx, a_deleted, a_modified = out[x.kind]
+                    a_idx.append(p * CHILD_STRIDE + x.seq)
+                    a_deleted.append(0)
+                    a_modified.append(x.at_ms)
+            camps = sorted(c for c in last if sf_campaign(c) is not None)
+            if not camps:
+                continue
+            lead = (bool(found[0][p] & is_lead) if found is not None and p < len(found[0])
+                    else lead_ms(w.person(p, t)) is not None)
+            if lead:  # a campaign member is a lead or a contact
+                for c in camps:
+                    m_idx.append(p * CHILD_STRIDE + c)
+                    m_deleted.append(0)
+                    m_modified.append(last[c])
+        return {k: _scan_arrays(*v) for k, v in out.items()}
+
+    def touch_scanner(kind: str) -> Callable[[int, int | None], Scan]:
+        return lambda t, since: walk_touches(t, since)[kind]
+
     activity_common = [
         Field("WhoId", "reference", "Name ID", reference_to=("Contact", "Lead"), length=18),
         Field("WhatId", "reference", "Related To ID", reference_to=("Account", "Campaign", "Opportunity"),
@@ -665,17 +841,23 @@ def build_objects(world: World) -> dict[str, SObject]:
         return _stamp(row, x.at_ms, x.at_ms, owner, False)
 
     objs = [
-        SObject("Account", "Account", "Accounts", "001", account_fields, account_row, world_indexes(w.companies)),
+        SObject("Account", "Account", "Accounts", "001", account_fields, account_row, world_indexes(w.companies),
+                scanner=space_scanner(w.companies)),
         SObject("Campaign", "Campaign", "Campaigns", "701", campaign_fields, campaign_row, campaign_indexes),
         SObject("CampaignMember", "Campaign Member", "Campaign Members", "00v", member_fields, member_row,
-                member_indexes),
-        SObject("Contact", "Contact", "Contacts", "003", contact_fields, contact_row, world_indexes(w.people)),
-        SObject("Event", "Event", "Events", "00U", event_fields, event_row, activity_indexes("meeting")),
-        SObject("Lead", "Lead", "Leads", "00Q", lead_fields, lead_row, world_indexes(w.people)),
-        SObject("Opportunity", "Opportunity", "Opportunities", "006", opp_fields, opp_row, world_indexes(w.deals)),
+                member_indexes, scanner=touch_scanner("member")),
+        SObject("Contact", "Contact", "Contacts", "003", contact_fields, contact_row, world_indexes(w.people),
+                scanner=person_scanner(is_contact)),
+        SObject("Event", "Event", "Events", "00U", event_fields, event_row, activity_indexes("meeting"),
+                scanner=touch_scanner("meeting")),
+        SObject("Lead", "Lead", "Leads", "00Q", lead_fields, lead_row, world_indexes(w.people),
+                scanner=person_scanner(is_lead)),
+        SObject("Opportunity", "Opportunity", "Opportunities", "006", opp_fields, opp_row, world_indexes(w.deals),
+                scanner=space_scanner(w.deals)),
         SObject("OpportunityContactRole", "Opportunity Contact Role", "Opportunity Contact Roles", "00K",
-                ocr_fields, ocr_row, ocr_indexes),
-        SObject("Task", "Task", "Tasks", "00T", task_fields, task_row, activity_indexes("call")),
+                ocr_fields, ocr_row, ocr_indexes, scanner=ocr_scan),
+        SObject("Task", "Task", "Tasks", "00T", task_fields, task_row, activity_indexes("call"),
+                scanner=touch_scanner("call")),
         SObject("User", "User", "Users", "005", user_fields, user_row, user_indexes),
     ]
     return {o.name: o for o in objs}
