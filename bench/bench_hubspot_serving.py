@@ -25,57 +25,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _serving_ab import print_table, run_rounds  # bench/, on sys.path as the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _TIMES = re.compile(rb'"(startedAt|completedAt|correlationId)":"[^"]*"')
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pid: int) -> float:
-    """utime + stime of a process, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _start(tree: Path, size: int, ticks: int, state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--size", str(size), "--seed", "11", "--vendor", "hubspot",
-           "--ready-json", "--watch-stdin"]
-    if ticks >= 0:  # a fixed clock (tick 0 at 2026-01-01, one tick a day): the same bodies every run
-        state.mkdir(parents=True, exist_ok=True)
-        at = [f"2026-01-{d + 1:02d}T00:00:00.000Z" for d in range(ticks + 1)]
-        (state / "world.json").write_text(json.dumps({"seed": 11, "size": size, "grow": False, "ticks": at}))
-        cmd += ["--state-dir", str(state)]
-    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            return proc, json.loads(line)["hubspot"]["settings"]
-    raise RuntimeError(f"sandbox from {tree} did not start")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+#: query parameters as httpx takes them (a list: ``properties`` repeats)
+_Params = list[tuple[str, str | int | float | bool | None]]
 
 
 def read_connector(settings: dict[str, Any]) -> int:
@@ -118,8 +82,7 @@ def read_raw(settings: dict[str, Any], digest: Any | None) -> int:
             after: str | None = None
             group: list[str] = []
             while True:
-                params: list[tuple[str, str | int]] = [("limit", 100), *(("properties", p) for p in props),
-                                                      ("archived", archived)]
+                params: _Params = [("limit", 100), *(("properties", p) for p in props), ("archived", archived)]
                 if after:
                     params.append(("after", after))
                 resp = client.get("/crm/v3/objects/contacts", params=params)
@@ -169,8 +132,7 @@ def read_wide(settings: dict[str, Any], digest: Any) -> int:
                 after: str | None = None
                 ids: list[str] = []
                 while True:
-                    params: list[tuple[str, str | int]] = [("limit", 100), ("properties", ",".join(props)),
-                                                          ("archived", archived)]
+                    params: _Params = [("limit", 100), ("properties", ",".join(props)), ("archived", archived)]
                     if after:
                         params.append(("after", after))
                     body = seen(client.get(f"/crm/v3/objects/{obj}", params=params))
@@ -223,30 +185,17 @@ def main() -> None:
     ap.add_argument("--tree", action="append", type=Path, help="source tree to serve from (repeatable)")
     args = ap.parse_args()
     trees = args.tree or [ROOT]
-    rows = []
-    tmp = tempfile.mkdtemp(prefix="bench-hubspot-")
-    for r in range(args.rounds):
-        for tree in trees:
-            proc, settings = _start(tree, args.size, args.ticks, Path(tmp) / f"state{r}-{len(rows)}")
-            try:
-                before = _cpu(proc.pid)
-                wall = time.perf_counter()
-                digest = hashlib.sha256() if args.hash else None
-                if args.wide:
-                    n = read_wide(settings, digest or hashlib.sha256())
-                elif args.mode == "connector":
-                    n = read_connector(settings)
-                else:
-                    n = read_raw(settings, digest)
-                wall = time.perf_counter() - wall
-                cpu = _cpu(proc.pid) - before
-            finally:
-                _stop(proc)
-            rows.append((r, str(tree), n, cpu, wall, digest.hexdigest()[:16] if digest else "-"))
-    print(f"{'round':>5} {'tree':<28} {'records':>8} {'server cpu s':>12} {'cpu s/100k':>10} {'wall s':>7}  digest")
-    for r, tree, n, cpu, wall, dig in rows:
-        print(f"{r:>5} {tree[-28:]:<28} {n:>8} {cpu:>12.2f} {cpu / max(n, 1) * 100_000:>10.2f} {wall:>7.1f}  {dig}")
-    print("reproduce: /work/venv/bin/python bench/bench_hubspot_serving.py " + " ".join(sys.argv[1:]))
+
+    def read(info: dict[str, Any], digest: Any | None) -> int:
+        if args.wide:
+            return read_wide(info["settings"], digest or hashlib.sha256())
+        if args.mode == "connector":
+            return read_connector(info["settings"])
+        return read_raw(info["settings"], digest)
+
+    rows = run_rounds("hubspot", trees, args.rounds, args.size, 11, args.ticks if args.ticks >= 0 else None,
+                      args.hash, read)
+    print_table(rows, __file__)
 
 
 if __name__ == "__main__":

@@ -28,63 +28,17 @@ and prints a SHA-256 over every answer's status, headers and body (problem bodie
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _serving_ab import print_table, run_rounds  # bench/, on sys.path as the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _RANDOM = re.compile(rb'"instance":"[^"]*"')
-_TICKS = os.sysconf("SC_CLK_TCK")
 SEED = 7
-
-
-def _cpu(pid: int) -> float:
-    """utime + stime of a process, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _start(tree: Path, size: int, ticks: int, state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    state.mkdir(parents=True, exist_ok=True)
-    at = [f"2026-01-{d + 1:02d}T00:00:00.000Z" for d in range(ticks + 1)]
-    (state / "world.json").write_text(json.dumps({"seed": SEED, "size": size, "grow": False, "ticks": at}))
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--size", str(size), "--seed", str(SEED), "--vendor",
-           "mailchimp", "--ready-json", "--watch-stdin", "--state-dir", str(state)]
-    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            return proc, json.loads(line)["mailchimp"]["settings"]
-    raise RuntimeError(f"sandbox from {tree} did not start")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _client(settings: dict[str, Any]) -> httpx.Client:
@@ -235,28 +189,14 @@ def main() -> None:
     ap.add_argument("--tree", action="append", type=Path, help="source tree to serve from (repeatable)")
     args = ap.parse_args()
     trees = args.tree or [ROOT]
-    rows: list[tuple[int, str, int, float, float, float, str]] = []
-    tmp = tempfile.mkdtemp(prefix="bench-mailchimp-")
-    for r in range(args.rounds):
-        for tree in trees:
-            proc, settings = _start(tree.resolve(), args.size, args.ticks, Path(tmp) / f"state{r}-{len(rows)}")
-            try:
-                before = _cpu(proc.pid)
-                wall = time.perf_counter()
-                digest = hashlib.sha256() if args.hash else None
-                n = read_wide(settings, digest) if digest is not None else read_members(settings, args.mode)
-                wall = time.perf_counter() - wall
-                cpu = _cpu(proc.pid) - before
-                rss = _peak_rss_mb(proc.pid)
-            finally:
-                _stop(proc)
-            rows.append((r, str(tree), n, cpu, wall, rss, digest.hexdigest()[:16] if digest else "-"))
-    print(f"{'round':>5} {'tree':<28} {'records':>8} {'server cpu s':>12} {'cpu s/100k':>10} {'wall s':>7} "
-          f"{'peak RSS':>9}  digest")
-    for r, tree, n, cpu, wall, rss, dig in rows:
-        print(f"{r:>5} {tree[-28:]:<28} {n:>8} {cpu:>12.2f} {cpu / max(n, 1) * 100_000:>10.2f} {wall:>7.1f} "
-              f"{rss:>6.0f} MB  {dig}")
-    print("reproduce: /work/venv/bin/python bench/bench_mailchimp_serving.py " + " ".join(sys.argv[1:]))
+
+    def read(info: dict[str, Any], digest: Any | None) -> int:
+        if digest is not None:
+            return read_wide(info["settings"], digest)
+        return read_members(info["settings"], args.mode)
+
+    rows = run_rounds("mailchimp", trees, args.rounds, args.size, SEED, args.ticks, args.hash, read, rss=True)
+    print_table(rows, __file__, rss=True)
 
 
 if __name__ == "__main__":

@@ -25,58 +25,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import json
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from _serving_ab import print_table, run_rounds  # bench/, on sys.path as the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 _MASK = re.compile(rb'"(requestId|access_token)":"[^"]*"|"expires_in":\d+')
-_TICKS = os.sysconf("SC_CLK_TCK")
 TYPES = "1,2,6,7,8,9,10,11,12,104"
 #: the connector's activity type groups (every type id, at most 10 per request)
 GROUPS = ("1,2,6,7,8,9,10,11,12,13", "34,37,46,104")
-
-
-def _cpu(pid: int) -> float:
-    """utime + stime of a process, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _start(tree: Path, size: int, ticks: int, state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    state.mkdir(parents=True, exist_ok=True)
-    at = [f"2026-01-{d + 1:02d}T00:00:00.000Z" for d in range(ticks + 1)]
-    (state / "world.json").write_text(json.dumps({"seed": 7, "size": size, "grow": False, "ticks": at}))
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--size", str(size), "--seed", "7", "--vendor", "marketo",
-           "--state-dir", str(state), "--ready-json", "--watch-stdin"]
-    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            info = json.loads(line)["marketo"]
-            return proc, {**info["settings"], "base_url": info["base_url"]}
-    raise RuntimeError(f"sandbox from {tree} did not start")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _client(settings: dict[str, Any], digest: Any | None = None) -> httpx.Client:
@@ -219,26 +180,15 @@ def main() -> None:
     ap.add_argument("--tree", action="append", type=Path, help="source tree to serve from (repeatable)")
     args = ap.parse_args()
     trees = args.tree or [ROOT]
-    rows: list[tuple[int, str, int, float, float, str]] = []
-    tmp = tempfile.mkdtemp(prefix="bench-marketo-")
-    for r in range(args.rounds):
-        for tree in trees:
-            proc, settings = _start(tree, args.size, args.ticks, Path(tmp) / f"state{r}-{len(rows)}")
-            try:
-                before = _cpu(proc.pid)
-                wall = time.perf_counter()
-                digest = hashlib.sha256() if args.hash else None
-                n = read_wide(settings, digest, args.programs) if digest is not None else \
-                    read_activities(settings, args.records)
-                wall = time.perf_counter() - wall
-                cpu = _cpu(proc.pid) - before
-            finally:
-                _stop(proc)
-            rows.append((r, str(tree), n, cpu, wall, digest.hexdigest()[:16] if digest else "-"))
-    print(f"{'round':>5} {'tree':<28} {'records':>8} {'server cpu s':>12} {'cpu s/100k':>10} {'wall s':>7}  digest")
-    for r, tree, n, cpu, wall, dig in rows:
-        print(f"{r:>5} {tree[-28:]:<28} {n:>8} {cpu:>12.2f} {cpu / max(n, 1) * 100_000:>10.2f} {wall:>7.1f}  {dig}")
-    print("reproduce: /work/venv/bin/python bench/bench_marketo_serving.py " + " ".join(sys.argv[1:]))
+
+    def read(info: dict[str, Any], digest: Any | None) -> int:
+        settings = {**info["settings"], "base_url": info["base_url"]}
+        if digest is not None:
+            return read_wide(settings, digest, args.programs)
+        return read_activities(settings, args.records)
+
+    rows = run_rounds("marketo", trees, args.rounds, args.size, 7, args.ticks, args.hash, read)
+    print_table(rows, __file__)
 
 
 if __name__ == "__main__":

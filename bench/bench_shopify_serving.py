@@ -30,19 +30,16 @@ responses and bulk files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from _serving_ab import print_table, run_rounds  # bench/, on sys.path as the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,43 +47,9 @@ sys.path.insert(0, str(ROOT))
 from connectors.shopify import settings as S  # noqa: E402
 
 _MASK = re.compile(rb'"(createdAt|completedAt|url)":"[^"]*"')
-_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_QUERY = ("query($after: String) { orders(first: 250, after: $after) { edges { cursor node { id name createdAt "
               "updatedAt email totalPriceSet { shopMoney { amount currencyCode } } } } "
               "pageInfo { hasNextPage endCursor } } }")
-
-
-def _cpu(pid: int) -> float:
-    """utime + stime of a process, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def _start(tree: Path, size: int, ticks: int, state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--size", str(size), "--seed", "7", "--vendor", "shopify",
-           "--ready-json", "--watch-stdin"]
-    if ticks >= 0:  # a fixed clock (tick 0 at 2026-01-01, one tick a day): the same bodies every run
-        state.mkdir(parents=True, exist_ok=True)
-        at = [f"2026-01-{d + 1:02d}T00:00:00.000Z" for d in range(ticks + 1)]
-        (state / "world.json").write_text(json.dumps({"seed": 7, "size": size, "grow": False, "ticks": at}))
-        cmd += ["--state-dir", str(state)]
-    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            return proc, json.loads(line)["shopify"]["settings"]
-    raise RuntimeError(f"sandbox from {tree} did not start")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class _Client:
@@ -208,25 +171,13 @@ def main() -> None:
     ap.add_argument("--tree", action="append", type=Path, help="source tree to serve from (repeatable)")
     args = ap.parse_args()
     trees = args.tree or [ROOT]
-    rows: list[tuple[int, str, int, float, float, str]] = []
-    tmp = tempfile.mkdtemp(prefix="bench-shopify-")
-    for r in range(args.rounds):
-        for tree in trees:
-            proc, settings = _start(tree, args.size, args.ticks, Path(tmp) / f"state{r}-{len(rows)}")
-            try:
-                before = _cpu(proc.pid)
-                wall = time.perf_counter()
-                digest = hashlib.sha256() if args.hash else None
-                n = read(settings, args.mode, args.records, digest)
-                wall = time.perf_counter() - wall
-                cpu = _cpu(proc.pid) - before
-            finally:
-                _stop(proc)
-            rows.append((r, str(tree), n, cpu, wall, digest.hexdigest()[:16] if digest else "-"))
-    print(f"{'round':>5} {'tree':<28} {'orders':>8} {'server cpu s':>12} {'cpu s/100k':>10} {'wall s':>7}  digest")
-    for r, tree, n, cpu, wall, dig in rows:
-        print(f"{r:>5} {tree[-28:]:<28} {n:>8} {cpu:>12.2f} {cpu / max(n, 1) * 100_000:>10.2f} {wall:>7.1f}  {dig}")
-    print("reproduce: /work/venv/bin/python bench/bench_shopify_serving.py " + " ".join(sys.argv[1:]))
+
+    def read_info(info: dict[str, Any], digest: Any | None) -> int:
+        return read(info["settings"], args.mode, args.records, digest)
+
+    rows = run_rounds("shopify", trees, args.rounds, args.size, 7, args.ticks if args.ticks >= 0 else None,
+                      args.hash, read_info)
+    print_table(rows, __file__, unit="orders")
 
 
 if __name__ == "__main__":
