@@ -14,16 +14,16 @@ ahead of its data.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
+import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import dlt
 import numpy as np
@@ -52,10 +52,6 @@ CHUNK_RECORDS = int(os.environ.get("FACTORYLINE_CHUNK_RECORDS", "100000"))
 #: DuckDB pool, 50k did not); a package appending into empty tables needs no such bound
 CHUNK_MERGE_BYTES = int(os.environ.get("FACTORYLINE_CHUNK_MERGE_BYTES", str(128 << 20)))
 PREFETCH_PAGES = 2
-#: Arrow bytes of mapped pages held ready for dlt (FACTORYLINE_READ_AHEAD_BYTES; 0: map only as dlt
-#: asks). Mapping on its own thread overlaps dlt's writing; a bound large enough to also cover a
-#: load (64 MB) gained nothing at 300k contacts (DuckDB's load keeps both cores busy) and cost ~100 MB
-READ_AHEAD_BYTES = int(os.environ.get("FACTORYLINE_READ_AHEAD_BYTES", str(8 << 20)))
 TS = pa.timestamp("us", tz="UTC")
 
 RAW_SCHEMA = pa.schema([
@@ -69,7 +65,6 @@ RAW_SCHEMA = pa.schema([
 ])
 
 ProgressFn = Callable[[str, str, int], None]
-T = TypeVar("T")
 
 
 def dotted(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -265,57 +260,40 @@ class _Failed:
 _DONE = object()
 
 
-def prefetched(items: Iterator[T], depth: int = PREFETCH_PAGES, *, max_bytes: int = 0,
-               size: Callable[[T], int] | None = None, name: str = "factoryline-prefetch") -> Iterator[T]:
-    """Read ``items`` on a background thread, at most ``depth`` ahead (or, with ``max_bytes``,
-    as many as fit in that many bytes by ``size``, at least one).
+def prefetched(pages: Iterator[Page], depth: int = PREFETCH_PAGES) -> Iterator[Page]:
+    """Read ``pages`` on a background thread, at most ``depth`` ahead.
 
-    The thread works while the consumer waits elsewhere: the connector on the network while pages
-    are mapped, the mapping while dlt loads a package (the destination releases the GIL). Memory
-    stays within the bound; an exception in the producer surfaces here, in order.
+    The connector waits on the network while this thread maps and batches the previous pages, so
+    vendor latency and mapping overlap (the GIL is released while a socket waits). Memory stays
+    bounded by ``depth`` pages; an exception in the connector surfaces here, in order.
     """
-    ahead: collections.deque[tuple[Any, int]] = collections.deque()
-    held = 0  # bytes (or items) in ``ahead``
-    limit = max_bytes if max_bytes > 0 else depth
-    cond = threading.Condition()
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item: Any, n: int) -> bool:
-        nonlocal held
-        with cond:
-            while ahead and held + n > limit and not stop.is_set():
-                cond.wait(0.1)
-            if stop.is_set():
-                return False
-            ahead.append((item, n))
-            held += n
-            cond.notify_all()
-            return True
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work() -> None:
         try:
-            for item in items:
-                if not put(item, size(item) if max_bytes > 0 and size is not None else 1):
+            for page in pages:
+                if not put(page):
                     return
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(_Failed(exc), 0)
+            put(_Failed(exc))
             return
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None and stop.is_set():
-                close()  # a chained prefetcher stops its own thread
-        put(_DONE, 0)
+        put(_DONE)
 
-    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread = threading.Thread(target=work, name="factoryline-prefetch", daemon=True)
     thread.start()
     try:
         while True:
-            with cond:
-                while not ahead:
-                    cond.wait()
-                item, n = ahead.popleft()
-                held -= n
-                cond.notify_all()
+            item = q.get()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
@@ -323,8 +301,6 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_PAGES, *, max_bytes: in
             yield item
     finally:
         stop.set()
-        with cond:
-            cond.notify_all()
         thread.join(timeout=5)
 
 
@@ -481,7 +457,7 @@ class StreamLoad:
         return dlt.resource(chunk, name=self.stream.name, write_disposition=self.stream.write_disposition)
 
     def _mapped(self, pages: Iterator[Page]) -> Iterator[_Mapped]:
-        """Pages as tables, on the read-ahead thread: it alone uses the loader and the profile."""
+        """Pages as tables, with what the run needs of each once its tables are loaded."""
         loader, profile = self.loader, self.result.profile
         assert loader is not None
         try:
@@ -529,11 +505,9 @@ class StreamLoad:
                 self.loader = _StreamLoader(self.spec, self.stream, self.config,
                                             _compile(self.spec, self.stream, self.config.instance), self.ctx)
                 prior = {} if self.ctx.full_refresh else dict(state.get("stream") or {})
-                pages = prefetched(self.connector.extract(self.stream, prior, self.ctx))
-                # mapping on its own thread: it goes on while dlt writes and loads what came before
-                self.pages = (prefetched(self._mapped(pages), max_bytes=READ_AHEAD_BYTES,
-                                         size=lambda m: m.nbytes, name="factoryline-map")
-                              if READ_AHEAD_BYTES > 0 else self._mapped(pages))
+                # mapping stays on this thread: on its own thread, a few MB or 64 MB ahead, it gained
+                # nothing at 100k or 300k contacts on 2 cores (the GIL), and 64 MB cost ~100 MB of peak
+                self.pages = self._mapped(prefetched(self.connector.extract(self.stream, prior, self.ctx)))
             assert self.loader is not None
             fresh = self.loader.fresh_hints
             while True:
