@@ -128,6 +128,12 @@ def _scan_arrays(idx: array, deleted: bytearray, modified: array) -> Scan:
             np.frombuffer(modified, dtype=np.int64) if modified else np.zeros(0, np.int64))
 
 
+def _ints(a: np.ndarray) -> Iterator[int]:
+    """The array's values as Python ints, a slice at a time (not a list of a million ints)."""
+    for k in range(0, len(a), 1 << 16):
+        yield from a[k:k + (1 << 16)].tolist()
+
+
 def _scan_by_stamp(indexes: Iterable[int], stamp: Callable[[int], Stamp]) -> Scan:
     idx, deleted, modified = array("q"), bytearray(), array("q")
     for i in indexes:
@@ -221,6 +227,8 @@ _LEAD_SOURCE = {"ORGANIC_SEARCH": "Web", "PAID_SEARCH": "Advertisement", "EMAIL_
                 "DIRECT_TRAFFIC": "Web", "OFFLINE": "Trade Show", "PAID_SOCIAL": "Advertisement"}
 _CONVERTED_STAGES = ("opportunity", "customer", "evangelist")
 _LEAD_STAGES = ("lead", "marketingqualifiedlead", "salesqualifiedlead", *_CONVERTED_STAGES)
+#: stages of a person who can have sales touches (calls, meetings: Tasks and Events)
+_SALES_STAGES = frozenset({"salesqualifiedlead", *_CONVERTED_STAGES})
 _STAGE_NAMES = {"appointmentscheduled": "Prospecting", "qualifiedtobuy": "Qualification",
                 "presentationscheduled": "Needs Analysis", "decisionmakerboughtin": "Proposal/Price Quote",
                 "contractsent": "Negotiation/Review", "closedwon": "Closed Won", "closedlost": "Closed Lost"}
@@ -333,15 +341,17 @@ def build_objects(world: World) -> dict[str, SObject]:
         return email.strip() if email is not None else None  # Salesforce trims text fields on save
 
     # -- stamps (IsDeleted, SystemModstamp) without rows -----------------------------------------
-    # Lead, Contact and OpportunityContactRole exist by the person's stage: one pass over the
-    # people per tick keeps a byte of flags and the last-modified time of each (9 bytes a person)
-    is_lead, is_contact, is_archived = 1, 2, 4
+    # Lead, Contact and OpportunityContactRole exist by the person's stage (and only people in a
+    # sales stage have Tasks and Events): one pass over the people per tick keeps a byte of flags
+    # and the last-modified time of each (9 bytes a person)
+    is_lead, is_contact, is_archived, is_sales = 1, 2, 4, 8
     digest_lock, build_lock = threading.Lock(), threading.Lock()
     digest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def person_flags(p: Any) -> int:
         return ((is_lead if lead_ms(p) is not None else 0) | (is_contact if converted(p.lifecycle_stage) else 0)
-                | (is_archived if p.archived_ms is not None else 0))
+                | (is_archived if p.archived_ms is not None else 0)
+                | (is_sales if p.lifecycle_stage in _SALES_STAGES else 0))
 
     def people_digest(t: int, build: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """(flags, modified ms) of every person at tick ``t``; built only when ``build`` (a full scan)."""
@@ -733,46 +743,56 @@ def build_objects(world: World) -> dict[str, SObject]:
                 return x if x.kind == kind and x.system == "salesforce" else None
         return None
 
-    # Journeys.touches dominates a scan of CampaignMember, Task or Event: one walk over the people
-    # gives all three, and a full walk is kept for its tick (a first run reads them in a row)
-    walked: dict[int, dict[str, Scan]] = {}
+    # Journeys.touches dominates a scan of CampaignMember, Task or Event. A full scan walks only the
+    # people who can have such records (a Task or an Event comes from a sales touch: only people who
+    # reached salesqualifiedlead have one, see sandbox.journeys; a campaign member is a lead or a
+    # contact) and is kept for its tick (a first run reads these objects in a row)
+    walked: dict[tuple[int, str], dict[str, Scan]] = {}
     walk_lock = threading.Lock()
 
-    def walk_touches(t: int, since: int | None) -> dict[str, Scan]:
-        """The stamps of CampaignMember ("member"), Task ("call") and Event ("meeting"), each in the
-        order of its ``indexes``."""
-        if since is None:
-            with walk_lock:
-                found = walked.get(t)
-                if found is None:
-                    found = walk(t, None)
-                    walked.clear()
-                    walked[t] = found
-            return found
-        return walk(t, since)
+    def walk_touches(t: int, since: int | None, group: str) -> dict[str, Scan]:
+        """The stamps of CampaignMember ("member") or of Task ("call") and Event ("meeting")
+        (``group`` "activities"), each in the order of its ``indexes``."""
+        if since is not None:
+            return walk(t, people_indexes(t, since), None)
+        with walk_lock:
+            found = walked.get((t, group))
+            if found is None:
+                digested = people_digest(t, True)
+                assert digested is not None
+                bit = is_sales if group == "activities" else is_lead
+                found = walk(t, _ints(np.flatnonzero(digested[0] & bit)), group)
+                for key in [k for k in walked if k[0] != t]:
+                    del walked[key]
+                walked[(t, group)] = found
+        return found
 
-    def walk(t: int, since: int | None) -> dict[str, Scan]:
+    def walk(t: int, people: Iterable[int], group: str | None) -> dict[str, Scan]:
+        """Stamps from the touches of ``people`` (ascending): those of ``group``, or of all three."""
         out = {k: (array("q"), bytearray(), array("q")) for k in ("member", "call", "meeting")}
         if not jr.available:
             return {k: _scan_arrays(*v) for k, v in out.items()}
+        members, activities = group in (None, "member"), group in (None, "activities")
         found = people_digest(t, False)
         m_idx, m_deleted, m_modified = out["member"]
-        for p in people_indexes(t, since):
+        for p in people:
             last: dict[int, int] = {}  # campaign -> its last touch (the member's SystemModstamp)
             for x in jr.touches(p, t):
                 if x.campaign_idx is not None:
                     last[x.campaign_idx] = x.at_ms
-                if x.system == "salesforce" and x.kind in ("call", "meeting"):
+                if activities and x.system == "salesforce" and x.kind in ("call", "meeting"):
                     a_idx, a_deleted, a_modified = out[x.kind]
                     a_idx.append(p * CHILD_STRIDE + x.seq)
                     a_deleted.append(0)
                     a_modified.append(x.at_ms)
+            if not members:
+                continue
             camps = sorted(c for c in last if sf_campaign(c) is not None)
             if not camps:
                 continue
             lead = (bool(found[0][p] & is_lead) if found is not None and p < len(found[0])
                     else lead_ms(w.person(p, t)) is not None)
-            if lead:  # a campaign member is a lead or a contact
+            if lead:
                 for c in camps:
                     m_idx.append(p * CHILD_STRIDE + c)
                     m_deleted.append(0)
@@ -780,7 +800,8 @@ def build_objects(world: World) -> dict[str, SObject]:
         return {k: _scan_arrays(*v) for k, v in out.items()}
 
     def touch_scanner(kind: str) -> Callable[[int, int | None], Scan]:
-        return lambda t, since: walk_touches(t, since)[kind]
+        group = "member" if kind == "member" else "activities"
+        return lambda t, since: walk_touches(t, since, group)[kind]
 
     activity_common = [
         Field("WhoId", "reference", "Name ID", reference_to=("Contact", "Lead"), length=18),
