@@ -43,9 +43,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sandbox.faults import FaultRule
 from sandbox.journeys import SOCIAL_WINDOW_MS, TWEPOCH, tweet_id
@@ -97,6 +97,18 @@ _USER_FIELDS = frozenset({"id", "name", "username", "created_at", "description",
                           "pinned_tweet_id", "withheld", "most_recent_tweet_id", "affiliation", "connection_status",
                           "parody", "receives_your_dm", "subscription_type"})
 
+#: the keys of a full tweet (:meth:`XEmulator.tweet`), in their order
+_TWEET_KEYS = ("id", "text", "edit_history_tweet_ids", "author_id", "created_at", "lang", "conversation_id",
+               "possibly_sensitive", "reply_settings", "public_metrics", "entities")
+#: the keys of a full user (:meth:`XEmulator.user`), in their order (``location`` only with a city)
+_USER_KEYS = ("id", "name", "username", "created_at", "description", "protected", "verified", "verified_type",
+              "public_metrics", "location")
+#: user keys that need no Person: everything but created_at, description and location
+_NAME_ONLY = frozenset(_USER_KEYS) - {"created_at", "description", "location"}
+#: memo sizes: texts by tweet id (a page's matcher and its bodies read each text twice), word sets by text
+_TEXT_MEMO = 20_000
+_WORDS_MEMO = 4_096
+
 _TEMPLATES = (
     "Been using @factoryline for our {topic} pipeline for a month now, honestly impressed",
     "Anyone else at {event}? The @factoryline demo was the best part",
@@ -123,8 +135,9 @@ def user_id(person_idx: int) -> str:
     return str(USER_ID_OFFSET + person_idx)
 
 
-@dataclass(frozen=True, slots=True)
-class _Mention:
+class _Mention(NamedTuple):
+    """A NamedTuple, not a dataclass: a window builds thousands of them (several per post served)."""
+
     id: int
     person: int
     at_ms: int
@@ -198,6 +211,9 @@ _ROUTES = Routes(
 )
 
 
+_BY_ID = itemgetter(0)  # _Mention.id
+
+
 def _csv(request: Request, name: str) -> list[str]:
     out: list[str] = []
     for value in request.query.get(name, []):
@@ -219,6 +235,8 @@ class XEmulator(Emulator):
         self._tick_cache: OrderedDict[int, list[_Mention]] = OrderedDict()    # tick k -> mentions at ticks[k]
         self._window_cache: OrderedDict[int, list[_Mention]] = OrderedDict()  # window n -> base mentions
         self._campaigns: OrderedDict[tuple[int, int], int | None] = OrderedDict()
+        # a tweet's text is a pure function of its id: the query's matcher and the body both read it
+        self._texts: dict[int, tuple[str, str]] = {}
         base = max(1, world.people.base_count)
         self._base_end = world.ticks[0] - DAY_MS      # base touches all lie at or before this
         self._base_start = self._base_end - YEAR_MS   # and at or after the first creation
@@ -331,7 +349,7 @@ class XEmulator(Emulator):
                 if j.has_handle(p):
                     out.extend(_Mention(tweet_id(at, p), p, at) for x in j.touches(p, k)
                                if x.kind == "social_mention" and x.at_ms == at)
-            out.sort(key=lambda m: m.id, reverse=True)
+            out.sort(key=_BY_ID, reverse=True)
             return out
         result: list[_Mention] = self._cached(self._tick_cache, k, 64, build)
         return result
@@ -342,7 +360,7 @@ class XEmulator(Emulator):
             hi = self._base_end - n * self._window_ms
             found = self.journeys.base_mentions_between(hi - self._window_ms + 1, hi)
             out = [_Mention(tweet_id(at, p), p, at) for at, p in found]
-            out.sort(key=lambda m: m.id, reverse=True)
+            out.sort(key=_BY_ID, reverse=True)
             return out
         result: list[_Mention] = self._cached(self._window_cache, n, 4, build)
         return result
@@ -377,6 +395,15 @@ class XEmulator(Emulator):
         return _h(self.world.seed, _SALT, person_idx) % _SUSPENDED_ONE_IN == 0
 
     def _text(self, m: _Mention) -> tuple[str, str]:
+        texts = self._texts
+        found = texts.get(m.id)
+        if found is None:
+            if len(texts) >= _TEXT_MEMO:
+                texts.clear()  # bounded; values never change, so a lost entry is only recomputed
+            found = texts[m.id] = self._make_text(m)
+        return found
+
+    def _make_text(self, m: _Mention) -> tuple[str, str]:
         h = _h(self.world.seed, _SALT + 1, m.id)
         roll = h % 20
         topic = _TOPICS[(h >> 8) % len(_TOPICS)]
@@ -393,39 +420,77 @@ class XEmulator(Emulator):
                 event = self.journeys.campaign(campaign).name
         return template.format(topic=topic, event=event, url=url), "en"
 
-    def tweet(self, m: _Mention, tick: int) -> dict[str, Any]:
-        """The full tweet object (every field this emulator knows)."""
-        text, lang = self._text(m)
-        h = _h(self.world.seed, _SALT + 2, m.id)
-        age_days = max(0, (self.world.ticks[tick] - m.at_ms) // 86_400_000)
-        likes = (h % 40) + min(age_days, 30) * ((h >> 8) % 3)
+    def tweet(self, m: _Mention, tick: int, keys: Sequence[str] = _TWEET_KEYS) -> dict[str, Any]:
+        """The tweet object with ``keys`` (of :data:`_TWEET_KEYS`, in their order; default: every
+        field this emulator knows). Only the selected values are computed: pages build one per post."""
         tid = str(m.id)
-        return {
-            "id": tid, "text": text, "edit_history_tweet_ids": [tid], "author_id": user_id(m.person),
-            "created_at": _iso(m.at_ms), "lang": lang, "conversation_id": tid, "possibly_sensitive": False,
-            "reply_settings": "everyone",
-            "public_metrics": {"retweet_count": (h >> 16) % 8, "reply_count": (h >> 20) % 5, "like_count": likes,
-                               "quote_count": (h >> 24) % 3, "bookmark_count": (h >> 28) % 4,
-                               "impression_count": 40 + likes * 25 + (h >> 32) % 500},
-            "entities": {"mentions": [{"start": text.index("@factoryline"), "end": text.index("@factoryline") + 12,
-                                       "username": BRAND_USERNAME, "id": BRAND_ID}]},
-        }
+        out: dict[str, Any] = {}
+        for key in keys:
+            if key == "id" or key == "conversation_id":
+                out[key] = tid
+            elif key == "text":
+                out[key] = self._text(m)[0]
+            elif key == "edit_history_tweet_ids":
+                out[key] = [tid]
+            elif key == "author_id":
+                out[key] = str(USER_ID_OFFSET + m.person)
+            elif key == "created_at":
+                out[key] = _iso(m.at_ms)
+            elif key == "lang":
+                out[key] = self._text(m)[1]
+            elif key == "possibly_sensitive":
+                out[key] = False
+            elif key == "reply_settings":
+                out[key] = "everyone"
+            elif key == "public_metrics":
+                h = _h(self.world.seed, _SALT + 2, m.id)
+                age_days = max(0, (self.world.ticks[tick] - m.at_ms) // 86_400_000)
+                likes = (h % 40) + min(age_days, 30) * ((h >> 8) % 3)
+                out[key] = {"retweet_count": (h >> 16) % 8, "reply_count": (h >> 20) % 5, "like_count": likes,
+                            "quote_count": (h >> 24) % 3, "bookmark_count": (h >> 28) % 4,
+                            "impression_count": 40 + likes * 25 + (h >> 32) % 500}
+            elif key == "entities":
+                at = self._text(m)[0].index("@factoryline")
+                out[key] = {"mentions": [{"start": at, "end": at + 12, "username": BRAND_USERNAME, "id": BRAND_ID}]}
+        return out
 
-    def user(self, person_idx: int, tick: int) -> dict[str, Any]:
-        person = self.world.person(person_idx, tick)
-        handle = self.journeys.social_handle(person_idx) or f"user{person_idx}"
-        h = _h(self.world.seed, _SALT + 3, person_idx)
-        description = f"{person.job_title}" if person.job_title else ""
-        user: dict[str, Any] = {
-            "id": user_id(person_idx), "name": f"{person.first_name} {person.last_name}", "username": handle,
-            "created_at": _iso(person.created_ms - (h % 2000) * 86_400_000), "description": description,
-            "protected": False, "verified": False, "verified_type": "none",
-            "public_metrics": {"followers_count": h % 5000, "following_count": (h >> 12) % 2000,
-                               "tweet_count": (h >> 24) % 20000, "listed_count": (h >> 36) % 50,
-                               "like_count": (h >> 40) % 30000},
-        }
-        if person.city:
-            user["location"] = person.city
+    def user(self, person_idx: int, tick: int, keys: Sequence[str] = _USER_KEYS) -> dict[str, Any]:
+        """The user object with ``keys`` (of :data:`_USER_KEYS`, in their order; default: all)."""
+        world = self.world
+        h = _h(world.seed, _SALT + 3, person_idx)
+        # the whole person only for the fields that need more than the name (its first and last names
+        # are World._name's, which is a fraction of the cost)
+        person = world.person(person_idx, tick) if not _NAME_ONLY.issuperset(keys) else None
+        user: dict[str, Any] = {}
+        for key in keys:
+            if key == "id":
+                user[key] = str(USER_ID_OFFSET + person_idx)
+            elif key == "name":
+                if person is None:
+                    first, last, _ = world._name(person_idx)
+                    user[key] = f"{first} {last}"
+                else:
+                    user[key] = f"{person.first_name} {person.last_name}"
+            elif key == "username":
+                user[key] = self.journeys.social_handle(person_idx) or f"user{person_idx}"
+            elif key == "created_at":
+                assert person is not None  # (not in _NAME_ONLY)
+                user[key] = _iso(person.created_ms - (h % 2000) * 86_400_000)
+            elif key == "description":
+                assert person is not None
+                user[key] = f"{person.job_title}" if person.job_title else ""
+            elif key == "protected" or key == "verified":
+                user[key] = False
+            elif key == "verified_type":
+                user[key] = "none"
+            elif key == "public_metrics":
+                user[key] = {"followers_count": h % 5000, "following_count": (h >> 12) % 2000,
+                             "tweet_count": (h >> 24) % 20000, "listed_count": (h >> 36) % 50,
+                             "like_count": (h >> 40) % 30000}
+            elif key == "location":
+                assert person is not None
+                if person.city:
+                    user[key] = person.city
         return user
 
     @staticmethod
@@ -550,8 +615,12 @@ class XEmulator(Emulator):
         if page:
             want_author = "author_id" in expansions
             fields = [*tweet_fields, "author_id"] if want_author and "author_id" not in tweet_fields else tweet_fields
-            body["data"] = [self._select(self.tweet(m, tick), fields) for m in page]
+            # the selected keys in the requested order, fields this emulator does not know left out
+            tweet_keys = [f for f in fields if f in _TWEET_KEYS]
+            body["data"] = [self.tweet(m, tick, tweet_keys) for m in page]
             if want_author:
+                user_fields = self._fields(request, "user.fields", _USER_FIELDS, _DEFAULT_USER_FIELDS)
+                user_keys = [f for f in user_fields if f in _USER_KEYS]
                 users: list[dict[str, Any]] = []
                 errors: list[dict[str, Any]] = []
                 seen: set[int] = set()
@@ -565,7 +634,7 @@ class XEmulator(Emulator):
                                        "title": "Not Found Error", "resource_type": "user",
                                        "parameter": "author_id", "resource_id": uid, "type": NOT_FOUND})
                     else:
-                        users.append(self._user_for(request, self.user(m.person, tick)))
+                        users.append(self.user(m.person, tick, user_keys))
                 if users:
                     body["includes"] = {"users": users}
                 if errors:
@@ -761,5 +830,14 @@ def _compile_query(query: str, emu: XEmulator) -> Callable[[_Mention], bool]:
 _WORD_RE = re.compile(r"[@#]?(\w+)")
 
 
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD_RE.findall(text)}
+_WORDS: dict[str, frozenset[str]] = {}
+
+
+def _words(text: str) -> frozenset[str]:
+    """The lower-cased words of a text, memoised: most texts repeat (templates x topics x events)."""
+    found = _WORDS.get(text)
+    if found is None:
+        if len(_WORDS) >= _WORDS_MEMO:
+            _WORDS.clear()
+        found = _WORDS[text] = frozenset(w.lower() for w in _WORD_RE.findall(text))
+    return found
