@@ -1242,17 +1242,32 @@ class ShopifyEmulator(Emulator):
         return {"bulkOperation": self._bulk_node(op, False), "userErrors": []}
 
     def bulk_lines(self, op: _Bulk) -> Iterator[bytes]:
-        """The JSONL of a bulk operation, one page of 250 root objects at a time."""
+        """The JSONL of a bulk operation, one page of 250 root objects at a time: the rows straight
+        from the resolvers' values (:class:`_BulkRows`), or, for a query it does not handle or a page
+        whose resolver raises, the executed page flattened (the same lines)."""
         after: str | None = None
+        try:
+            rows: _BulkRows | None = _BulkRows(op.document)
+        except _Unsupported:
+            rows = None
         while True:
             context: dict[str, Any] = {"tick": op.tick, "bulk": True, "after": after}
-            result = self._execute(op.document, context, {}, None)
-            if result.errors or not result.data:
-                return
-            conn = next(iter(result.data.values()))
-            nodes = conn.get("nodes") or [e["node"] for e in conn.get("edges") or ()]
-            for node in nodes:
-                yield from _flatten(node, None)
+            lines: list[bytes] | None = None
+            if rows is not None:
+                try:
+                    lines = rows.page(self._root, context)
+                except (_Unsupported, GraphQLError):
+                    context = {"tick": op.tick, "bulk": True, "after": after}
+            if lines is not None:
+                yield from lines
+            else:
+                result = self._execute(op.document, context, {}, None)
+                if result.errors or not result.data:
+                    return
+                conn = next(iter(result.data.values()))
+                nodes = conn.get("nodes") or [e["node"] for e in conn.get("edges") or ()]
+                for node in nodes:
+                    yield from _flatten(node, None)
             page = context.get("page") or {}
             if not page.get("hasNextPage"):
                 return
@@ -1476,6 +1491,36 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
 _CONNECTION_KEYS = frozenset(("edges", "nodes", "pageInfo"))
 
 
+def _shape(gtype: Any) -> tuple[int, Any]:
+    """:func:`_fast_execute`'s ``shape``: (0, None) a leaf, (1, type) an object, (2, type) a list of
+    objects, (3, type) anything else."""
+    from graphql import GraphQLList, GraphQLNonNull
+
+    if isinstance(gtype, GraphQLNonNull):
+        gtype = gtype.of_type
+    if isinstance(gtype, GraphQLObjectType):
+        return 1, gtype
+    if isinstance(gtype, GraphQLList):
+        inner = gtype.of_type.of_type if isinstance(gtype.of_type, GraphQLNonNull) else gtype.of_type
+        return (2, inner) if isinstance(inner, GraphQLObjectType) else (3, gtype)
+    return 0, None
+
+
+def _complete_leaves(value: Any, gtype: Any) -> Any:
+    """:func:`_fast_execute`'s ``complete`` of a value without objects (lists of scalars)."""
+    from graphql import GraphQLList, GraphQLNonNull
+
+    if value is None:
+        return None
+    if isinstance(gtype, GraphQLNonNull):
+        gtype = gtype.of_type
+    if isinstance(gtype, GraphQLList):
+        return [_complete_leaves(v, gtype.of_type) for v in value]
+    if isinstance(gtype, GraphQLObjectType):
+        raise _Unsupported("objects in a list of lists")
+    return value
+
+
 def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
     row: dict[str, Any] = {}
     children: list[dict[str, Any]] = []
@@ -1490,6 +1535,242 @@ def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
     for conn in children:
         for child in conn.get("nodes") or [e["node"] for e in conn.get("edges") or ()]:
             yield from _flatten(child, node.get("id"))
+
+
+#: a planned field: (name, response key, definition or None for __typename, shape as in _Plan, its
+#: type (the object's type name for __typename), node, sub-plan of an object or list of objects,
+#: connection parts) where the connection parts (:meth:`_BulkRows.connection_parts`) are set for a
+#: value _flatten splits off a row (a connection selecting only edges/nodes/pageInfo)
+_RowEntry = tuple[str, str, Any, int, Any, FieldNode, Any, Any]
+
+
+class _RowPlan(NamedTuple):
+    """The fields :class:`_BulkRows` selects on one type (as :class:`_Plan`)."""
+
+    entries: list[_RowEntry]
+    names: tuple[str, ...]
+    keys: tuple[str, ...]
+    leaf_keys: tuple[str, ...]
+    rest: list[_RowEntry]
+
+
+class _BulkRows:
+    """The JSONL lines of a bulk query's pages built straight from the resolvers' values.
+
+    The same lines as :func:`_fast_execute` then :func:`_flatten` (the same resolver calls in the
+    same order, the same values and key order), without completing each object through the generic
+    walk and then walking the result again: a nested connection's nodes become rows directly, and
+    each row is encoded once. The constructor raises :class:`_Unsupported` for any query it does not
+    mirror exactly (directives, repeated keys, aliased connection parts, more than one root field).
+    """
+
+    def __init__(self, document: DocumentNode) -> None:
+        from graphql import get_variable_values
+
+        ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(ops) != 1:
+            raise _Unsupported("operation")
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        coerced = get_variable_values(SCHEMA, ops[0].variable_definitions or (), {})
+        if isinstance(coerced, list):
+            raise _Unsupported("variables")
+        self.coerced = coerced
+        self.arg_values: dict[int, dict[str, Any]] = {}
+        root_type = SCHEMA.query_type
+        assert root_type is not None
+        top = self.fields_of(ops[0].selection_set, root_type.name)
+        if len(top) != 1 or top[0].name.value not in ("orders", "customers") or top[0].alias is not None:
+            raise _Unsupported("root")
+        self.top = top[0]
+        self.top_def = root_type.fields[self.top.name.value]
+        kind, conn_type = _shape(self.top_def.type)
+        assert kind == 1 and self.top.selection_set is not None
+        self.top_conn = self.connection_parts(self.plan(self.top.selection_set, conn_type).entries)
+
+    def fields_of(self, selection_set: SelectionSetNode, type_name: str) -> list[FieldNode]:
+        out: list[FieldNode] = []
+        for sel in selection_set.selections:
+            if sel.directives:
+                raise _Unsupported("directives")
+            if isinstance(sel, FieldNode):
+                out.append(sel)
+            elif isinstance(sel, InlineFragmentNode):
+                if sel.type_condition is None or sel.type_condition.name.value == type_name:
+                    out.extend(self.fields_of(sel.selection_set, type_name))
+            elif isinstance(sel, FragmentSpreadNode):
+                frag = self.fragments.get(sel.name.value)
+                if frag is None:
+                    raise _Unsupported("fragment")
+                if frag.type_condition.name.value == type_name:
+                    out.extend(self.fields_of(frag.selection_set, type_name))
+        return out
+
+    def plan(self, selection_set: SelectionSetNode, otype: GraphQLObjectType) -> _RowPlan:
+        out: list[_RowEntry] = []
+        keys: set[str] = set()
+        for node in self.fields_of(selection_set, otype.name):
+            name = node.name.value
+            key = node.alias.value if node.alias else name
+            if key in keys:
+                raise _Unsupported("repeated response key")
+            keys.add(key)
+            if name == "__typename":
+                out.append((name, key, None, -1, otype.name, node, None, None))
+                continue
+            fdef = otype.fields[name]
+            kind, sub = _shape(fdef.type)
+            sub_plan: _RowPlan | None = None
+            conn: tuple[Any, Any] | None = None
+            if kind in (1, 2):
+                assert node.selection_set is not None
+                sub_plan = self.plan(node.selection_set, sub)
+                sub_keys = set(sub_plan.keys)
+                if kind == 1 and ("edges" in sub_keys or "nodes" in sub_keys) and sub_keys <= _CONNECTION_KEYS:
+                    conn = self.connection_parts(sub_plan.entries)  # in a row, _flatten splits this value off
+            out.append((name, key, fdef, kind, sub if kind != 3 else fdef.type, node, sub_plan, conn))
+        if any(e[7] is not None and e[1] == "id" for e in out):
+            raise _Unsupported("a connection keyed id")
+        return _RowPlan(out, tuple(e[0] for e in out), tuple(e[1] for e in out),
+                        tuple(e[1] for e in out if e[3] == 0), [e for e in out if e[3] != 0])
+
+    @staticmethod
+    def connection_parts(entries: list[_RowEntry]) -> tuple[_RowPlan | None, _RowPlan | None]:
+        """(plan of ``nodes``, plan of ``edges { node }``'s node) of a connection's selection."""
+        nodes = edges = None
+        for name, key, _fdef, kind, _sub, _node, sub_plan, _conn in entries:
+            if key != name or (key != "pageInfo" and kind != 2):
+                raise _Unsupported("aliased connection part")
+            if key == "nodes":
+                nodes = sub_plan
+            elif key == "edges":
+                node = [e for e in sub_plan.entries if e[1] == "node"]
+                if not node or node[0][0] != "node" or node[0][3] != 1:
+                    raise _Unsupported("edges without node")
+                edges = node[0][6]
+        return nodes, edges
+
+    def call(self, value: Any, fdef: Any, node: FieldNode, context: dict[str, Any], path: _Path) -> Any:
+        if fdef.args:
+            args = self.arg_values.get(id(node))
+            if args is None:
+                from graphql import get_argument_values
+
+                args = self.arg_values[id(node)] = get_argument_values(fdef, node, self.coerced)
+            return value(_Info(context, path), **args)
+        return value(_Info(context, path))
+
+    def page(self, root: dict[str, Any], context: dict[str, Any]) -> list[bytes]:
+        """One page's lines (the root connection's resolver sets ``context["page"]``)."""
+        path = _Path(None, self.top.name.value)
+        conn = self.call(root[self.top.name.value], self.top_def, self.top, context, path)
+        lines: list[bytes] = []
+        for node, node_plan, node_path in self.children(conn, self.top_conn, path):
+            self.rows(node, node_plan, context, node_path, None, lines)
+        return lines
+
+    @staticmethod
+    def children(conn: Any, parts: tuple[Any, Any], path: _Path) -> list[tuple[Any, Any, _Path]]:
+        """The raw nodes of a connection value as _flatten picks them: ``nodes`` when selected and
+        not empty, else the edges' nodes."""
+        if type(conn) is not dict:
+            raise _Unsupported("connection value")
+        nodes_plan, edges_plan = parts
+        if nodes_plan is not None:
+            nodes = conn.get("nodes")
+            if callable(nodes) or nodes is None:
+                raise _Unsupported("nodes value")
+            if nodes:
+                if any(n is None for n in nodes):
+                    raise _Unsupported("a null node")
+                p = _Path(path, "nodes")
+                return [(n, nodes_plan, p) for n in nodes]
+        if edges_plan is None:
+            return []
+        edges = conn.get("edges")
+        if callable(edges) or edges is None:
+            raise _Unsupported("edges value")
+        out = []
+        for e in edges:
+            n = e.get("node") if type(e) is dict else None
+            if n is None or callable(n):
+                raise _Unsupported("edge value")
+            out.append((n, edges_plan, _Path(_Path(path, "edges"), "node")))
+        return out
+
+    def rows(self, obj: Any, plan: _RowPlan, context: dict[str, Any], prev: _Path, parent_id: Any,
+             lines: list[bytes]) -> None:
+        """``obj``'s row (its nested connections split off, as :func:`_flatten`), then theirs."""
+        split: list[tuple[Any, Any, _Path]] = []
+        row = self.fill(obj, plan, context, prev, split)
+        if parent_id is not None:
+            row["__parentId"] = parent_id
+        lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        if split:
+            pid = row.get("id")
+            for child, child_plan, child_path in split:
+                self.rows(child, child_plan, context, child_path, pid, lines)
+
+    def fill(self, obj: Any, plan: _RowPlan, context: dict[str, Any], prev: _Path,
+             split: list[tuple[Any, Any, _Path]] | None) -> dict[str, Any]:
+        """A selected object's value (as :func:`_fast_execute`'s ``select``); with ``split`` (a row)
+        the nodes of its nested connections go there instead."""
+        out: dict[str, Any]
+        if type(obj) is dict:
+            # the raw values in one C-level pass (in selection order); the others replace theirs in
+            # place (a dict keeps a key's position, and a deleted key leaves the others' order)
+            out = dict(zip(plan.keys, map(obj.get, plan.names), strict=True))
+            if not any(map(callable, map(out.__getitem__, plan.leaf_keys))):
+                for _name, key, fdef, kind, sub, node, sub_plan, conn in plan.rest:
+                    if kind < 0:
+                        out[key] = sub
+                        continue
+                    value = out[key]
+                    if value is None:
+                        continue
+                    path = _Path(prev, key)
+                    if callable(value):
+                        value = self.call(value, fdef, node, context, path)
+                        if value is None:
+                            out[key] = None
+                            continue
+                    if conn is not None and split is not None:
+                        del out[key]
+                        split.extend(self.children(value, conn, path))
+                    elif kind == 1:
+                        if not sub_plan.rest and type(value) is dict:
+                            # leaves only (money, utm parameters): fill's fast path inline, not a call
+                            leaves = dict(zip(sub_plan.keys, map(value.get, sub_plan.names), strict=True))
+                            if not any(map(callable, leaves.values())):
+                                out[key] = leaves
+                                continue
+                        out[key] = self.fill(value, sub_plan, context, path, None)
+                    elif kind == 2:
+                        out[key] = [None if v is None else self.fill(v, sub_plan, context, path, None)
+                                    for v in value]
+                    else:
+                        out[key] = _complete_leaves(value, sub)
+                return out
+        out = {}  # an object, or a resolver among the leaves: field by field
+        is_dict = isinstance(obj, dict)
+        for name, key, fdef, kind, sub, node, sub_plan, conn in plan.entries:
+            if kind < 0:
+                out[key] = sub
+                continue
+            value = obj.get(name) if is_dict else getattr(obj, name, None)
+            path = _Path(prev, key)
+            if callable(value):
+                value = self.call(value, fdef, node, context, path)
+            if kind == 0 or value is None:
+                out[key] = value
+            elif conn is not None and split is not None:
+                split.extend(self.children(value, conn, path))
+            elif kind == 1:
+                out[key] = self.fill(value, sub_plan, context, path, None)
+            elif kind == 2:
+                out[key] = [None if v is None else self.fill(v, sub_plan, context, path, None) for v in value]
+            else:
+                out[key] = _complete_leaves(value, sub)
+        return out
 
 
 def _nested_connection_problem(field: FieldNode) -> str | None:
