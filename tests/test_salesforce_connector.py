@@ -261,14 +261,17 @@ def test_resume_inside_one_timestamp_loses_nothing(fresh: Sandbox) -> None:
     """A run stopped with its position in the middle of records sharing one SystemModstamp."""
     fresh.advance()  # ~1% of the leads now share one SystemModstamp
     conn = _connector(fresh)
+    # both runs read up to the same bound: a later start would also bring what changed just before it
+    # (on a slow machine the two starts were far enough apart for that: 15 more records)
+    started = datetime.now(UTC)
     try:
-        clean = _records(_run(conn, "lead"))
+        clean = _records(_run(conn, "lead", started_at=started))
         stamps = [r["SystemModstamp"] for r in clean]
         k = next(i for i in range(1, len(clean) - 1) if stamps[i - 1] == stamps[i] == stamps[i + 1])
         # what a run stopped after the page ending with record k has committed
         stopped = {"position": [clean[k]["SystemModstamp"], clean[k]["Id"]]}
         fresh.reset_stats("salesforce")
-        rest = _records(_run(conn, "lead", stopped))
+        rest = _records(_run(conn, "lead", stopped, started_at=started))
     finally:
         conn.close()
     assert [r["Id"] for r in rest] == [r["Id"] for r in clean[k + 1:]]
