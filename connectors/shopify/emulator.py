@@ -1325,6 +1325,27 @@ class _Info(NamedTuple):
     path: _Path
 
 
+def _fields_of(selection_set: SelectionSetNode, type_name: str,
+               fragments: dict[str, FragmentDefinitionNode]) -> list[FieldNode]:
+    """The fields a selection asks of ``type_name``, inline fragments and named ones spread out."""
+    out: list[FieldNode] = []
+    for sel in selection_set.selections:
+        if sel.directives:
+            raise _Unsupported("directives")
+        if isinstance(sel, FieldNode):
+            out.append(sel)
+        elif isinstance(sel, InlineFragmentNode):
+            if sel.type_condition is None or sel.type_condition.name.value == type_name:
+                out.extend(_fields_of(sel.selection_set, type_name, fragments))
+        elif isinstance(sel, FragmentSpreadNode):
+            frag = fragments.get(sel.name.value)
+            if frag is None:
+                raise _Unsupported("fragment")
+            if frag.type_condition.name.value == type_name:
+                out.extend(_fields_of(frag.selection_set, type_name, fragments))
+    return out
+
+
 def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[str, Any], variables: Any,
                   op_name: str | None) -> dict[str, Any] | None:
     """Execute a validated document over the resolver dicts without graphql-core's executor.
@@ -1349,22 +1370,7 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
     assert root_type is not None
 
     def fields_of(selection_set: SelectionSetNode, type_name: str) -> list[FieldNode]:
-        out: list[FieldNode] = []
-        for sel in selection_set.selections:
-            if sel.directives:
-                raise _Unsupported("directives")
-            if isinstance(sel, FieldNode):
-                out.append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                if sel.type_condition is None or sel.type_condition.name.value == type_name:
-                    out.extend(fields_of(sel.selection_set, type_name))
-            elif isinstance(sel, FragmentSpreadNode):
-                frag = fragments.get(sel.name.value)
-                if frag is None:
-                    raise _Unsupported("fragment")
-                if frag.type_condition.name.value == type_name:
-                    out.extend(fields_of(frag.selection_set, type_name))
-        return out
+        return _fields_of(selection_set, type_name, fragments)
 
     def complete(value: Any, gtype: Any, node: FieldNode, path: _Path) -> Any:
         if value is None:
@@ -1588,22 +1594,7 @@ class _BulkRows:
         self.top_conn = self.connection_parts(self.plan(self.top.selection_set, conn_type).entries)
 
     def fields_of(self, selection_set: SelectionSetNode, type_name: str) -> list[FieldNode]:
-        out: list[FieldNode] = []
-        for sel in selection_set.selections:
-            if sel.directives:
-                raise _Unsupported("directives")
-            if isinstance(sel, FieldNode):
-                out.append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                if sel.type_condition is None or sel.type_condition.name.value == type_name:
-                    out.extend(self.fields_of(sel.selection_set, type_name))
-            elif isinstance(sel, FragmentSpreadNode):
-                frag = self.fragments.get(sel.name.value)
-                if frag is None:
-                    raise _Unsupported("fragment")
-                if frag.type_condition.name.value == type_name:
-                    out.extend(self.fields_of(frag.selection_set, type_name))
-        return out
+        return _fields_of(selection_set, type_name, self.fragments)
 
     def plan(self, selection_set: SelectionSetNode, otype: GraphQLObjectType) -> _RowPlan:
         out: list[_RowEntry] = []
