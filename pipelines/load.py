@@ -350,7 +350,7 @@ class AppendedKeys:
         self.spoiled: set[str] = set()
 
     @staticmethod
-    def hash(keys: set[str]) -> np.ndarray:
+    def of(keys: set[str]) -> np.ndarray:
         return np.fromiter(map(hash, keys), np.int64, len(keys))  # str hashes: per process, as this is
 
     def clashes(self, keys: Sequence[tuple[str, set[str]]]) -> set[str]:
@@ -360,7 +360,7 @@ class AppendedKeys:
             known = self.hashes.get(name)
             if known is None or not ks or name in self.spoiled:
                 continue
-            h = self.hash(ks)
+            h = self.of(ks)
             at = np.searchsorted(known, h)
             if (known[np.minimum(at, len(known) - 1)] == h).any():
                 out.add(name)
@@ -415,7 +415,7 @@ class Package:
     def extracted(self) -> None:
         """Keep of the key sets only the hashes of appended keys: the load is the run's memory peak,
         and the sets take ~45 MB per 100k HubSpot contacts (contacts, person and edge keys)."""
-        self.hashes = {name: AppendedKeys.hash(self.seen.get(name, set())) for name in self.appending}
+        self.hashes = {name: AppendedKeys.of(self.seen.get(name, set())) for name in self.appending}
         self.seen = {}
 
     def spend(self, records: int, merge_bytes: int) -> bool:
