@@ -142,3 +142,44 @@ def test_bulk_rows_are_the_pages(sb: Sandbox) -> None:
         assert (None if utm is None else {k: utm[k] for k in ("source", "medium", "campaign")}) == \
             node["customerJourneySummary"]["firstVisit"]["utmParameters"]
         assert lines[gid][:5] == [(li["sku"], li["quantity"]) for li in node["lineItems"]["nodes"]]
+
+
+def _bulk_rows(c: httpx.Client, query: str) -> list[dict[str, Any]]:
+    op = c.post(GQL, json={"query": S.BULK_RUN_MUTATION, "variables": {"query": query}}).json()
+    gid = op["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"]
+    for _ in range(600):
+        status = c.post(GQL, json={"query": S.BULK_STATUS_QUERY, "variables": {"id": gid}}).json()
+        status = status["data"]["bulkOperation"]
+        if status["status"] == "COMPLETED":
+            return [orjson.loads(line) for line in httpx.get(status["url"], timeout=60).content.splitlines()]
+        time.sleep(0.05)
+    raise AssertionError(status)
+
+
+def test_an_orders_customer_is_the_customer(sb: Sandbox) -> None:
+    """An order's customer builds its dates, counts and amount only when selected: every field
+    is still the customer's own, in pages (both executors) and in a bulk operation's rows."""
+    fields = ("id email firstName displayName createdAt updatedAt numberOfOrders amountSpent { amount currencyCode } "
+              "state verifiedEmail")
+    with _client(sb) as c:
+        def post(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+            body = c.post(GQL, json={"query": query, "variables": variables or {}}).json()
+            assert "errors" not in body, body
+            return body["data"]
+
+        pages = post(f"{{ orders(first: 60) {{ nodes {{ id customer {{ {fields} }} }} }} }}")["orders"]["nodes"]
+        # a directive: graphql-core's executor instead of the fast one
+        core = post(f"{{ orders(first: 60) {{ nodes {{ id customer @include(if: true) {{ {fields} }} }} }} }}")
+        assert core["orders"]["nodes"] == pages
+        bulk = _bulk_rows(c, f"{{ orders {{ edges {{ node {{ id customer {{ {fields} }} }} }} }} }}")
+        by_id = {r["id"]: r for r in bulk}
+        seen = 0
+        for node in pages:
+            assert by_id[node["id"]] == node
+            if node["customer"] is None:
+                continue
+            seen += 1
+            own = post(f"query($id: ID!) {{ customer(id: $id) {{ {fields} }} }}", {"id": node["customer"]["id"]})
+            assert node["customer"] == own["customer"]
+            assert int(own["customer"]["numberOfOrders"]) >= 1 and own["customer"]["createdAt"]
+        assert seen > 20

@@ -113,6 +113,8 @@ _RECORDS_CACHE = 4096
 _PARSED_CACHE = 16
 #: a status poll while a bulk operation runs waits this long for it (small results complete at once)
 _POLL_WAIT = 1.0
+#: a bulk operation's filled money bags kept (a few thousand distinct amounts)
+_SHARED_MEMO = 8192
 _AT = itemgetter(0)
 _M64 = (1 << 64) - 1
 _SINCE = re.compile(r"(?:^|\s)updated_at:(>=?)('[^']*'|\"[^\"]*\"|\S+)")
@@ -290,6 +292,8 @@ class _Index:
 _ORDER_SORT = {"CREATED_AT": "created_at", "PROCESSED_AT": "created_at", "UPDATED_AT": "updated_at",
                "ORDER_NUMBER": "id", "TOTAL_PRICE": "total", "CUSTOMER_NAME": "customer_name"}
 _CUSTOMER_SORT = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "NAME": "name"}
+#: the fields of :meth:`ShopifyEmulator._customer_totals`
+_CUSTOMER_TOTALS = ("createdAt", "updatedAt", "numberOfOrders", "amountSpent")
 
 
 @dataclass
@@ -927,10 +931,17 @@ class ShopifyEmulator(Emulator):
             assert walk is not None
             page, has_next, has_prev = self._id_window(walk, ctx["tick"], preds, args.get("query"), size, forward,
                                                        bool(args.get("reverse")), after, args.get("before"))
+        elif ctx.get("bulk") and not top and not preds and not args.get("reverse") and not args.get("before"):
+            page, has_next, has_prev = items, False, False  # _window's answer: every item, in order
         else:
             page, has_next, has_prev = self._window(items, records, preds, size, forward,
                                                     bool(args.get("reverse")), after, args.get("before"))
         nodes = build([id_ for _, id_ in page]) if page else []
+        if getattr(info, "split", False):  # (GraphQLResolveInfo has no split) a bulk row reads the nodes only
+            ctx["records"] = ctx.get("records", 0) + len(nodes)
+            if top and ctx.get("bulk"):
+                ctx["page"] = {"hasNextPage": has_next, "endCursor": _cursor(*page[-1]) if page else None}
+            return {"nodes": nodes}
         cursors = [_cursor(key, id_) for key, id_ in page]
         ctx["records"] = ctx.get("records", 0) + len(nodes)
         if top and ctx.get("bulk"):
@@ -1021,11 +1032,12 @@ class ShopifyEmulator(Emulator):
         tags = ["test"] if o.test else []
         if h % 7 == 0:
             tags.append("wholesale")
+        created, cancelled_at = _dt(o.created_ms), _dt(o.cancelled_ms)
         return {
             "id": _gid("Order", ORDER_OFFSET + o.idx), "legacyResourceId": str(ORDER_OFFSET + o.idx),
             "name": o.number, "email": o.email, "phone": None,
-            "createdAt": _dt(o.created_ms), "updatedAt": _dt(o.updated_ms), "processedAt": _dt(o.created_ms),
-            "cancelledAt": _dt(o.cancelled_ms), "closedAt": _dt(o.cancelled_ms if cancelled else None),
+            "createdAt": created, "updatedAt": _dt(o.updated_ms), "processedAt": created,
+            "cancelledAt": cancelled_at, "closedAt": cancelled_at,
             "cancelReason": "CUSTOMER" if cancelled else None, "closed": cancelled, "test": o.test,
             "confirmed": True, "sourceName": "web", "displayFinancialStatus": financial,
             "displayFulfillmentStatus": "FULFILLED" if fulfilled else "UNFULFILLED",
@@ -1035,7 +1047,7 @@ class ShopifyEmulator(Emulator):
             "subtotalPriceSet": lambda info: _bag(total, o.currency),
             "currentTotalPriceSet": lambda info: _bag(0 if cancelled else total, o.currency),
             "totalDiscountsSet": lambda info: _bag(0, o.currency), "totalTaxSet": lambda info: _bag(0, o.currency),
-            "customer": (lambda info: self._customer_node(customer_p, tick)) if customer_p is not None else None,
+            "customer": (lambda info: self._customer_node(customer_p, tick, True)) if customer_p is not None else None,
             "customerJourneySummary": lambda info: self._journey(o, siblings),
             "lineItems": lambda info, **args: self._lines(info, args, o),
             "tags": tags, "note": None,
@@ -1082,24 +1094,36 @@ class ShopifyEmulator(Emulator):
 
         return self._connection(info, args, items, lambda i: {}, build)
 
-    def _customer_node(self, p: int, tick: int) -> dict[str, Any]:
+    def _customer_node(self, p: int, tick: int, lazy: bool = False) -> dict[str, Any]:
+        """Customer ``p``'s node; ``lazy`` (an order's customer, which queries select as ``{ id
+        email }``): the fields that read every order (dates, counts, amount) are resolvers."""
         b = self.buyer(p, tick)
-        rec, orders = self.person_records(p, tick)[1], b.orders
-        assert rec is not None
-        real = [o for o in orders if not o.test]
-        spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
-                    for o in real if o.cancelled_ms is None)
-        latest = max(orders, key=lambda o: o.updated_ms)
+        latest = max(b.orders, key=lambda o: o.updated_ms)
         state = "DISABLED" if _h(self.world.seed, _SALT + 4, p) % 3 else "ENABLED"
-        return {
+        node = {
             "id": _gid("Customer", CUSTOMER_OFFSET + p), "legacyResourceId": str(CUSTOMER_OFFSET + p),
             "email": latest.email, "firstName": b.first_name, "lastName": b.last_name,
-            "displayName": f"{b.first_name} {b.last_name}", "phone": None,
-            "createdAt": _dt(rec["created_at"]), "updatedAt": _dt(rec["updated_at"]),
-            "numberOfOrders": str(len(real)), "amountSpent": _money(spent, SHOP_CURRENCY), "state": state,
+            "displayName": f"{b.first_name} {b.last_name}", "phone": None, "state": state,
             "verifiedEmail": state == "ENABLED", "tags": [], "note": None,
             "orders": lambda info, **args: self._customer_orders(info, args, p, tick),
         }
+        if lazy:
+            for key in _CUSTOMER_TOTALS:
+                node[key] = lambda info, key=key: self._customer_totals(b, p)[key]
+        else:
+            node.update(self._customer_totals(b, p))
+        return node
+
+    def _customer_totals(self, b: _Buyer, p: int) -> dict[str, Any]:
+        """The customer fields that read every order (:data:`_CUSTOMER_TOTALS`)."""
+        # the customer's record alone (person_records also builds every order's)
+        rec = b.customer if b.records is not None else self._customer_record(b, p)
+        assert rec is not None
+        real = [o for o in b.orders if not o.test]
+        spent = sum(_to_usd(sum(li.quantity * li.unit_price_cents for li in o.lines), o.currency)
+                    for o in real if o.cancelled_ms is None)
+        return {"createdAt": _dt(rec["created_at"]), "updatedAt": _dt(rec["updated_at"]),
+                "numberOfOrders": str(len(real)), "amountSpent": _money(spent, SHOP_CURRENCY)}
 
     def _customer_orders(self, info: GraphQLResolveInfo, args: dict[str, Any], p: int, tick: int) -> dict[str, Any]:
         key = _ORDER_SORT.get(args.get("sortKey") or "ID", "id")
@@ -1323,6 +1347,14 @@ class _Info(NamedTuple):
 
     context: dict[str, Any]
     path: _Path
+    #: set by :class:`_BulkRows` for a connection whose nodes become rows of their own: it reads
+    #: only the nodes, so the resolver may leave out cursors and pageInfo (``{"nodes": [...]}``)
+    split: bool = False
+
+
+#: the path :class:`_BulkRows` hands every resolver below the root: the resolvers read only
+#: whether a field is the root's (``info.path.prev is None``), so one path stands for all
+_BELOW_ROOT = _Path(_Path(None, ""), "")
 
 
 def _fields_of(selection_set: SelectionSetNode, type_name: str,
@@ -1527,6 +1559,18 @@ def _complete_leaves(value: Any, gtype: Any) -> Any:
     return value
 
 
+def _leaf_list(gtype: Any) -> bool:
+    """A list of scalars or enums (not of lists or objects), nullable or not."""
+    from graphql import GraphQLList, GraphQLNonNull
+
+    if isinstance(gtype, GraphQLNonNull):
+        gtype = gtype.of_type
+    if not isinstance(gtype, GraphQLList):
+        return False
+    inner = gtype.of_type.of_type if isinstance(gtype.of_type, GraphQLNonNull) else gtype.of_type
+    return not isinstance(inner, GraphQLList | GraphQLObjectType)
+
+
 def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
     row: dict[str, Any] = {}
     children: list[dict[str, Any]] = []
@@ -1543,7 +1587,8 @@ def _flatten(node: dict[str, Any], parent_id: str | None) -> Iterator[bytes]:
             yield from _flatten(child, node.get("id"))
 
 
-#: a planned field: (name, response key, definition or None for __typename, shape as in _Plan, its
+#: a planned field: (name, response key, definition or None for __typename, shape as in _Plan or 4
+#: for a list of leaves, its
 #: type (the object's type name for __typename), node, sub-plan of an object or list of objects,
 #: connection parts) where the connection parts (:meth:`_BulkRows.connection_parts`) are set for a
 #: value _flatten splits off a row (a connection selecting only edges/nodes/pageInfo)
@@ -1558,6 +1603,23 @@ class _RowPlan(NamedTuple):
     keys: tuple[str, ...]
     leaf_keys: tuple[str, ...]
     rest: list[_RowEntry]
+    #: an object's values of ``names``, a tuple (KeyError if one is missing)
+    values: Callable[[Any], tuple[Any, ...]]
+    #: the leaves' among those values
+    leaves: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    #: a MoneyBag: :func:`_bag`'s values, shared between orders and never changed, so the same
+    #: value fills the same way (:meth:`_BulkRows.fill` keeps its answers)
+    shared: bool
+
+
+def _getter(items: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``itemgetter(*items)`` that always answers a tuple (itemgetter of one item answers the item)."""
+    if len(items) > 1:
+        return itemgetter(*items)
+    if items:
+        one = items[0]
+        return lambda obj: (obj[one],)
+    return lambda obj: ()
 
 
 class _BulkRows:
@@ -1582,6 +1644,8 @@ class _BulkRows:
             raise _Unsupported("variables")
         self.coerced = coerced
         self.arg_values: dict[int, dict[str, Any]] = {}
+        #: (id(value), id(plan)) -> (value, its fill) of shared values (:meth:`shared`)
+        self.memo: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
         root_type = SCHEMA.query_type
         assert root_type is not None
         top = self.fields_of(ops[0].selection_set, root_type.name)
@@ -1610,6 +1674,8 @@ class _BulkRows:
                 continue
             fdef = otype.fields[name]
             kind, sub = _shape(fdef.type)
+            if kind == 3 and _leaf_list(fdef.type):
+                kind = 4  # a list of leaves (tags): its copy is _complete_leaves's answer
             sub_plan: _RowPlan | None = None
             conn: tuple[Any, Any] | None = None
             if kind in (1, 2):
@@ -1618,11 +1684,13 @@ class _BulkRows:
                 sub_keys = set(sub_plan.keys)
                 if kind == 1 and ("edges" in sub_keys or "nodes" in sub_keys) and sub_keys <= _CONNECTION_KEYS:
                     conn = self.connection_parts(sub_plan.entries)  # in a row, _flatten splits this value off
-            out.append((name, key, fdef, kind, sub if kind != 3 else fdef.type, node, sub_plan, conn))
+            out.append((name, key, fdef, kind, sub if kind < 3 else fdef.type, node, sub_plan, conn))
         if any(e[7] is not None and e[1] == "id" for e in out):
             raise _Unsupported("a connection keyed id")
-        return _RowPlan(out, tuple(e[0] for e in out), tuple(e[1] for e in out),
-                        tuple(e[1] for e in out if e[3] == 0), [e for e in out if e[3] != 0])
+        names = tuple(e[0] for e in out)
+        return _RowPlan(out, names, tuple(e[1] for e in out), tuple(e[1] for e in out if e[3] == 0),
+                        [e for e in out if e[3] != 0], _getter(names),
+                        _getter(tuple(i for i, e in enumerate(out) if e[3] == 0)), otype.name == "MoneyBag")
 
     @staticmethod
     def connection_parts(entries: list[_RowEntry]) -> tuple[_RowPlan | None, _RowPlan | None]:
@@ -1640,32 +1708,41 @@ class _BulkRows:
                 edges = node[0][6]
         return nodes, edges
 
-    def call(self, value: Any, fdef: Any, node: FieldNode, context: dict[str, Any], path: _Path) -> Any:
+    def call(self, value: Any, fdef: Any, node: FieldNode, info: _Info) -> Any:
         if fdef.args:
             args = self.arg_values.get(id(node))
             if args is None:
                 from graphql import get_argument_values
 
                 args = self.arg_values[id(node)] = get_argument_values(fdef, node, self.coerced)
-            return value(_Info(context, path), **args)
-        return value(_Info(context, path))
+            return value(info, **args)
+        return value(info)
 
     def page(self, root: dict[str, Any], context: dict[str, Any]) -> list[bytes]:
         """One page's lines (the root connection's resolver sets ``context["page"]``)."""
-        path = _Path(None, self.top.name.value)
-        conn = self.call(root[self.top.name.value], self.top_def, self.top, context, path)
+        name = self.top.name.value
+        conn = self.call(root[name], self.top_def, self.top, _Info(context, _Path(None, name), True))
+        # the infos of every resolver below the root: (not split, split)
+        infos = (_Info(context, _BELOW_ROOT), _Info(context, _BELOW_ROOT, True))
         lines: list[bytes] = []
-        for node, node_plan, node_path in self.children(conn, self.top_conn, path):
-            self.rows(node, node_plan, context, node_path, None, lines)
+        for node, node_plan in self.children(conn, self.top_conn):
+            self.rows(node, node_plan, infos, None, lines)
         return lines
 
     @staticmethod
-    def children(conn: Any, parts: tuple[Any, Any], path: _Path) -> list[tuple[Any, Any, _Path]]:
+    def children(conn: Any, parts: tuple[Any, Any]) -> list[tuple[Any, Any]]:
         """The raw nodes of a connection value as _flatten picks them: ``nodes`` when selected and
-        not empty, else the edges' nodes."""
+        not empty, else the edges' nodes. A resolver called with ``split`` answers ``{"nodes":
+        [...]}``: the same nodes its edges hold."""
         if type(conn) is not dict:
             raise _Unsupported("connection value")
         nodes_plan, edges_plan = parts
+        if "edges" not in conn:
+            nodes = conn.get("nodes")
+            if type(nodes) is not list or None in nodes:
+                raise _Unsupported("nodes value")
+            plan = nodes_plan if nodes_plan is not None else edges_plan
+            return [] if plan is None else [(n, plan) for n in nodes]
         if nodes_plan is not None:
             nodes = conn.get("nodes")
             if callable(nodes) or nodes is None:
@@ -1673,8 +1750,7 @@ class _BulkRows:
             if nodes:
                 if any(n is None for n in nodes):
                     raise _Unsupported("a null node")
-                p = _Path(path, "nodes")
-                return [(n, nodes_plan, p) for n in nodes]
+                return [(n, nodes_plan) for n in nodes]
         if edges_plan is None:
             return []
         edges = conn.get("edges")
@@ -1685,32 +1761,48 @@ class _BulkRows:
             n = e.get("node") if type(e) is dict else None
             if n is None or callable(n):
                 raise _Unsupported("edge value")
-            out.append((n, edges_plan, _Path(_Path(path, "edges"), "node")))
+            out.append((n, edges_plan))
         return out
 
-    def rows(self, obj: Any, plan: _RowPlan, context: dict[str, Any], prev: _Path, parent_id: Any,
+    def rows(self, obj: Any, plan: _RowPlan, infos: tuple[_Info, _Info], parent_id: Any,
              lines: list[bytes]) -> None:
         """``obj``'s row (its nested connections split off, as :func:`_flatten`), then theirs."""
-        split: list[tuple[Any, Any, _Path]] = []
-        row = self.fill(obj, plan, context, prev, split)
+        split: list[tuple[Any, Any]] = []
+        row = self.fill(obj, plan, infos, split)
         if parent_id is not None:
             row["__parentId"] = parent_id
         lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         if split:
             pid = row.get("id")
-            for child, child_plan, child_path in split:
-                self.rows(child, child_plan, context, child_path, pid, lines)
+            for child, child_plan in split:
+                self.rows(child, child_plan, infos, pid, lines)
 
-    def fill(self, obj: Any, plan: _RowPlan, context: dict[str, Any], prev: _Path,
-             split: list[tuple[Any, Any, _Path]] | None) -> dict[str, Any]:
+    def shared(self, value: Any, plan: _RowPlan, infos: tuple[_Info, _Info]) -> dict[str, Any]:
+        """:meth:`fill` of a shared value (``plan.shared``): the answer kept by the value's identity
+        (with the value, so that identity is not reused), for the rows to share."""
+        key = (id(value), id(plan))
+        found = self.memo.get(key)
+        if found is not None and found[0] is value:
+            return found[1]
+        if len(self.memo) >= _SHARED_MEMO:
+            self.memo.clear()
+        out = self.memo[key] = (value, self.fill(value, plan, infos, None))
+        return out[1]
+
+    def fill(self, obj: Any, plan: _RowPlan, infos: tuple[_Info, _Info],
+             split: list[tuple[Any, Any]] | None) -> dict[str, Any]:
         """A selected object's value (as :func:`_fast_execute`'s ``select``); with ``split`` (a row)
         the nodes of its nested connections go there instead."""
         out: dict[str, Any]
         if type(obj) is dict:
             # the raw values in one C-level pass (in selection order); the others replace theirs in
             # place (a dict keeps a key's position, and a deleted key leaves the others' order)
-            out = dict(zip(plan.keys, map(obj.get, plan.names), strict=True))
-            if not any(map(callable, map(out.__getitem__, plan.leaf_keys))):
+            try:
+                values = plan.values(obj)
+            except KeyError:
+                values = tuple(map(obj.get, plan.names))
+            if not any(map(callable, plan.leaves(values))):
+                out = dict(zip(plan.keys, values, strict=False))  # one length: the plan's
                 for _name, key, fdef, kind, sub, node, sub_plan, conn in plan.rest:
                     if kind < 0:
                         out[key] = sub
@@ -1718,26 +1810,33 @@ class _BulkRows:
                     value = out[key]
                     if value is None:
                         continue
-                    path = _Path(prev, key)
+                    splits = conn is not None and split is not None
                     if callable(value):
-                        value = self.call(value, fdef, node, context, path)
+                        value = self.call(value, fdef, node, infos[splits])
                         if value is None:
                             out[key] = None
                             continue
-                    if conn is not None and split is not None:
+                    if splits:
                         del out[key]
-                        split.extend(self.children(value, conn, path))
+                        split.extend(self.children(value, conn))  # type: ignore[union-attr]
                     elif kind == 1:
                         if not sub_plan.rest and type(value) is dict:
                             # leaves only (money, utm parameters): fill's fast path inline, not a call
-                            leaves = dict(zip(sub_plan.keys, map(value.get, sub_plan.names), strict=True))
-                            if not any(map(callable, leaves.values())):
-                                out[key] = leaves
+                            try:
+                                leaves = sub_plan.values(value)
+                            except KeyError:
+                                leaves = tuple(map(value.get, sub_plan.names))
+                            if not any(map(callable, leaves)):
+                                out[key] = dict(zip(sub_plan.keys, leaves, strict=False))
                                 continue
-                        out[key] = self.fill(value, sub_plan, context, path, None)
+                        if sub_plan.shared:
+                            out[key] = self.shared(value, sub_plan, infos)
+                            continue
+                        out[key] = self.fill(value, sub_plan, infos, None)
                     elif kind == 2:
-                        out[key] = [None if v is None else self.fill(v, sub_plan, context, path, None)
-                                    for v in value]
+                        out[key] = [None if v is None else self.fill(v, sub_plan, infos, None) for v in value]
+                    elif kind == 4:
+                        out[key] = list(value)
                     else:
                         out[key] = _complete_leaves(value, sub)
                 return out
@@ -1748,17 +1847,19 @@ class _BulkRows:
                 out[key] = sub
                 continue
             value = obj.get(name) if is_dict else getattr(obj, name, None)
-            path = _Path(prev, key)
+            splits = conn is not None and split is not None
             if callable(value):
-                value = self.call(value, fdef, node, context, path)
+                value = self.call(value, fdef, node, infos[splits])
             if kind == 0 or value is None:
                 out[key] = value
-            elif conn is not None and split is not None:
-                split.extend(self.children(value, conn, path))
+            elif splits:
+                split.extend(self.children(value, conn))  # type: ignore[union-attr]
             elif kind == 1:
-                out[key] = self.fill(value, sub_plan, context, path, None)
+                out[key] = self.fill(value, sub_plan, infos, None)
             elif kind == 2:
-                out[key] = [None if v is None else self.fill(v, sub_plan, context, path, None) for v in value]
+                out[key] = [None if v is None else self.fill(v, sub_plan, infos, None) for v in value]
+            elif kind == 4:
+                out[key] = list(value)
             else:
                 out[key] = _complete_leaves(value, sub)
         return out
