@@ -1,7 +1,11 @@
 """The Mailchimp emulator's fast paths answer what its general paths answer.
 
 Members pages are written as JSON text and computed one ahead; the connector's partial response
-(no ``_links``) is written as such, any other one is cut from the whole page. List stats, campaign
+(no ``_links``) is written as such, any other one is cut from the whole page. A page's members take
+their statuses and counts from their base emails walked all at once (numpy), not from their
+touches: every field that depends on them must be what ``Journeys.touches`` gives, for people
+created before tick 0 and by later ticks, and equal a single member's read (which builds its
+touches). List stats, campaign
 reports, email activity and (once it is built) members' statuses and counts come from a summary of
 the audience that is updated as the clock advances: after ticks it must equal the summary a fresh
 emulator builds at that clock and the members read without it, and the answers that leave the
@@ -19,6 +23,8 @@ import httpx
 import pytest
 
 from sandbox import Sandbox, start_sandbox
+from sandbox.journeys import Journeys
+from sandbox.world import World, format_ms, parse_time
 
 SIZE = 3000
 SENT = ("sent", "sending", "canceled")
@@ -118,3 +124,50 @@ def test_summary_after_ticks_equals_a_fresh_one(tmp_path: Path) -> None:
             members = _members(c)  # before any summary: each member from its journey
             assert members == after["members"]
             assert _reports(c) == after
+
+
+def _time(ms: int) -> str:
+    return format_ms(ms)[:19] + "+00:00"
+
+
+@pytest.mark.parametrize("seed", [7, 23])
+def test_members_pages_follow_the_journeys_after_growth_and_ticks(seed: int) -> None:
+    size = 2500
+    with start_sandbox(["mailchimp"], size=size, seed=seed, in_process=True, grow=True) as sandbox:
+        sandbox.advance(3)
+        clock = sandbox.clock()
+        with _client(sandbox) as c:
+            path = f"/lists/{sandbox.emulators['mailchimp'].settings['list_id']}/members"
+            members = _all(c, path, "members") + _all(c, path, "members", status="archived")
+            singles = [c.get(f"{path}/{m['id']}").json() for m in members[::23]]
+    assert singles == members[::23]
+    world = World(seed=seed, size=size, grow=True, ticks=[parse_time(t) for t in clock["ticks"]])
+    j = Journeys(world)
+    statuses: set[str] = set()
+    kinds: set[str] = set()
+    for m in members:
+        p = m["web_id"] - 100_000
+        person = world.person(p)
+        mine = [x for x in j.touches(p) if x.system == "mailchimp"]
+        kinds.update(x.kind for x in mine)
+        opt_in = mine[0].at_ms if mine else person.created_ms
+        sends = sum(x.kind == "email_send" for x in mine) or 1
+        opens, clicks = (sum(x.kind == k for x in mine) for k in ("email_open", "email_click"))
+        unsub = next((x.at_ms for x in mine if x.kind == "unsubscribe"), None)
+        bounce = next((x.at_ms for x in mine if x.kind == "email_bounce"), None)
+        if person.archived_ms is not None:
+            status, status_ms = "archived", person.archived_ms
+        elif unsub is not None:
+            status, status_ms = "unsubscribed", unsub
+        elif bounce is not None:
+            status, status_ms = "cleaned", bounce
+        else:
+            status, status_ms = m["status"], opt_in
+            assert status in ("subscribed", "pending", "transactional")
+        statuses.add(status)
+        assert (m["status"], m["timestamp_opt"], m["last_changed"], m["member_rating"], m["stats"]) == (
+            status, _time(opt_in), _time(max(status_ms, opt_in, person.modified_ms)), 2 + min(3, opens + clicks),
+            {"avg_open_rate": round(min(1.0, opens / sends), 2), "avg_click_rate": round(min(1.0, clicks / sends), 2)})
+    assert {"subscribed", "unsubscribed", "cleaned", "archived"} <= statuses
+    assert {"email_send", "email_open", "email_click", "unsubscribe", "email_bounce"} <= kinds
+    assert any(m["web_id"] - 100_000 >= size for m in members)  # people the ticks created

@@ -16,7 +16,8 @@ counts; per campaign its recipients and their opens, clicks and bounces): one pa
 members the first time (~22 s CPU and ~40 MB at 1,000,000 people), then updated from the people
 each tick touched or archived. Answers whose ``fields`` leave the counts out (the connector's list
 and campaign ids) never build it; members pages read once it is built (the connector reads lists
-and campaigns first) build no journey. Member ids are the MD5 of the lower-cased address.
+and campaigns first) build no journey, and before, a page's members walk only their base emails'
+draws, all at once in numpy (``_base_mail``), with no touch built. Member ids are the MD5 of the lower-cased address.
 Campaigns are the journeys' campaigns run by ``mailchimp``; their reports' email activity is the
 members' opens, clicks and bounces of that campaign.
 
@@ -54,19 +55,42 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from itertools import chain, compress, repeat
+from itertools import chain, compress, islice, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from sandbox.faults import FaultRule
-from sandbox.journeys import _S_SYSTEM, Campaign, Journeys, Touch, _Ev
+from sandbox.journeys import (
+    _S_HANDLE,
+    _S_SYSTEM,
+    _S_TOUCH,
+    _STAGE_RANK,
+    ACTIVE_MS,
+    BOUNCE_PER_MILLE,
+    CLICK_PCT,
+    HANDLE_PCT,
+    HOUR_MS,
+    MINUTE_MS,
+    OPEN_PCT,
+    UNSUB_PER_MILLE,
+    Campaign,
+    Journeys,
+    Touch,
+    _Ev,
+)
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.readahead import ReadAhead
 from sandbox.routing import Routes
-from sandbox.world import _SECOND_OF_DAY, Person, World, format_ms, parse_time
+from sandbox.world import _SECOND_OF_DAY, DAY_MS, Person, World, format_ms, parse_time
 from sandbox.world import _h as _world_h
+
+try:  # CPython's own MD5: a third of OpenSSL's cost on short inputs (EVP set-up), same digests
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a build without it
+    _md5 = hashlib.md5
 
 __all__ = ["API_KEY", "DATA_CENTER", "MailchimpEmulator", "emulator_spec", "member_id"]
 
@@ -110,7 +134,7 @@ def emulator_spec() -> EmulatorSpec:
 
 def member_id(email: str) -> str:
     """Mailchimp's subscriber hash: the MD5 of the lower-cased address."""
-    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+    return _md5(email.strip().lower().encode()).hexdigest()
 
 
 def _dt(ms: int | None) -> str:
@@ -166,6 +190,165 @@ def _first(base: list[_Ev], ticked: list[_Ev], kind: str) -> int:
     """Time of the first touch of ``kind`` (one exists) among base events (any order) then tick events."""
     found = [e[0] for e in base if e[1] == kind]
     return min(found) if found else next(e[0] for e in ticked if e[1] == kind)
+
+
+def _rolled_status(idx: int) -> str:
+    """The status of a member who neither unsubscribed nor bounced."""
+    roll = int.from_bytes(_md5(b"status:%d" % idx).digest()[:2], "big") % 100
+    return "pending" if roll < 3 else "transactional" if roll < 5 else "subscribed"
+
+
+#: CPython's tuple hash (64-bit xxHash lanes): a journey's draws for a page of members in numpy
+_XP1, _XP2, _XP5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+#: draws a member's base emails take at most: 14 for the stages, 1 + 8 for the times, 8 emails of 8
+_DRAWS = 88
+_U31, _U33 = np.uint64(31), np.uint64(33)
+_BIG = 1 << 62  # an email slot past a member's last (sorts last, no overflow when added to)
+
+
+def _lane(acc: int, item: int) -> int:
+    acc = (acc + (hash(item) & _M64) * _XP2) & _M64
+    acc = ((acc << 31) | (acc >> 33)) & _M64
+    return acc * _XP1 & _M64
+
+
+def _draw_matrix(seed: int, salt: int, idxs: Sequence[int]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """``hash((seed, salt, idx, n)) & _M64`` for each idx (rows) and n = 0 .. ``_DRAWS - 1``
+    (columns), as CPython computes a tuple's hash (indexes and n are their own hashes)."""
+    acc = _lane(_lane(_XP5, seed), salt)
+    a = np.asarray(idxs, dtype=np.uint64) * np.uint64(_XP2) + np.uint64(acc)
+    a = ((a << _U31) | (a >> _U33)) * np.uint64(_XP1)
+    m = a[:, None] + _N_XP2[None, :]
+    m = ((m << _U31) | (m >> _U33)) * np.uint64(_XP1) + np.uint64(4 ^ _XP5 ^ 3527539)
+    m[m == np.uint64(_M64)] = 1546275796
+    return m
+
+
+_N_XP2 = np.arange(_DRAWS, dtype=np.uint64) * np.uint64(_XP2)
+#: numpy gives CPython's hashes (checked once; else members take the journey's own path)
+_VECTOR = all(int(_draw_matrix(s, _S_TOUCH, [i])[0, n]) == hash((s, _S_TOUCH, i, n)) & _M64
+              for s in (7, -3, 1 << 40) for i in (0, 1, 99_999, 10**9) for n in (0, 1, 5, _DRAWS - 1))
+
+
+def _base_mail(people: Sequence[Person], seed: int, end: int, base_n: int) -> list[tuple[int, ...]]:
+    """Members' Mailchimp base touches (``Journeys._base_events``, system ``mailchimp``: a member's
+    email system), reduced to what ``_facts`` needs: (sends, opens, clicks, first touch ms, first
+    bounce ms, unsubscribe ms; -1: none) each. The journey's n-th draw is ``hash((seed, _S_TOUCH,
+    idx, n))``: the draws come from ``_draw_matrix``, the stages are walked per member (how many
+    draws each takes) and the emails for all members at once (numpy, one email slot at a time); no
+    event, URL or campaign is built, and nothing after the emails (other systems' touches).
+    ``end``: ``ticks[0] - DAY_MS``; ``base_n``: the people created before tick 0.
+    tests/test_mailchimp_emulator_speed_identity.py compares the members with ``Journeys.touches``."""
+    draws = _draw_matrix(seed, _S_TOUCH, [p.idx for p in people])
+    out: list[tuple[int, ...]] = []
+    rows: list[int] = []  # members with background emails, and their walk so far
+    taken: list[int] = []
+    ranks: list[int] = []
+    los: list[int] = []
+    horizons: list[int] = []
+    firsts: list[int] = []
+    mql: list[int] = []
+    for row, p in enumerate(people):
+        idx = p.idx
+        created = p.created_ms
+        grown = idx >= base_n
+        if grown:
+            cutoff = horizon = created
+        else:
+            cutoff = end
+            horizon = created + ACTIVE_MS
+            if horizon > cutoff:
+                horizon = cutoff
+        has_email = p.email is not None
+        sent = -1
+        prev = created
+        first_code = -1
+        rank = n = 0
+        for stage, at in p.stage_dates.items():  # how many draws each stage trigger takes
+            if at > cutoff:
+                continue
+            code = _STAGE_RANK[stage]
+            if code > rank and code != 7:
+                rank = code
+            if first_code < 0:
+                first_code = code
+                n += 1 if code == 7 or code == 0 else 2
+            elif code == 1 or code == 4 or code == 5:
+                n += 2
+            elif code == 2:
+                if has_email:  # send, delivered, click
+                    sent = at - HOUR_MS - int(draws[row, n + 1]) % (2 * DAY_MS - HOUR_MS + 1)
+                    n += 4
+                    if prev > sent:
+                        sent = prev
+                    if sent > at - 2_000:
+                        sent = at - 2_000
+                    if created > sent:
+                        sent = created
+            elif code == 3 or (code == 6 and (hash((seed, _S_HANDLE, idx, 0)) & _M64) % 100 < HANDLE_PCT):
+                n += 1
+            prev = at
+        mails = 0 if sent < 0 else 1
+        out.append((mails, 0, mails, sent, -1, -1))
+        if not grown and has_email and first_code >= 0 and first_code != 7:
+            rows.append(row)
+            taken.append(n)
+            ranks.append(rank if rank < 4 else 4)
+            los.append(created + MINUTE_MS)
+            horizons.append(horizon)
+            firsts.append(sent)
+            mql.append(mails)
+    if not rows:
+        return out
+    d = draws[rows]
+    r = np.arange(len(rows))
+    pos = np.asarray(taken, dtype=np.int64) + 1
+    n_mails = (d[r, pos] % np.uint64(4)).astype(np.int64) + 1 + np.asarray(ranks, dtype=np.int64)
+    lo = np.asarray(los, dtype=np.int64)
+    ends = np.asarray(horizons, dtype=np.int64)
+    spread = ends > lo
+    width = np.where(spread, ends - lo + 1, 1).astype(np.uint64)
+    times = np.full((len(rows), 8), _BIG, dtype=np.int64)
+    for j in range(8):  # the emails' times (sorted below), drawn only over a window
+        when = np.where(spread, lo + (d[r, np.minimum(pos + 1 + j, _DRAWS - 1)] % width).astype(np.int64), lo)
+        times[:, j] = np.where(j < n_mails, when, _BIG)
+    times.sort(axis=1)
+    pos += np.where(spread, n_mails, 0)
+    first = np.asarray(firsts, dtype=np.int64)
+    first = np.where((first < 0) | (times[:, 0] < first), times[:, 0], first)
+    mql_n = np.asarray(mql, dtype=np.int64)
+    sends, opens, clicks = mql_n.copy(), np.zeros(len(rows), dtype=np.int64), mql_n.copy()
+    bounced = np.full(len(rows), -1, dtype=np.int64)
+    unsub = bounced.copy()
+    live = np.ones(len(rows), dtype=bool)  # not unsubscribed
+    for j in range(8):  # email j of each member: its campaign, bounce or (delivered,) open, click, unsubscribe
+        when = times[:, j]
+        act = live & (j < n_mails)
+        if not act.any():
+            break
+        sends += act
+        pos += 2 * act
+        bounce = act & (d[r, pos] % np.uint64(1000) < BOUNCE_PER_MILLE)
+        bounced = np.where(bounce & (bounced < 0) & (when + 5_000 <= ends), when + 5_000, bounced)
+        act &= ~bounce
+        pos += act
+        act &= d[r, pos] % np.uint64(100) < OPEN_PCT
+        pos += act
+        opened = when + 5 * MINUTE_MS + (d[r, pos] % np.uint64(36 * HOUR_MS - 5 * MINUTE_MS + 1)).astype(np.int64)
+        act &= opened <= ends
+        opens += act
+        pos += act
+        click = act & (d[r, pos] % np.uint64(100) < CLICK_PCT) & (opened + 20 * MINUTE_MS <= ends)
+        pos += 2 * click  # its time and page
+        clicks += click
+        pos += act
+        gone = act & (d[r, pos] % np.uint64(1000) < UNSUB_PER_MILLE) & (opened + MINUTE_MS <= ends)
+        unsub = np.where(gone, opened + MINUTE_MS, unsub)
+        live &= ~gone
+    for row, numbers in zip(rows, zip(sends.tolist(), opens.tolist(), clicks.tolist(), first.tolist(),
+                                      bounced.tolist(), unsub.tolist(), strict=True), strict=True):
+        out[row] = numbers
+    return out
 
 
 def _hex(*parts: object, n: int = 10) -> str:
@@ -357,6 +540,8 @@ class MailchimpEmulator(Emulator):
     def __init__(self, world: World, options: EmulatorOptions) -> None:
         self.world = world
         self.journeys = Journeys(world)
+        self._end = world.ticks[0] - DAY_MS  # base touches end there (``_base_mail``)
+        self._base_n = world.people.base_count
         self.rate_limits = options.rate_limits
         self.gate = _Gate()
         self.list_id = _hex("list", world.seed)
@@ -813,12 +998,57 @@ class MailchimpEmulator(Emulator):
     def _facts(self, person: Person, tick: int) -> _Facts:
         """(status, time it was last set, opt-in time, sends, opens, clicks) of a member: from the
         summary when it is built for ``tick``, else from the journey."""
+        return self._facts_many([person], tick)[0]
+
+    def _facts_many(self, people: Sequence[Person], tick: int) -> list[_Facts]:
+        """``_facts`` of several members: a page's base emails walked at once (``_base_mail``); a
+        few members (a single read) through ``_mine``, which builds their touches."""
         summary = self._summary
-        if summary is not None and summary.tick == tick:
-            found = summary.facts_of(person.idx)
+        out: list[_Facts | None] = [None] * len(people)
+        todo: list[int] = []
+        for k, person in enumerate(people):
+            found = summary.facts_of(person.idx) if summary is not None and summary.tick == tick else None
             if found is not None:
-                return found
-        return self._facts_of(person, *self._mine(person, tick))
+                out[k] = found
+            elif len(people) < 8 or not _VECTOR:
+                out[k] = self._facts_of(person, *self._mine(person, tick))
+            else:
+                todo.append(k)
+        if todo:
+            walked = _base_mail([people[k] for k in todo], self.world.seed, self._end, self._base_n)
+            for k, numbers in zip(todo, walked, strict=True):
+                out[k] = self._facts_from(people[k], tick, *numbers)
+        return out  # type: ignore[return-value]  # every slot filled
+
+    def _facts_from(self, person: Person, tick: int, sends: int, opens: int, clicks: int, opt_in: int,
+                    bounced: int, unsub: int) -> _Facts:
+        """``_facts_of`` from ``_base_mail``'s numbers and the person's tick events."""
+        for at, kind, _, system, _ in self.journeys._tick_events(person, tick):  # a few people a tick
+            if system != SYSTEM:
+                continue
+            if opt_in < 0:
+                opt_in = at
+            if kind == "email_send":
+                sends += 1
+            elif kind == "email_open":
+                opens += 1
+            elif kind == "email_click":
+                clicks += 1
+            elif kind == "unsubscribe" and unsub < 0:
+                unsub = at
+            elif kind == "email_bounce" and bounced < 0:
+                bounced = at
+        if opt_in < 0:
+            opt_in = person.created_ms
+        if person.archived_ms is not None:
+            status, status_ms = "archived", person.archived_ms
+        elif unsub >= 0:
+            status, status_ms = "unsubscribed", unsub
+        elif bounced >= 0:
+            status, status_ms = "cleaned", bounced
+        else:
+            status, status_ms = _rolled_status(person.idx), opt_in
+        return status, status_ms, opt_in, sends or 1, opens, clicks
 
     @staticmethod
     def _facts_of(person: Person, base: list[_Ev], ticked: list[_Ev]) -> _Facts:
@@ -836,28 +1066,26 @@ class MailchimpEmulator(Emulator):
         elif "email_bounce" in kinds:
             status, status_ms = "cleaned", _first(base, ticked, "email_bounce")
         else:
-            roll = int.from_bytes(hashlib.md5(b"status:%d" % person.idx).digest()[:2], "big") % 100
-            status = "pending" if roll < 3 else "transactional" if roll < 5 else "subscribed"
-            status_ms = opt_in
+            status, status_ms = _rolled_status(person.idx), opt_in
         return (status, status_ms, opt_in, kinds.count("email_send") or 1, kinds.count("email_open"),
                 kinds.count("email_click"))
 
-    def _member_json(self, idx: int, tick: int, links: bool = True) -> str:
+    def _member_json(self, person: Person, facts: _Facts, tick: int, links: bool = True) -> str:
         """A member's record as JSON text, exactly ``orjson.dumps`` of the record (the keys in
         Mailchimp's order, compact), written as text: building the dict and encoding it cost
         more than the rest of the record. ``links``: with ``_links``."""
-        person = self.world.person(idx, tick)
-        status, status_ms, opt_in, sends, opens, clicks = self._facts(person, tick)
+        idx = person.idx
+        status, status_ms, opt_in, sends, opens, clicks = facts
         email = (person.email or "").strip()
-        h = hashlib.md5(email.lower().encode()).hexdigest()
+        h = _md5(email.lower().encode()).hexdigest()
         j = person.company_idx
         company = '""' if j is None else self._company_json(j, tick)
         seed = self.world.seed
         last_changed = max(status_ms, opt_in, person.modified_ms)
         first, last = _inner(person.first_name), _inner(person.last_name)  # JSON-escaped
         text = (f'{{"id":"{h}","email_address":{_js(email)},'
-                f'"unique_email_id":"{hashlib.md5(b"unique:%d:%d" % (seed, idx)).hexdigest()[:10]}",'
-                f'"contact_id":"{hashlib.md5(b"contact:%d:%d" % (seed, idx)).hexdigest()}",'
+                f'"unique_email_id":"{_md5(b"unique:%d:%d" % (seed, idx)).hexdigest()[:10]}",'
+                f'"contact_id":"{_md5(b"contact:%d:%d" % (seed, idx)).hexdigest()}",'
                 f'"full_name":"{first} {last}","web_id":{100_000 + idx},"email_type":"html",'
                 f'"status":"{status}","unsubscribe_reason":'
                 f'{_UNSUB_REASON if status == "unsubscribed" else "null"},'
@@ -874,7 +1102,8 @@ class MailchimpEmulator(Emulator):
 
     def _member_of(self, idx: int, tick: int) -> dict[str, Any]:
         """A member's record."""
-        record: dict[str, Any] = orjson.loads(self._member_json(idx, tick))
+        person = self.world.person(idx, tick)
+        record: dict[str, Any] = orjson.loads(self._member_json(person, self._facts(person, tick), tick))
         return record
 
     def _company_json(self, j: int, tick: int) -> str:
@@ -914,15 +1143,6 @@ class MailchimpEmulator(Emulator):
     def _ping(self, request: Request) -> Response:
         return Response(200, {"health_status": "Everything's Chimpy!"})
 
-    def _row(self, idx: int, tick: int) -> tuple[int, str, int]:
-        """(person, status, last changed to the second) of a member."""
-        person = self.world.person(idx, tick)
-        status, status_ms, opt_in, _, _, _ = self._facts(person, tick)
-        return idx, status, _sec(max(status_ms, opt_in, person.modified_ms))
-
-    def _opt_in(self, idx: int, tick: int) -> int:
-        return self._facts(self.world.person(idx, tick), tick)[2]
-
     def _all_members(self, tick: int) -> Iterable[int]:
         for b in range(-(-self.world.people.count(tick) // BLOCK)):
             yield from self._block_members(b, tick)
@@ -947,18 +1167,23 @@ class MailchimpEmulator(Emulator):
         else:
             candidates = self._all_members(tick)
         rows = []
-        for idx in candidates:
-            row = self._row(idx, tick)
-            status, changed = row[1], row[2]
-            if (wanted is not None and status != wanted) or (wanted is None and status == "archived"):
-                continue
-            if (since is not None and changed < since) or (before is not None and changed > before):
-                continue
-            rows.append(row)
+        opt_ins: dict[int, int] = {}
+        chunks = iter(candidates)
+        while chunk := list(islice(chunks, MAX_COUNT)):  # (person, status, last changed to the second)
+            people = [self.world.person(idx, tick) for idx in chunk]
+            for person, (status, status_ms, opt_in, _, _, _) in zip(people, self._facts_many(people, tick),
+                                                                     strict=True):
+                if (wanted is not None and status != wanted) or (wanted is None and status == "archived"):
+                    continue
+                changed = _sec(max(status_ms, opt_in, person.modified_ms))
+                if (since is not None and changed < since) or (before is not None and changed > before):
+                    continue
+                rows.append((person.idx, status, changed))
+                opt_ins[person.idx] = opt_in
         if sort_field == "last_changed":
             rows.sort(key=lambda r: r[2], reverse=desc)
         elif sort_field is not None:  # opt-in time: the first Mailchimp touch
-            rows.sort(key=lambda r: self._opt_in(r[0], tick), reverse=desc)
+            rows.sort(key=lambda r: opt_ins[r[0]], reverse=desc)
         elif desc:
             rows.reverse()
         with self._lock:
@@ -1050,7 +1275,9 @@ class MailchimpEmulator(Emulator):
             rows = self._listing(tick, key.since, key.before, key.status, key.sort_field, desc)
             matched = len(rows)
             page = [idx for idx, _, _ in rows[offset:offset + count]]
-        text = ",".join([self._member_json(idx, tick, key.links) for idx in page])
+        people = [self.world.person(idx, tick) for idx in page]
+        text = ",".join([self._member_json(person, facts, tick, key.links)
+                         for person, facts in zip(people, self._facts_many(people, tick), strict=True)])
         tail = f',"_links":{self._members_links}' if key.top_links else ""
         body = f'{{"members":[{text}],"list_id":"{self.list_id}","total_items":{matched}{tail}}}'.encode()
         return body, len(page), matched
