@@ -37,6 +37,7 @@ from core.errors import FactorylineError, QuotaExhaustedError
 from core.lineage import keyer, raw_table_name
 from core.mapping import CompiledMapping, load_mapping
 from core.plugins import get_registry
+from pipelines.destination import COMPRESSION_HINT
 from pipelines.profile import FieldProfile
 
 __all__ = ["RAW_SCHEMA", "AppendedKeys", "Package", "StreamLoad", "StreamResult", "dotted", "prefetched"]
@@ -169,9 +170,14 @@ def _hints(table_name: str, primary_key: str, disposition: str, columns: dict[st
                                columns=columns, additional_table_hints={UPSERT_HINT: True})
 
 
+#: long JSON text: stored with ZSTD in DuckDB (pipelines/destination.py COMPRESSION_HINT)
+_JSON_TEXT = {COMPRESSION_HINT: "zstd"}
+
+
 def _entity_columns(entity_name: str) -> dict[str, Any]:
     ent = ENTITIES[entity_name]
-    return {c.name: {"name": c.name, "nullable": not c.required and c.name != "id"} for c in ent.all_columns}
+    return {c.name: {"name": c.name, "nullable": not c.required and c.name != "id",
+                     **(_JSON_TEXT if c.name == "extras" else {})} for c in ent.all_columns}
 
 
 class _StreamLoader:
@@ -189,16 +195,18 @@ class _StreamLoader:
         self.edge_key = {s.name: keyer(spec.system, config.instance, s.name) for s in stream.side_tables}
         self.get_id = dotted(stream.primary_key)
         self.get_cursor = dotted(stream.cursor_field) if stream.cursor_field else None
-        raw_columns = {"raw_key": {"name": "raw_key", "nullable": False}}
+        raw_columns = {"raw_key": {"name": "raw_key", "nullable": False},
+                       "payload": {"name": "payload", **_JSON_TEXT}}
+        reject_columns = {"payload": {"name": "payload", **_JSON_TEXT}}
         self.raw_hints = _hints(self.raw_table, "raw_key", stream.write_disposition, raw_columns)
         self.entity_hints = {m.entity.name: _hints(m.entity.name, "id", "merge", _entity_columns(m.entity.name))
                              for m in mappings}
-        self.reject_hints = _hints("rejects", "id", "merge")
+        self.reject_hints = _hints("rejects", "id", "merge", reject_columns)
         self.side_hints = {s.name: _hints(raw_table_name(spec.system, s.name), "edge_key", "merge")
                            for s in stream.side_tables}
         #: the append variants, used while a merge table is still empty at the destination
         self.fresh_hints: dict[str, Any] = {
-            "rejects": _hints("rejects", "id", "merge", fresh=True),
+            "rejects": _hints("rejects", "id", "merge", reject_columns, fresh=True),
             **{m.entity.name: _hints(m.entity.name, "id", "merge", _entity_columns(m.entity.name), fresh=True)
                for m in mappings},
             **{raw_table_name(spec.system, s.name): _hints(raw_table_name(spec.system, s.name), "edge_key",

@@ -84,6 +84,14 @@ def test_full_run_loads_every_vendor_record_with_provenance(sandbox: Sandbox, tm
     assert dangling == (0,) and linked is not None and linked[0] > 0
     edges = con.sql("SELECT count(*) FROM factory.hubspot__associations").fetchall()[0]
     assert edges is not None and edges[0] > 0
+    # the JSON text columns are stored with ZSTD (cheaper to load, smaller), the others as DuckDB picks
+    storage = dict(con.sql("SELECT column_name, list(DISTINCT compression) FROM pragma_storage_info('factory.person') "
+                           "WHERE compression <> 'Constant' GROUP BY ALL").fetchall())
+    assert storage["extras"] == ["ZSTD"]
+    assert "ZSTD" not in storage["email"]
+    raw_storage = con.sql("SELECT DISTINCT compression FROM pragma_storage_info('factory.hubspot__contacts') "
+                          "WHERE column_name = 'payload' AND compression <> 'Constant'").fetchall()
+    assert raw_storage == [("ZSTD",)]
 
 
 def test_second_run_fetches_only_changes_and_never_duplicates(sandbox: Sandbox, tmp_path: Path) -> None:
