@@ -401,6 +401,31 @@ def test_mention_touch_urls_carry_the_served_tweet_ids(sb: Sandbox) -> None:
         assert urls[t["id"]] == f"https://x.com/{handle}/status/{t['id']}"
 
 
+def test_event_texts_name_the_campaign_of_their_touch() -> None:
+    """A post's text names the campaign of the journey touch behind it (a base mention's from its
+    background draws alone, away from the stage dates): over the whole history, after ticks."""
+    with start_sandbox([SPEC], size=3000, seed=7, in_process=True) as sandbox:
+        sandbox.advance(3)
+        j = journeys_of(sandbox)
+        with http(sandbox, timeout=60) as c:
+            bodies = page_all(c, ARCHIVE, {"query": "@factoryline", "max_results": 500,
+                                           "start_time": "2006-03-21T00:00:01Z"}, "next_token")
+    touches = {}
+    for p in range(j.world.people.count(j.world.tick)):
+        for touch in j.touches(p):
+            if touch.kind == "social_mention":
+                assert touch.url is not None
+                touches[touch.url.rpartition("/")[2]] = touch
+    events = [t for b in bodies for t in b["data"] if t["text"].startswith("Anyone else at ")]
+    named = 0
+    for t in events:
+        campaign = touches[t["id"]].campaign_idx
+        event = "the summit" if campaign is None else j.campaign(campaign).name
+        named += campaign is not None
+        assert t["text"].startswith(f"Anyone else at {event}? "), (t, event)
+    assert len(events) > 100 and named > 20
+
+
 def test_pages_resume_from_the_token_alone_and_usernames_resolve_by_index(tmp_path: Path) -> None:
     """A token is a position in the time layout: a fresh emulator (no cache) continues from it."""
     with start_sandbox([SPEC], size=SIZE, seed=7, in_process=True, state_dir=tmp_path) as sb, http(sb) as c:

@@ -36,6 +36,7 @@ afresh instead, so ``x-rate-limit-remaining`` never reaches 0 and never sends a 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -44,11 +45,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sandbox.faults import FaultRule
-from sandbox.journeys import SOCIAL_WINDOW_MS, TWEPOCH, tweet_id
+from sandbox.journeys import ACTIVE_MS, SOCIAL_WINDOW_MS, TWEPOCH, tweet_id
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.routing import Routes
 from sandbox.world import DAY_MS, YEAR_MS, World, _h, format_ms, parse_time
@@ -107,6 +109,9 @@ _USER_KEYS = ("id", "name", "username", "created_at", "description", "protected"
 _NAME_ONLY = frozenset(_USER_KEYS) - {"created_at", "description", "location"}
 #: memo sizes: texts by tweet id (a page's matcher and its bodies read each text twice), word sets by text
 _TEXT_MEMO = 20_000
+#: served tweets and users kept (:meth:`XEmulator._served`): a mentions timeline serves again the
+#: newest posts a search of the brand's handle has just served (and their authors)
+_SERVED_MEMO = 2_048
 _WORDS_MEMO = 4_096
 
 _TEMPLATES = (
@@ -214,6 +219,17 @@ _ROUTES = Routes(
 _BY_ID = itemgetter(0)  # _Mention.id
 
 
+def _below(mentions: list[_Mention], below_id: int | None) -> Iterable[_Mention]:
+    """``mentions`` (newest first) from the first one with an id under ``below_id``."""
+    if below_id is None:
+        return mentions
+    return itertools.islice(mentions, bisect.bisect_right(mentions, -below_id, key=_NEG_ID), None)
+
+
+def _NEG_ID(m: _Mention) -> int:
+    return -m.id
+
+
 def _csv(request: Request, name: str) -> list[str]:
     out: list[str] = []
     for value in request.query.get(name, []):
@@ -237,10 +253,17 @@ class XEmulator(Emulator):
         self._campaigns: OrderedDict[tuple[int, int], int | None] = OrderedDict()
         # a tweet's text is a pure function of its id: the query's matcher and the body both read it
         self._texts: dict[int, tuple[str, str]] = {}
+        #: (kind, id, tick, keys) -> a tweet or user as served (:meth:`_served`), and their tick
+        self._served_memo: dict[tuple[str, int, int, tuple[str, ...]], dict[str, Any]] = {}
+        self._served_tick = -1
         base = max(1, world.people.base_count)
         self._base_end = world.ticks[0] - DAY_MS      # base touches all lie at or before this
         self._base_start = self._base_end - YEAR_MS   # and at or after the first creation
         self._window_ms = max(3_600_000, min(SOCIAL_WINDOW_MS, YEAR_MS * _WINDOW_PEOPLE // base))
+        # the newest base mentions a recent search reaches (its 7 days end a day after the last
+        # base touch) are a window of their own, window -1 (at most 4 windows' worth of people):
+        # listing them as whole windows read the people created in W + 60 days per window
+        self._recent_top = self._base_end - min(RECENT_WINDOW_MS - DAY_MS, 4 * self._window_ms)
 
     # -- Emulator protocol -----------------------------------------------------------------------
 
@@ -354,29 +377,37 @@ class XEmulator(Emulator):
         result: list[_Mention] = self._cached(self._tick_cache, k, 64, build)
         return result
 
+    def _window_top(self, n: int) -> int:
+        """The newest time of window ``n``: -1 is ``(top, end]``, n >= 0 ``(top - (n+1)W, top - nW]``."""
+        return self._base_end if n < 0 else self._recent_top - n * self._window_ms
+
     def _window_mentions(self, n: int) -> list[_Mention]:
-        """The base mentions (before tick 0) in window ``n``: ``(end - (n+1)W, end - nW]``, newest first."""
+        """The base mentions (before tick 0) in window ``n`` (:meth:`_window_top`), newest first."""
         def build() -> list[_Mention]:
-            hi = self._base_end - n * self._window_ms
-            found = self.journeys.base_mentions_between(hi - self._window_ms + 1, hi)
+            hi = self._window_top(n)
+            lo = self._recent_top + 1 if n < 0 else hi - self._window_ms + 1
+            found = self.journeys.base_mentions_between(lo, hi)
             out = [_Mention(tweet_id(at, p), p, at) for at, p in found]
             out.sort(key=_BY_ID, reverse=True)
             return out
         result: list[_Mention] = self._cached(self._window_cache, n, 4, build)
         return result
 
-    def mentions(self, tick: int | None = None, upper_ms: int | None = None) -> Iterator[_Mention]:
+    def mentions(self, tick: int | None = None, upper_ms: int | None = None,
+                 below_id: int | None = None) -> Iterator[_Mention]:
         """Brand mentions as of ``tick`` at or before ``upper_ms``, newest first, computed lazily:
-        the ticks' mentions (newest tick first), then the base mentions window by window."""
+        the ticks' mentions (newest tick first), then the base mentions window by window. With
+        ``below_id``, each (id-sorted) list starts at its first id under it: the same mentions with
+        ``id >= below_id`` left out, without walking past them."""
         w = self.world
         t = w.tick if tick is None else tick
         for k in range(t, 0, -1):
             if upper_ms is None or w.ticks[k] <= upper_ms:
-                yield from self._tick_mentions(k)
-        end, size = self._base_end, self._window_ms
-        n = 0 if upper_ms is None or upper_ms >= end else (end - upper_ms) // size
-        while end - n * size >= self._base_start:
-            yield from self._window_mentions(n)
+                yield from _below(self._tick_mentions(k), below_id)
+        top, size = self._recent_top, self._window_ms
+        n = -1 if upper_ms is None or upper_ms > top else (top - upper_ms) // size
+        while self._window_top(n) >= self._base_start:
+            yield from _below(self._window_mentions(n), below_id)
             n += 1
 
     def campaign_of(self, m: _Mention) -> int | None:
@@ -384,7 +415,24 @@ class XEmulator(Emulator):
         def build() -> int | None:
             w = self.world
             k = next((k for k in range(1, w.tick + 1) if w.ticks[k] >= m.at_ms), w.tick)
-            for x in self.journeys.touches(m.person, max(k, w.people.created_tick(m.person))):
+            t = max(k, w.people.created_tick(m.person))
+            if m.at_ms <= self._base_end:
+                # a base mention: the touches are the base events sorted stably by time, then the
+                # tick events (all later): the first base event that matches is the touch. Its
+                # mentions are the evangelist's, at that stage's date (added first), and the
+                # background ones: away from the stage dates, those alone (a few hashes, not a journey)
+                person = w.person(m.person, t)
+                if m.at_ms not in person.stage_dates.values():
+                    created = person.created_ms
+                    horizon = min(self._base_end, created + ACTIVE_MS)
+                    for at, campaign in self.journeys._background_mentions(m.person, created, horizon):
+                        if at == m.at_ms:
+                            return campaign
+                for at, kind, campaign, _, _ in self.journeys._base_events(person):
+                    if at == m.at_ms and kind == "social_mention":
+                        return campaign
+                return None
+            for x in self.journeys.touches(m.person, t):
                 if x.kind == "social_mention" and x.at_ms == m.at_ms:
                     return x.campaign_idx
             return None
@@ -402,6 +450,24 @@ class XEmulator(Emulator):
                 texts.clear()  # bounded; values never change, so a lost entry is only recomputed
             found = texts[m.id] = self._make_text(m)
         return found
+
+    def _served(self, kind: str, n: int, tick: int, keys: tuple[str, ...],
+                build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A tweet or user object (a pure function of the key), through a bounded memo of the first
+        ones served at the current tick (every listing starts from the newest posts, so those are
+        the ones served again): a copy, as :meth:`corrupt` may change a served record's top-level
+        keys (its nested values are only read)."""
+        memo = self._served_memo
+        key = (kind, n, tick, keys)
+        found = memo.get(key)
+        if found is None:
+            found = build()
+            if tick != self._served_tick:  # the clock moved: the entries of the last tick are not asked again
+                memo.clear()
+                self._served_tick = tick
+            if len(memo) < _SERVED_MEMO:
+                memo[key] = found
+        return dict(found)
 
     def _make_text(self, m: _Mention) -> tuple[str, str]:
         h = _h(self.world.seed, _SALT + 1, m.id)
@@ -559,7 +625,7 @@ class XEmulator(Emulator):
         return value
 
     def _timeline(self, request: Request, matches: Callable[[_Mention], bool],
-                  candidates: Callable[[int | None], Iterable[_Mention]],
+                  candidates: Callable[[int | None, int | None], Iterable[_Mention]],
                   page_size: int, token_param: str, floor_ms: int | None,
                   default_start_ms: int | None = None, latest_end_ms: int | None = None) -> Response:
         tick = self.world.tick
@@ -594,7 +660,9 @@ class XEmulator(Emulator):
             uppers.append(end - 1)
         page: list[_Mention] = []
         more = False
-        for m in candidates(min(uppers) if uppers else None):
+        # the walk may start below the ids the loop would skip (after, until_id)
+        below = min((i for i in (after, until_id) if i is not None), default=None)
+        for m in candidates(min(uppers) if uppers else None, below):
             if after is not None and m.id >= after:
                 continue
             if since_id is not None and m.id <= since_id:
@@ -617,10 +685,12 @@ class XEmulator(Emulator):
             fields = [*tweet_fields, "author_id"] if want_author and "author_id" not in tweet_fields else tweet_fields
             # the selected keys in the requested order, fields this emulator does not know left out
             tweet_keys = [f for f in fields if f in _TWEET_KEYS]
-            body["data"] = [self.tweet(m, tick, tweet_keys) for m in page]
+            tkeys = tuple(tweet_keys)
+            body["data"] = [self._served("tweet", m.id, tick, tkeys, partial(self.tweet, m, tick, tkeys))
+                            for m in page]
             if want_author:
                 user_fields = self._fields(request, "user.fields", _USER_FIELDS, _DEFAULT_USER_FIELDS)
-                user_keys = [f for f in user_fields if f in _USER_KEYS]
+                user_keys = tuple(f for f in user_fields if f in _USER_KEYS)
                 users: list[dict[str, Any]] = []
                 errors: list[dict[str, Any]] = []
                 seen: set[int] = set()
@@ -634,7 +704,8 @@ class XEmulator(Emulator):
                                        "title": "Not Found Error", "resource_type": "user",
                                        "parameter": "author_id", "resource_id": uid, "type": NOT_FOUND})
                     else:
-                        users.append(self.user(m.person, tick, user_keys))
+                        users.append(self._served("user", m.person, tick, user_keys,
+                                                  partial(self.user, m.person, tick, user_keys)))
                 if users:
                     body["includes"] = {"users": users}
                 if errors:
@@ -665,7 +736,7 @@ class XEmulator(Emulator):
         floor = self._now_ms(tick) - RECENT_WINDOW_MS
         size = self._int_param(request, "max_results", 10, 100, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
-        return self._timeline(request, matcher, lambda upper: self.mentions(tick, upper), size, token, floor)
+        return self._timeline(request, matcher, lambda upper, below: self.mentions(tick, upper, below), size, token, floor)
 
     def _search_all(self, request: Request) -> Response:
         """Full-archive search: the whole history, walked lazily window by window from the newest
@@ -680,7 +751,7 @@ class XEmulator(Emulator):
         now = self._now_ms(tick)
         size = self._int_param(request, "max_results", 10, 500, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
-        return self._timeline(request, matcher, lambda upper: self.mentions(tick, upper), size, token,
+        return self._timeline(request, matcher, lambda upper, below: self.mentions(tick, upper, below), size, token,
                               ARCHIVE_FLOOR_MS, default_start_ms=now - ARCHIVE_DEFAULT_MS,
                               latest_end_ms=now - ARCHIVE_END_LAG_MS)
 
@@ -694,7 +765,7 @@ class XEmulator(Emulator):
         tick = self.world.tick
         # the cap counts from the newest mention: walk from the top (recent windows are cached)
         return self._timeline(request, lambda m: True,
-                              lambda upper: itertools.islice(self.mentions(tick), MENTIONS_CAP),
+                              lambda upper, below: itertools.islice(self.mentions(tick), MENTIONS_CAP),
                               size, "pagination_token", None)
 
     # -- users -----------------------------------------------------------------------------------
