@@ -25,10 +25,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import count, repeat
+from itertools import count, product, repeat
 from operator import itemgetter
+from typing import Any
 
-from sandbox.world import DAY_MS, LIFECYCLE_STAGES, YEAR_MS, Person, World
+from sandbox.world import _FIRST as _WORLD_FIRST
+from sandbox.world import _LAST as _WORLD_LAST
+from sandbox.world import CHANGE_MODULUS, DAY_MS, LIFECYCLE_STAGES, YEAR_MS, Person, World
 from sandbox.world import _h as _world_h
 
 __all__ = [
@@ -240,6 +243,19 @@ def _touch_init(self: Touch, person_idx: int, seq: int, kind: str, at_ms: int, c
 
 
 Touch.__init__ = _touch_init  # type: ignore[method-assign]
+_new_object = object.__new__
+
+
+def _fields_twin(cls: type) -> type:
+    """A class with ``cls``'s slots (same layout) but not its frozen ``__setattr__``: a record is
+    filled as one with plain slot stores (~10 ns each, vs ~80 ns through a slot descriptor's
+    ``__set__``), then made a ``cls`` by assigning ``__class__``; same fields, same frozen record."""
+    twin = type(f"_{cls.__name__}Fields", (), {"__slots__": vars(cls)["__slots__"]})
+    probe: Any = _new_object(twin)
+    probe.__class__ = cls  # TypeError here if the layouts differed
+    return twin
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +285,36 @@ class Order:
     utm_campaign: str | None
 
 
+_TouchFields = _fields_twin(Touch)
+_OrderFields = _fields_twin(Order)
+#: _orders' lines: [product][quantity - 1] (records are frozen: orders share them), refund lines
+#: by their hash roll, and each product's landing page
+_N_PRODUCTS = len(_PRODUCTS)
+_LINES = tuple(tuple(OrderLine(sku, title, q, price) for q in (1, 2, 3)) for sku, title, price in _PRODUCTS)
+_REFUND_LINES = tuple(OrderLine("ADJ-REFUND", "Refund adjustment", 1, -(500 + r * 100)) for r in range(50))
+_LANDING = {sku: f"/products/{sku.lower()}" for sku, _, _ in _PRODUCTS}
+#: an order's referring site by utm_medium
+_REFERRING = {"email": None, "content": SITE + "/blog", "cpc": "https://www.google.com/", "social": "https://t.co/",
+              "referral": "https://partner.example/"}
+
 #: the URLs of _base_events without a campaign (and the bases of those with one)
 _SITE_PAGES = tuple(SITE + page for page in _PAGES)
 _SITE_FORMS = tuple(SITE + form for form in _FORMS)
 _SITE_PRICING, _SITE_PRODUCT, _SITE_REVIEW = SITE + "/pricing", SITE + "/product", SITE + "/review"
 _N_PAGES, _N_FORMS1 = len(_PAGES), len(_FORMS) - 1
 assert _FORMS[0] == "/newsletter"
-_REP_S_TOUCH = repeat(_S_TOUCH)
+_S_TOUCH_POOL = (_S_TOUCH,)
+#: the draw numbers of _base_events: far more than a journey takes (at most ~115)
+_DRAW_NS = tuple(range(1, 1025))
+#: World._name's pools: a handle is f"{first[0]}{last[:7]}".lower() (these stems), then "_" and the index
+_N_WORLD_FIRST, _N_WORLD_LAST = len(_WORLD_FIRST), len(_WORLD_LAST)
+_HANDLE_STEMS = tuple(tuple(f"{first[0]}{last[:7]}".lower() for last in _WORLD_LAST) for first in _WORLD_FIRST)
+#: spans of _base_events' draws (precomputed: names are not folded like literals)
+_BACK_SPAN = 2 * DAY_MS - HOUR_MS + 1
+_CALL_SPAN = 5 * DAY_MS - HOUR_MS + 1
+_OPEN_MIN = 5 * MINUTE_MS
+_OPEN_SPAN = 36 * HOUR_MS - 5 * MINUTE_MS + 1
+_CLICK_SPAN = 20 * MINUTE_MS - 10_000 + 1
 
 #: an event under construction: (at_ms, kind, campaign_idx, system, url)
 _Ev = tuple[int, str, int | None, str, str | None]
@@ -312,9 +351,9 @@ class Journeys:
         #: ``?utm_source=..&utm_medium=..&utm_campaign=<slug>`` of a campaign's links (memo)
         self._utm_query: list[str | None] = [None] * n
         # constants of _base_events: the people created before tick 0, the usable campaign
-        # shapes per purpose, and the seed's ``repeat`` (it has no state: zips may share it)
+        # shapes per purpose, and the draws' key prefix (one-element pools of ``product``)
         self._base_n = world.people.base_count
-        self._rep_seed = repeat(self.seed)
+        self._seed_pool = (self.seed,)
         self._use_email = {system: tuple(s for s in slots if s < n) for system, slots in _EMAIL_SLOTS.items()}
         self._use_content, self._use_webinar, self._use_ads, self._use_social, self._use_event_sf = (
             tuple(s for s in slots if s < n)
@@ -436,6 +475,11 @@ class Journeys:
         assert handle is not None
         return f"https://x.com/{handle}/status/{tweet_id(at_ms, idx)}"
 
+    def _status_base(self, idx: int) -> str:
+        """``https://x.com/<handle>/status/`` of a person with a handle (``_tweet_url`` without its id)."""
+        h = hash((self.seed, 11, idx)) & _M64  # World._name's hash
+        return f"https://x.com/{_HANDLE_STEMS[h % _N_WORLD_FIRST][(h >> 8) % _N_WORLD_LAST]}{'_' if idx < 1_000_000 else ''}{idx}/status/"
+
     # -- people's systems and handles ------------------------------------------------------------------
 
     def email_system(self, person_idx: int) -> str:
@@ -450,9 +494,9 @@ class Journeys:
         h = _h(self.seed, _S_HANDLE, person_idx)
         if h % 100 >= HANDLE_PCT:
             return None
-        first, last, _ = self.world._name(person_idx)
-        sep = "_" if person_idx < 1_000_000 else ""
-        return f"{first[0]}{last[:7]}{sep}{person_idx}".lower()
+        h = hash((self.seed, 11, person_idx)) & _M64  # World._name's hash
+        stem = _HANDLE_STEMS[h % _N_WORLD_FIRST][(h >> 8) % _N_WORLD_LAST]  # f"{first[0]}{last[:7]}".lower()
+        return f"{stem}_{person_idx}" if person_idx < 1_000_000 else f"{stem}{person_idx}"
 
     def has_handle(self, person_idx: int) -> bool:
         """Whether :meth:`social_handle` is not ``None`` (one hash, no name)."""
@@ -520,12 +564,37 @@ class Journeys:
         p = w.person(person_idx, t)
         return self._touches(p, t)
 
-    def _touches(self, p: Person, t: int) -> list[Touch]:
-        idx = p.idx
+    def _touch_events(self, p: Person, t: int) -> list[_Ev]:
+        """The touches of :meth:`_touches` as ``(at_ms, kind, campaign_idx, system, url)`` event
+        tuples, in the same order (an event's position is its touch's ``seq``): the base events
+        sorted by time (stable), then the tick events. No :class:`Touch` is built."""
         evs = self._base_events(p)
         evs.sort(key=_at_of)  # stable: same-time events keep their causal order
-        evs.extend(self._tick_events(p, t))
-        return [Touch(idx, n, kind, at, camp, system, url) for n, (at, kind, camp, system, url) in enumerate(evs)]
+        if t and p.idx % CHANGE_MODULUS in self.world.people.change_ticks:  # else no tick events
+            evs += self._tick_events(p, t)
+        return evs
+
+    def _touches(self, p: Person, t: int) -> list[Touch]:
+        idx = p.idx
+        evs = self._touch_events(p, t)
+        # Touch(idx, n, kind, at, camp, system, url) for the n-th event, filled as a _TouchFields
+        out: list[Touch] = []
+        add = out.append
+        fields = _TouchFields
+        cls = Touch
+        x: Any
+        for n, (at, kind, camp, system, url) in enumerate(evs):
+            x = fields()
+            x.person_idx = idx
+            x.seq = n
+            x.kind = kind
+            x.at_ms = at
+            x.campaign_idx = camp
+            x.system = system
+            x.url = url
+            x.__class__ = cls
+            add(x)
+        return out
 
     def _base_stages(self, p: Person) -> tuple[int, list[tuple[str, int]]]:
         """(cutoff, the stages entered by the person's creation state, in order)."""
@@ -536,7 +605,7 @@ class Journeys:
 
     def _base_events(self, p: Person) -> list[_Ev]:
         # The hot path of every touch and order (most of a member's or an activity's serving
-        # time), written out in one frame: draws are ``next(draws) & m64`` (the C stream of _stream),
+        # time), written out in one frame: draws are ``nx(draws) & m64`` (a C stream, as _stream's),
         # a campaign is looked up (``_find``) only once its roll passes, URLs are joined from
         # per-campaign query strings, and the handle is built only for a mention. The draws,
         # their order and the events are exactly those of the plain version in git history
@@ -544,7 +613,12 @@ class Journeys:
         idx = p.idx
         seed = self.seed
         m64 = _M64
-        draws = map(hash, zip(self._rep_seed, _REP_S_TOUCH, repeat(idx), count(1)))
+        nx = next
+        # hash((seed, _S_TOUCH, idx, n)) for n = 1, 2, ...: ``product`` over one-element pools and
+        # _DRAW_NS yields those keys (reusing one tuple), cheaper to set up and to step than the
+        # zip of repeats and a count of _stream; a journey takes at most ~115 draws
+        # (14 for stages, 73 for up to 8 mails, 13 for page views, 14 for the rest; 85 seen)
+        draws = map(hash, product(self._seed_pool, _S_TOUCH_POOL, (idx,), _DRAW_NS))
         created = p.created_ms
         grown = idx >= self._base_n
         if grown:
@@ -587,22 +661,22 @@ class Journeys:
             if first_code < 0:
                 first_code = code
                 if code == 7:
-                    add((at, "page_view", None, "hubspot", _SITE_PAGES[(next(draws) & m64) % _N_PAGES]))
+                    add((at, "page_view", None, "hubspot", _SITE_PAGES[(nx(draws) & m64) % _N_PAGES]))
                 else:
-                    form = _SITE_FORMS[0] if code == 0 else _SITE_FORMS[1 + (next(draws) & m64) % _N_FORMS1]
-                    roll = next(draws) & m64
+                    form = _SITE_FORMS[0] if code == 0 else _SITE_FORMS[1 + (nx(draws) & m64) % _N_FORMS1]
+                    roll = nx(draws) & m64
                     c = find(u_content, at, roll >> 8) if roll % 100 < 40 else None
                     add((at, "form_submission", c, "hubspot", form if c is None else form + (utm[c] or self._utm(c))))
                 prev = at
                 continue
             if code == 1:  # lead
-                roll = next(draws) & m64
+                roll = nx(draws) & m64
                 c = find(u_content, at, roll >> 8) if roll % 100 < 60 else None
-                form = _SITE_FORMS[1 + (next(draws) & m64) % _N_FORMS1]
+                form = _SITE_FORMS[1 + (nx(draws) & m64) % _N_FORMS1]
                 add((at, "form_submission", c, "hubspot", form if c is None else form + (utm[c] or self._utm(c))))
             elif code == 2:  # marketingqualifiedlead
                 if has_email:
-                    back = HOUR_MS + (next(draws) & m64) % (2 * DAY_MS - HOUR_MS + 1)
+                    back = HOUR_MS + (nx(draws) & m64) % _BACK_SPAN
                     sent = at - back
                     if prev > sent:
                         sent = prev
@@ -611,32 +685,32 @@ class Journeys:
                     if created > sent:
                         sent = created
                     # the email the click answers: send, (no bounce), delivered; no open
-                    roll = next(draws) & m64
+                    roll = nx(draws) & m64
                     c = find(email_slots, sent, roll >> 8) if roll % 100 < 90 else None
                     add((sent, "email_send", c, system, None))
-                    next(draws)  # its bounce roll (a clicked email does not bounce)
+                    nx(draws)  # its bounce roll (a clicked email does not bounce)
                     if sent + 2_000 <= horizon:
                         add((sent + 2_000, "email_delivered", c, system, None))
-                    page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+                    page = _SITE_PAGES[(nx(draws) & m64) % _N_PAGES]
                     add((at, "email_click", c, system, page if c is None else page + (utm[c] or self._utm(c))))
                 else:
                     add((at, "page_view", None, "hubspot", _SITE_PRICING))
             elif code == 3:  # salesqualifiedlead
-                roll = next(draws) & m64
+                roll = nx(draws) & m64
                 add((at, "webinar_attended", find(self._use_webinar, at, roll >> 8) if roll % 100 < 85 else None,
                      "marketo", None))
                 sql_at = at
             elif code == 4 or code == 5:  # opportunity, customer
-                call_at = at - HOUR_MS - (next(draws) & m64) % (5 * DAY_MS - HOUR_MS + 1)
+                call_at = at - HOUR_MS - (nx(draws) & m64) % _CALL_SPAN
                 add((prev if prev > call_at else call_at, "call", None, "salesforce", None))
-                roll = next(draws) & m64
+                roll = nx(draws) & m64
                 add((at, "meeting", find(self._use_event_sf, at, roll >> 8) if roll % 100 < 20 else None,
                      "salesforce", None))
             elif code == 6:  # evangelist
                 if has_handle:
-                    roll = next(draws) & m64
+                    roll = nx(draws) & m64
                     add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 30 else None,
-                         "x", self._tweet_url(idx, at)))
+                         "x", f"{self._status_base(idx)}{((at - TWEPOCH) << 22) | (hash((idx, at, 0x5EED)) & 0x3FFFFF)}"))
                 else:
                     add((at, "form_submission", None, "hubspot", _SITE_REVIEW))
             prev = at
@@ -646,13 +720,18 @@ class Journeys:
         # background: campaigns keep running over the active window
         span = horizon - created  # ``between(created, horizon)`` draws only when span > 0
         if has_email and first_code >= 0 and first_code != 7:
-            n_mails = 1 + (next(draws) & m64) % 4 + (rank if rank < 4 else 4)
+            n_mails = 1 + (nx(draws) & m64) % 4 + (rank if rank < 4 else 4)
             lo = created + MINUTE_MS
             if horizon <= lo:
                 times = [lo] * n_mails
             else:
                 width = horizon - lo + 1
-                times = sorted([lo + (next(draws) & m64) % width for _ in range(n_mails)])
+                # a loop, not a comprehension: one would make draws and m64 cell variables
+                times = []
+                put = times.append
+                for _ in range(n_mails):
+                    put(lo + (nx(draws) & m64) % width)
+                times.sort()
             # the campaign lookup of ``_find``, inlined for the emails (most of the lookups)
             n_slots = len(email_slots)
             inline = bool(self._camp_step and n_slots)
@@ -660,10 +739,13 @@ class Journeys:
             camp_base = self._camp_base
             n1 = self._n_campaigns - 1
             windows = self._windows
+            horizon_delivered = horizon - 2_000
+            horizon_click = horizon - 20 * MINUTE_MS
+            horizon_unsub = horizon - MINUTE_MS
             for at in times:
                 # one email: send, delivered or bounce, open, click, maybe an unsubscribe that
                 # ends the mailing; events past the horizon are dropped
-                roll = next(draws) & m64
+                roll = nx(draws) & m64
                 if roll % 100 >= 90:
                     c = None
                 elif inline:
@@ -679,36 +761,36 @@ class Journeys:
                 else:
                     c = find(email_slots, at, roll >> 8)
                 add((at, "email_send", c, system, None))
-                if (next(draws) & m64) % 1000 < BOUNCE_PER_MILLE:
+                if (nx(draws) & m64) % 1000 < BOUNCE_PER_MILLE:
                     if at + 5_000 <= horizon:
                         add((at + 5_000, "email_bounce", c, system, None))
                     continue
-                if at + 2_000 <= horizon:
+                if at <= horizon_delivered:
                     add((at + 2_000, "email_delivered", c, system, None))
-                if (next(draws) & m64) % 100 >= OPEN_PCT:
+                if (nx(draws) & m64) % 100 >= OPEN_PCT:
                     continue
-                opened = at + 5 * MINUTE_MS + (next(draws) & m64) % (36 * HOUR_MS - 5 * MINUTE_MS + 1)
+                opened = at + _OPEN_MIN + (nx(draws) & m64) % _OPEN_SPAN
                 if opened > horizon:
                     continue
                 add((opened, "email_open", c, system, None))
-                if (next(draws) & m64) % 100 < CLICK_PCT and opened + 20 * MINUTE_MS <= horizon:
-                    clicked = opened + 10_000 + (next(draws) & m64) % (20 * MINUTE_MS - 10_000 + 1)
-                    page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+                if (nx(draws) & m64) % 100 < CLICK_PCT and opened <= horizon_click:
+                    clicked = opened + 10_000 + (nx(draws) & m64) % _CLICK_SPAN
+                    page = _SITE_PAGES[(nx(draws) & m64) % _N_PAGES]
                     add((clicked, "email_click", c, system, page if c is None else page + (utm[c] or self._utm(c))))
-                if (next(draws) & m64) % 1000 < UNSUB_PER_MILLE and opened + MINUTE_MS <= horizon:
+                if (nx(draws) & m64) % 1000 < UNSUB_PER_MILLE and opened <= horizon_unsub:
                     add((opened + MINUTE_MS, "unsubscribe", c, system, None))
                     break
-        for _ in range((next(draws) & m64) % 4):
-            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
-            roll = next(draws) & m64
+        for _ in range((nx(draws) & m64) % 4):
+            at = created + (nx(draws) & m64) % (span + 1) if span > 0 else created
+            roll = nx(draws) & m64
             c = find(u_content, at, roll >> 8) if roll % 100 < 30 else None
-            page = _SITE_PAGES[(next(draws) & m64) % _N_PAGES]
+            page = _SITE_PAGES[(nx(draws) & m64) % _N_PAGES]
             add((at, "page_view", c, "hubspot", page if c is None else page + (utm[c] or self._utm(c))))
         if has_handle:
-            for _ in range((next(draws) & m64) % 3):  # draws kept so that the other touches stay put
+            for _ in range((nx(draws) & m64) % 3):  # draws kept so that the other touches stay put
                 if span > 0:
-                    next(draws)
-                next(draws)  # the campaign roll of a mention that no longer exists
+                    nx(draws)
+                nx(draws)  # the campaign roll of a mention that no longer exists
             # _background_mentions: 0-2 within SOCIAL_WINDOW_MS of creation, from their own stream
             # (a few draws: hashed one by one, no stream to set up)
             mentions = (hash((seed, _S_SOCIAL, idx, 1)) & m64) % 3
@@ -717,6 +799,7 @@ class Journeys:
                 if hi > horizon:
                     hi = horizon
                 n = 1
+                status = self._status_base(idx)  # == _tweet_url(idx, at) without the tweet id
                 for _ in range(mentions):
                     at = created
                     if hi > created:
@@ -725,19 +808,19 @@ class Journeys:
                     n += 1
                     roll = hash((seed, _S_SOCIAL, idx, n)) & m64
                     add((at, "social_mention", find(self._use_social, at, roll >> 8) if roll % 100 < 35 else None,
-                         "x", self._tweet_url(idx, at)))
-        if (next(draws) & m64) % 100 < 30:
-            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
-            c = find(self._use_ads, at, (next(draws) & m64) >> 8)
+                         "x", f"{status}{((at - TWEPOCH) << 22) | (hash((idx, at, 0x5EED)) & 0x3FFFFF)}"))
+        if (nx(draws) & m64) % 100 < 30:
+            at = created + (nx(draws) & m64) % (span + 1) if span > 0 else created
+            c = find(self._use_ads, at, (nx(draws) & m64) >> 8)
             add((at, "ad_click", c, "salesforce", _SITE_PRODUCT if c is None else _SITE_PRODUCT + (utm[c] or self._utm(c))))
-        if (next(draws) & m64) % 100 < 20:
-            at = created + (next(draws) & m64) % (span + 1) if span > 0 else created
-            roll = next(draws) & m64
+        if (nx(draws) & m64) % 100 < 20:
+            at = created + (nx(draws) & m64) % (span + 1) if span > 0 else created
+            roll = nx(draws) & m64
             add((at, "webinar_attended", find(self._use_webinar, at, roll >> 8) if roll % 100 < 90 else None,
                  "marketo", None))
         if sql_at is not None:
-            for _ in range(1 + (next(draws) & m64) % 2):
-                add((sql_at + (next(draws) & m64) % (horizon - sql_at + 1) if horizon > sql_at else sql_at,
+            for _ in range(1 + (nx(draws) & m64) % 2):
+                add((sql_at + (nx(draws) & m64) % (horizon - sql_at + 1) if horizon > sql_at else sql_at,
                      "call", None, "salesforce", None))
         return evs
 
@@ -746,6 +829,9 @@ class Journeys:
         w = self.world
         space = w.people
         idx = p.idx
+        # most people have no change tick at all: one dict lookup, as in _Space.changes
+        if not t or idx % CHANGE_MODULUS not in space.change_ticks:
+            return []
         ct = space.created_tick(idx)
         if t <= ct:
             return []
@@ -882,17 +968,24 @@ class Journeys:
 
     def _buyer(self, p: Person) -> tuple[int | None, bool]:
         """(base customer date or None, is a guest buyer)."""
+        # == the base stages' customer date, and (highest base rank < customer) and the guest roll
+        cust = p.stage_dates.get("customer")
+        if cust is not None and cust > (p.created_ms if p.idx >= self._base_n else self._end):
+            cust = None
+        if cust is not None or (hash((self.seed, _S_GUEST, p.idx, 0)) & _M64) % 100 >= GUEST_PCT:
+            return cust, False  # a base customer has the customer rank: not a guest
         _, stages = self._base_stages(p)
-        cust = next((d for s, d in stages if s == "customer"), None)
         base_rank = max((_STAGE_RANK[s] for s, _ in stages if s != "other"), default=0)
-        guest = base_rank < _CUSTOMER_RANK and _h(self.seed, _S_GUEST, p.idx) % 100 < GUEST_PCT
-        return cust, guest
+        return None, base_rank < _CUSTOMER_RANK
 
     def _orders(self, p: Person, t: int, touches: list[Touch] | None = None) -> list[Order]:
-        w = self.world
         idx = p.idx
-        cust, guest = self._buyer(p)
         customer_at = p.stage_dates.get("customer")
+        # most people never buy: no customer stage and not a guest (the first half of _buyer)
+        if customer_at is None and (hash((self.seed, _S_GUEST, idx, 0)) & _M64) % 100 >= GUEST_PCT:
+            return []
+        w = self.world
+        cust, guest = self._buyer(p)
         space = w.people
         ct = space.created_tick(idx)
         changes = space.changes(idx, t, ct) if t > ct else []
@@ -941,45 +1034,84 @@ class Journeys:
                 made[-1][1] = at
         if not made:
             return []
+        # the campaign of the last touch (with one) at or before each order's creation: the
+        # touches' times and campaigns, from the events when no touches are given (no Touch built)
+        lasts: list[int | None] = []
+        last_campaign: int | None = None
+        ti = 0
         if touches is None:
-            touches = self._touches(p, t)
+            evs = self._touch_events(p, t)
+            n_evs = len(evs)
+            for row in made:
+                c0 = row[0]
+                assert c0 is not None
+                while ti < n_evs:
+                    ev = evs[ti]
+                    if ev[0] > c0:
+                        break
+                    if ev[2] is not None:
+                        last_campaign = ev[2]
+                    ti += 1
+                lasts.append(last_campaign)
+        else:
+            for row in made:
+                c0 = row[0]
+                assert c0 is not None
+                while ti < len(touches) and touches[ti].at_ms <= c0:
+                    if touches[ti].campaign_idx is not None:
+                        last_campaign = touches[ti].campaign_idx
+                    ti += 1
+                lasts.append(last_campaign)
         shop_email = self.shop_email(idx, p, guest)
         currency = _CURRENCY.get(p.country or "", "USD")
         out: list[Order] = []
-        ti = 0
-        last_campaign: int | None = None
+        seed = self.seed
+        utm = self._utm_query
+        fields = _OrderFields
+        cls = Order
+        x: Any
         for n, (c0, upd, cancelled) in enumerate(made):
-            assert c0 is not None and upd is not None
-            while ti < len(touches) and touches[ti].at_ms <= c0:
-                if touches[ti].campaign_idx is not None:
-                    last_campaign = touches[ti].campaign_idx
-                ti += 1
             oidx = idx * ORDER_SLOTS + n
-            h = _h(self.seed, _S_ORDER, oidx, -1)
-            lines = []
-            for m in range(1 + h % 3):
-                sku, title, price = _PRODUCTS[(h >> (8 + 4 * m)) % len(_PRODUCTS)]
-                lines.append(OrderLine(sku, title, 1 + (h >> (24 + 3 * m)) % 3, price))
+            h = hash((seed, _S_ORDER, oidx, -1)) & _M64
+            lines = [_LINES[(h >> (8 + 4 * m)) % _N_PRODUCTS][(h >> (24 + 3 * m)) % 3] for m in range(1 + h % 3)]
             if (h >> 40) % 100 < REFUND_LINE_PCT:
-                lines.append(OrderLine("ADJ-REFUND", "Refund adjustment", 1, -(500 + (h >> 48) % 50 * 100)))
+                lines.append(_REFUND_LINES[(h >> 48) % 50])
             utm_roll = (h >> 32) % 100
             source = medium = campaign = None
             referring: str | None = None
-            landing = f"/products/{lines[0].sku.lower()}"
-            if last_campaign is not None and utm_roll < UTM_CAMPAIGN_PCT:
-                source, medium = _UTM[_SLOTS[last_campaign % 10][1]]
-                campaign = self.campaign_slug(last_campaign)
+            landing = _LANDING[lines[0].sku]
+            last = lasts[n]
+            if last is not None and utm_roll < UTM_CAMPAIGN_PCT:
+                source, medium = _UTM[_SLOTS[last % 10][1]]
+                campaign = self.campaign_slug(last)
+                landing += utm[last] or self._utm(last)  # == ?utm_source=..&utm_medium=..&utm_campaign=..
+                referring = _REFERRING[medium]
             elif utm_roll >= 100 - UTM_UNKNOWN_PCT:
                 source, medium, campaign = "partner", "referral", "summer-sale"
-            if campaign is not None:
-                landing += f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
-                referring = {"email": None, "cpc": "https://www.google.com/", "social": "https://t.co/",
-                             "content": SITE + "/blog", "referral": "https://partner.example/"}.get(medium or "")
+                landing += "?utm_source=partner&utm_medium=referral&utm_campaign=summer-sale"
+                referring = _REFERRING[medium]
             elif utm_roll < 70:
                 referring = "https://www.google.com/"
-            test = (h >> 52) % 1000 < TEST_ORDER_PER_MILLE
-            out.append(Order(oidx, idx, f"#{1001 + oidx}", shop_email, c0, upd, cancelled, test, currency,
-                             tuple(lines), landing, referring, source, medium, campaign))
+            # Order(oidx, idx, number, shop_email, c0, upd, cancelled, test, currency, lines, landing,
+            # referring, source, medium, campaign), filled as an _OrderFields
+            x = fields()
+            x.idx = oidx
+            x.person_idx = idx
+            x.number = f"#{1001 + oidx}"
+            x.email = shop_email
+            x.created_ms = c0
+            x.updated_ms = upd
+            x.cancelled_ms = cancelled
+            x.test = (h >> 52) % 1000 < TEST_ORDER_PER_MILLE
+            x.currency = currency
+            x.lines = tuple(lines)
+            x.landing_site = landing
+            x.referring_site = referring
+            x.utm_source = source
+            x.utm_medium = medium
+            x.utm_campaign = campaign
+            x.__class__ = cls
+            out.append(x)
         return out
 
     def people_with_orders_since(self, since_ms: int, t: int | None = None) -> Iterator[int]:

@@ -91,6 +91,26 @@ def test_touches_are_ordered_and_in_the_vocabulary(world: World, j: Journeys) ->
                 assert x.system == "salesforce"
 
 
+def test_touch_events_are_the_touches_as_tuples_and_touches_are_plain_records(world: World, j: Journeys) -> None:
+    for t in (0, len(TICKS) - 1):
+        for i in range(0, SIZE, 7):
+            p = world.person(i, t)
+            touches = j._touches(p, t)
+            evs = j._touch_events(p, t)
+            assert [(x.at_ms, x.kind, x.campaign_idx, x.system, x.url) for x in touches] == evs
+            # built like any Touch: same type, equal and hashed alike, frozen
+            assert all(type(x) is Touch for x in touches)
+            again = [Touch(i, n, kind, at, c, system, url) for n, (at, kind, c, system, url) in enumerate(evs)]
+            assert touches == again and list(map(hash, touches)) == list(map(hash, again))
+            assert list(map(repr, touches)) == list(map(repr, again))
+            # orders find their campaigns the same from given touches as from the events
+            orders = j._orders(p, t)
+            assert orders == j._orders(p, t, touches)
+            assert all(type(o) is Order for o in orders)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        j.orders(next(i for i in range(SIZE) if j.orders(i)))[0].email = "x"  # type: ignore[misc]
+
+
 def test_journeys_agree_with_the_crm(world: World, j: Journeys) -> None:
     for i in range(SIZE):
         p = world.person(i)
