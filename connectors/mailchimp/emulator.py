@@ -300,17 +300,17 @@ def _base_mail(people: Sequence[Person], seed: int, end: int, base_n: int) -> li
             mql.append(mails)
     if not rows:
         return out
-    d = draws[rows]
-    r = np.arange(len(rows))
+    d = draws[rows].ravel()  # row k's draw n at k * _DRAWS + n
+    r = np.arange(0, len(rows) * _DRAWS, _DRAWS)
     pos = np.asarray(taken, dtype=np.int64) + 1
-    n_mails = (d[r, pos] % np.uint64(4)).astype(np.int64) + 1 + np.asarray(ranks, dtype=np.int64)
+    n_mails = (d[r + pos] % np.uint64(4)).astype(np.int64) + 1 + np.asarray(ranks, dtype=np.int64)
     lo = np.asarray(los, dtype=np.int64)
     ends = np.asarray(horizons, dtype=np.int64)
     spread = ends > lo
     width = np.where(spread, ends - lo + 1, 1).astype(np.uint64)
     times = np.full((len(rows), 8), _BIG, dtype=np.int64)
     for j in range(8):  # the emails' times (sorted below), drawn only over a window
-        when = np.where(spread, lo + (d[r, np.minimum(pos + 1 + j, _DRAWS - 1)] % width).astype(np.int64), lo)
+        when = np.where(spread, lo + (d[r + np.minimum(pos + 1 + j, _DRAWS - 1)] % width).astype(np.int64), lo)
         times[:, j] = np.where(j < n_mails, when, _BIG)
     times.sort(axis=1)
     pos += np.where(spread, n_mails, 0)
@@ -328,21 +328,21 @@ def _base_mail(people: Sequence[Person], seed: int, end: int, base_n: int) -> li
             break
         sends += act
         pos += 2 * act
-        bounce = act & (d[r, pos] % np.uint64(1000) < BOUNCE_PER_MILLE)
+        bounce = act & (d[r + pos] % np.uint64(1000) < BOUNCE_PER_MILLE)
         bounced = np.where(bounce & (bounced < 0) & (when + 5_000 <= ends), when + 5_000, bounced)
         act &= ~bounce
         pos += act
-        act &= d[r, pos] % np.uint64(100) < OPEN_PCT
+        act &= d[r + pos] % np.uint64(100) < OPEN_PCT
         pos += act
-        opened = when + 5 * MINUTE_MS + (d[r, pos] % np.uint64(36 * HOUR_MS - 5 * MINUTE_MS + 1)).astype(np.int64)
+        opened = when + 5 * MINUTE_MS + (d[r + pos] % np.uint64(36 * HOUR_MS - 5 * MINUTE_MS + 1)).astype(np.int64)
         act &= opened <= ends
         opens += act
         pos += act
-        click = act & (d[r, pos] % np.uint64(100) < CLICK_PCT) & (opened + 20 * MINUTE_MS <= ends)
+        click = act & (d[r + pos] % np.uint64(100) < CLICK_PCT) & (opened + 20 * MINUTE_MS <= ends)
         pos += 2 * click  # its time and page
         clicks += click
         pos += act
-        gone = act & (d[r, pos] % np.uint64(1000) < UNSUB_PER_MILLE) & (opened + MINUTE_MS <= ends)
+        gone = act & (d[r + pos] % np.uint64(1000) < UNSUB_PER_MILLE) & (opened + MINUTE_MS <= ends)
         unsub = np.where(gone, opened + MINUTE_MS, unsub)
         live &= ~gone
     for row, numbers in zip(rows, zip(sends.tolist(), opens.tolist(), clicks.tolist(), first.tolist(),
@@ -937,15 +937,13 @@ class MailchimpEmulator(Emulator):
                 continue
             if seen >= hi:
                 break
-            gone = set(archived.get(b, ()))
-            for idx in self._page_block(b, tick):
-                if idx in gone:
-                    continue
-                if lo <= seen < hi:
-                    out.append(idx)
-                seen += 1
-                if seen >= hi:
-                    break
+            live = self._page_block(b, tick)
+            gone = archived.get(b)
+            if gone:
+                dropped = set(gone)
+                live = [idx for idx in live if idx not in dropped]
+            out += live[max(0, lo - seen):hi - seen]  # the block's members ranked seen, seen + 1, ...
+            seen += len(live)
         return out
 
     def _page_block(self, b: int, tick: int) -> list[int]:
@@ -1022,8 +1020,11 @@ class MailchimpEmulator(Emulator):
 
     def _facts_from(self, person: Person, tick: int, sends: int, opens: int, clicks: int, opt_in: int,
                     bounced: int, unsub: int) -> _Facts:
-        """``_facts_of`` from ``_base_mail``'s numbers and the person's tick events."""
-        for at, kind, _, system, _ in self.journeys._tick_events(person, tick):  # a few people a tick
+        """``_facts_of`` from ``_base_mail``'s numbers and the person's tick events (a tick that
+        changes a person sets its ``modified_ms`` to that tick's time: the others have none)."""
+        ticks = self.world.ticks
+        changed = tick and person.modified_ms >= ticks[1]
+        for at, kind, _, system, _ in self.journeys._tick_events(person, tick) if changed else ():
             if system != SYSTEM:
                 continue
             if opt_in < 0:
