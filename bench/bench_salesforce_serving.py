@@ -1,6 +1,6 @@
 """Server memory and first-answer latency of the Salesforce emulator on the connector's own query shapes.
 
-    /work/venv/bin/python bench/bench_salesforce_serving.py [--sizes 100000,1000000] [--object Lead]
+    /work/venv/bin/python bench/bench_salesforce_serving.py [--sizes 100000,1000000] [--object Lead[,Task,...]]
         [--records 20000] [--seed 7] [--advance 3]
 
 ``bench_sandbox.py --vendor salesforce`` reads ``SELECT ... FROM Lead`` (no WHERE, no ORDER BY);
@@ -11,7 +11,9 @@ window (CSV results paged with ``maxRecords``). For each size a fresh server pro
 each shape runs once, in that order; a row per shape gives its first answer's latency (the whole
 scan happens there), the records read (up to ``--records``), the server's CPU seconds for the
 shape and its peak RSS so far. The first shape pays the scan of the object; the others, at the
-same tick, reuse what it learned (the per-tick people stamps).
+same tick, reuse what it learned (the per-tick people stamps). Several objects (``--object
+Lead,CampaignMember,Task,Event``, the connector's order) are read in a row from the same server:
+later ones reuse what earlier scans learned (the people digest, the journeys walked).
 
 ``--hashes SIZE --ticks N`` instead prints a hash of every answer (status, headers, body; the
 instance URL, Date and the bulk job's wall-clock times masked) to every query shape the connector
@@ -190,7 +192,8 @@ def main() -> None:
             print(h, name)
         print(hashlib.sha256(repr(sorted(found.items())).encode()).hexdigest()[:16], f"all {len(found)} answers")
         return
-    print(f"{'size':>9} {'shape':<22} {'first answer':>12} {'records':>9} {'server CPU':>10} {'peak RSS':>9}")
+    print(f"{'size':>9} {'object':<15} {'shape':<22} {'first answer':>12} {'records':>9} {'server CPU':>10} "
+          f"{'peak RSS':>9}")
     for size in (int(s) for s in args.sizes.split(",")):
         with start_sandbox(["salesforce"], size=size, seed=args.seed) as sb:
             if args.advance:
@@ -201,11 +204,12 @@ def main() -> None:
                               headers={"Authorization": f"Bearer {st['session_id']}"}) as c:
                 base = f"/services/data/v{st['api_version']}"
                 cpu = sb.stats("salesforce")["cpu_seconds"]
-                for shape, seconds, n in _shapes(c, base, args.object, upper, args.records):
-                    stats = sb.stats("salesforce")
-                    print(f"{size:>9,} {shape:<22} {seconds * 1000:>10.0f}ms {n:>9,} "
-                          f"{stats['cpu_seconds'] - cpu:>9.1f}s {stats['peak_rss_mb']:>6.0f} MB", flush=True)
-                    cpu = stats["cpu_seconds"]
+                for obj in args.object.split(","):
+                    for shape, seconds, n in _shapes(c, base, obj, upper, args.records):
+                        stats = sb.stats("salesforce")
+                        print(f"{size:>9,} {obj:<15} {shape:<22} {seconds * 1000:>10.0f}ms {n:>9,} "
+                              f"{stats['cpu_seconds'] - cpu:>9.1f}s {stats['peak_rss_mb']:>6.0f} MB", flush=True)
+                        cpu = stats["cpu_seconds"]
     print(f"\n(reproduce: /work/venv/bin/python bench/bench_salesforce_serving.py --sizes {args.sizes} "
           f"--object {args.object} --records {args.records} --seed {args.seed} --advance {args.advance})")
 

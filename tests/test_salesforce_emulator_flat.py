@@ -82,7 +82,11 @@ def test_stamps_answer_as_rows(world: tuple[Sandbox, int], obj: str) -> None:
             lit = mid["SystemModstamp"][:19] + "Z"
             for where in (f"SystemModstamp = {lit} AND Id > '{mid['Id']}' AND SystemModstamp < {upper}",
                           f"SystemModstamp > {lit} AND SystemModstamp < {upper}",
-                          f"Id IN ('{records[0]['Id']}', '{mid['Id']}') OR IsDeleted = true"):
+                          f"Id IN ('{records[0]['Id']}', '{mid['Id']}') OR IsDeleted = true",
+                          # ids match on their first 15 characters, case-sensitive, of this object only
+                          f"Id IN ('{records[0]['Id']}', '{mid['Id'][:15]}AAA', '{mid['Id'].lower()}', "
+                          f"'001{mid['Id'][3:]}', 'x') AND SystemModstamp < {upper}",
+                          f"Id = '{mid['Id'][:15]}'"):
                 assert _read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}") == \
                     _read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}, CreatedDate ASC")
         for shape in (" ORDER BY Id ASC", " ORDER BY SystemModstamp DESC, Id DESC LIMIT 700 OFFSET 3", ""):

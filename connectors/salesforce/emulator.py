@@ -42,7 +42,7 @@ from connectors.salesforce.objects import (
     sf_datetime,
     sf_id,
 )
-from connectors.salesforce.soql import Cond, Query, SoqlError, parse, parse_datetime
+from connectors.salesforce.soql import Cond, Literal, Query, SoqlError, parse, parse_datetime
 from connectors.salesforce.tls import TlsFront
 from sandbox.faults import FaultRule
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
@@ -208,6 +208,17 @@ _STAMP_FIELDS = frozenset({"Id", "IsDeleted", "SystemModstamp", "LastModifiedDat
 _CMP: dict[str, Callable[[Any, Any], Any]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
                                               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
                                               "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def _id_indexes(prefix: str, values: tuple[Literal, ...]) -> list[int]:
+    """The record indexes of an object whose ids match one of ``values`` on their first 15 characters."""
+    out = []
+    for x in values:
+        if x.kind == "string" and isinstance(x.value, str):
+            found = parse_id(x.value[:15])
+            if found is not None and found[0] == prefix and sf_id(prefix, found[1])[:15] == x.value[:15]:
+                out.append(found[1])
+    return out
 
 
 @dataclass
@@ -838,6 +849,9 @@ class SalesforceEmulator(Emulator):
                 if f.name in ("SystemModstamp", "LastModifiedDate") and c.op in _CMP and isinstance(v, int) \
                         and c.values[0].kind == "datetime":
                     mask &= _CMP[c.op](modified, v)
+                elif f.name == "Id" and c.op in ("=", "IN") and all(x.kind in ("string", "null") for x in c.values):
+                    # the records whose id's first 15 characters are one of the values (as _compile)
+                    mask &= np.isin(idx, np.array(_id_indexes(obj.prefix, c.values), dtype=np.int64))
                 else:
                     residual.append((f, c))
         if residual:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,9 @@ def _scan_arrays(idx: array, deleted: bytearray, modified: array) -> Scan:
     return (np.frombuffer(idx, dtype=np.int64) if idx else np.zeros(0, np.int64),
             np.frombuffer(deleted, dtype=np.bool_) if deleted else np.zeros(0, np.bool_),
             np.frombuffer(modified, dtype=np.int64) if modified else np.zeros(0, np.int64))
+
+
+_at_of = itemgetter(0)
 
 
 def _ints(a: np.ndarray) -> Iterator[int]:
@@ -261,10 +265,24 @@ def _campaign_status(status: str) -> str:
     return status.replace("_", " ").title()
 
 
+#: a touch as ``(at_ms, kind, campaign_idx, system, url)``; its ``seq`` is its position in the journey
+Ev = tuple[Any, ...]
+_AT, _KIND, _CAMPAIGN, _SYSTEM, _URL = range(5)
+
+
 class _Journeys:
-    """The shared journeys (``sandbox.journeys``), or nothing while that module does not exist."""
+    """The shared journeys (``sandbox.journeys``), or nothing while that module does not exist.
+
+    Journeys are read as plain tuples (``Ev``): ``Journeys.touches`` builds a ``Touch`` per event,
+    ~40% of a journey's cost. They come from its parts (``_base_events``, ``_tick_events``, as
+    ``Journeys._touches`` puts them together) while those give what ``touches`` gives on the first
+    journeys read (else from ``touches``)."""
+
+    #: journeys checked against ``Journeys.touches`` before the parts are trusted
+    CHECKS = 8
 
     def __init__(self, world: World) -> None:
+        self.world = world
         try:
             from sandbox.journeys import Journeys
         except ImportError:
@@ -272,8 +290,12 @@ class _Journeys:
         else:
             self.j = Journeys(world)
         self._lock = threading.Lock()
-        self._touches: OrderedDict[tuple[int, int], list[Any]] = OrderedDict()
+        self._events: OrderedDict[tuple[int, int], list[Ev]] = OrderedDict()
+        self._people: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._campaigns: dict[int, Any] = {}
+        self._base = getattr(self.j, "_base_events", None)
+        self._ticked = getattr(self.j, "_tick_events", None)
+        self._checks = self.CHECKS
 
     @property
     def available(self) -> bool:
@@ -285,19 +307,79 @@ class _Journeys:
             found = self._campaigns[c] = self.j.campaign(c)
         return found
 
-    def touches(self, p: int, t: int) -> list[Any]:
+    def _public(self, p: int, t: int) -> list[Ev]:
+        return [(x.at_ms, x.kind, x.campaign_idx, x.system, x.url) for x in self.j.touches(p, t)]
+
+    def of_person(self, person: Any, t: int) -> list[Ev]:
+        """The journey of ``person`` (``World.person(i, t)``) at tick ``t``."""
+        base, ticked = self._base, self._ticked
+        if base is None or ticked is None:
+            return self._public(person.idx, t)
+        evs: list[Ev] = base(person)
+        evs.sort(key=_at_of)  # stable: same-time events keep their causal order
+        evs.extend(ticked(person, t))
+        if self._checks > 0:
+            self._checks -= 1
+            if evs != self._public(person.idx, t):  # the parts changed meaning: the public way only
+                self._base = self._ticked = None
+                return self._public(person.idx, t)
+        return evs
+
+    def person(self, p: int, t: int) -> Any:
+        """``World.person(p, t)``, kept for the next few asks (a row asks for it more than once)."""
         key = (p, t)
         with self._lock:
-            found = self._touches.get(key)
+            found = self._people.get(key)
             if found is not None:
-                self._touches.move_to_end(key)
                 return found
-        found = list(self.j.touches(p, t))
+        found = self.world.person(p, t)
         with self._lock:
-            self._touches[key] = found
-            while len(self._touches) > 4096:
-                self._touches.popitem(last=False)
+            self._people[key] = found
+            if len(self._people) > 256:
+                self._people.popitem(last=False)
         return found
+
+    def events(self, p: int, t: int) -> list[Ev]:
+        key = (p, t)
+        with self._lock:
+            found = self._events.get(key)
+            if found is not None:
+                self._events.move_to_end(key)
+                return found
+        found = self.of_person(self.person(p, t), t)
+        with self._lock:
+            self._events[key] = found
+            while len(self._events) > 4096:
+                self._events.popitem(last=False)
+        return found
+
+
+@dataclass
+class _Walk:
+    """What one tick's full walk of the journeys found so far."""
+
+    #: the sales people were walked: Tasks and Events are complete, with those people's members
+    sales: bool = False
+    #: the other leads were walked too: CampaignMember is complete
+    rest: bool = False
+    call: Scan = field(default_factory=lambda: _scan_arrays(array("q"), bytearray(), array("q")))
+    meeting: Scan = field(default_factory=lambda: _scan_arrays(array("q"), bytearray(), array("q")))
+    member: Scan = field(default_factory=lambda: _scan_arrays(array("q"), bytearray(), array("q")))
+
+    def covers(self, group: str) -> bool:
+        return self.sales and (group == "activities" or self.rest)
+
+    def add_members(self, found: Scan) -> None:
+        if not len(self.member[0]):
+            self.member = found
+        elif len(found[0]):  # people walked apart: back in index order (ids are unique)
+            idx = np.concatenate([self.member[0], found[0]])
+            order = np.argsort(idx, kind="stable")
+            self.member = (idx[order], np.concatenate([self.member[1], found[1]])[order],
+                           np.concatenate([self.member[2], found[2]])[order])
+
+    def scans(self) -> dict[str, Scan]:
+        return {"member": self.member, "call": self.call, "meeting": self.meeting}
 
 
 def build_objects(world: World) -> dict[str, SObject]:
@@ -348,10 +430,15 @@ def build_objects(world: World) -> dict[str, SObject]:
     digest_lock, build_lock = threading.Lock(), threading.Lock()
     digest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    lead_stages, converted_stages = frozenset(_LEAD_STAGES), frozenset(_CONVERTED_STAGES)
+
     def person_flags(p: Any) -> int:
-        return ((is_lead if lead_ms(p) is not None else 0) | (is_contact if converted(p.lifecycle_stage) else 0)
+        # once per person per full scan: lead_ms(p) is not None, converted(...), without their lists
+        stage = p.lifecycle_stage
+        return ((0 if lead_stages.isdisjoint(p.stage_dates) else is_lead)
+                | (is_contact if stage in converted_stages else 0)
                 | (is_archived if p.archived_ms is not None else 0)
-                | (is_sales if p.lifecycle_stage in _SALES_STAGES else 0))
+                | (is_sales if stage in _SALES_STAGES else 0))
 
     def people_digest(t: int, build: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """(flags, modified ms) of every person at tick ``t``; built only when ``build`` (a full scan)."""
@@ -384,6 +471,30 @@ def build_objects(world: World) -> dict[str, SObject]:
                 digest.clear()  # the latest tick only
                 digest[t] = found
         return found
+
+    def build_digest_with(t: int, want: int, skip: int, visit: Callable[[Any, int], None]) -> bool:
+        """Build the people digest of tick ``t`` in a pass that also calls ``visit(person, flags)`` on
+        each person with a flag of ``want`` and none of ``skip`` (each person is built once); False,
+        doing nothing, when a digest exists (this tick's, or an earlier one to update)."""
+        with build_lock:
+            with digest_lock:
+                if digest:
+                    return False
+            n = w.people.count(t)
+            flags, modified = bytearray(n), array("q", bytes(8 * n))
+            person = w.person
+            for i in range(n):
+                p = person(i, t)
+                f = person_flags(p)
+                flags[i] = f
+                modified[i] = p.modified_ms
+                if f & want and not f & skip:
+                    visit(p, f)
+            found = (np.frombuffer(flags, dtype=np.uint8), np.frombuffer(modified, dtype=np.int64))
+            with digest_lock:
+                digest.clear()
+                digest[t] = found
+        return True
 
     def person_stamp(i: int, t: int, bit: int) -> Stamp:
         if not 0 <= i < w.people.count(t):
@@ -678,7 +789,7 @@ def build_objects(world: World) -> dict[str, SObject]:
             yield from sorted(set(jr.j.people_touched_since(since, t)))
 
     def who_id(p: int, t: int) -> str | None:
-        person = w.person(p, t)
+        person = jr.person(p, t)
         if converted(person.lifecycle_stage):
             return sf_id("003", p)
         return sf_id("00Q", p) if lead_ms(person) is not None else None
@@ -694,8 +805,8 @@ def build_objects(world: World) -> dict[str, SObject]:
         Field("Email", "email", "Email", length=80),
     ]
 
-    def member_touches(p: int, c: int, t: int) -> list[Any]:
-        return [x for x in jr.touches(p, t) if x.campaign_idx == c]
+    def member_touches(p: int, c: int, t: int) -> list[Ev]:
+        return [x for x in jr.events(p, t) if x[_CAMPAIGN] == c]
 
     def member_row(idx: int, t: int) -> dict[str, Any] | None:
         p, c = divmod(idx, CHILD_STRIDE)
@@ -704,22 +815,22 @@ def build_objects(world: World) -> dict[str, SObject]:
         touches = member_touches(p, c, t)
         if not touches:
             return None
-        responded = [x for x in touches if x.kind not in ("email_send", "email_delivered", "email_bounce")]
-        person = w.person(p, t)
+        responded = [x for x in touches if x[_KIND] not in ("email_send", "email_delivered", "email_bounce")]
+        person = jr.person(p, t)
         if lead_ms(person) is None:  # a campaign member is a lead or a contact
             return None
         row = {"Id": sf_id("00v", idx), "CampaignId": sf_id("701", c), "LeadId": sf_id("00Q", p),
                "ContactId": sf_id("003", p) if converted(person.lifecycle_stage) else None,
                "Status": "Responded" if responded else "Sent", "HasResponded": bool(responded),
-               "FirstRespondedDate": sf_date(responded[0].at_ms) if responded else None,
+               "FirstRespondedDate": sf_date(responded[0][_AT]) if responded else None,
                "Email": clean_email(person.email)}
-        return _stamp(row, touches[0].at_ms, touches[-1].at_ms, None, False)
+        return _stamp(row, touches[0][_AT], touches[-1][_AT], None, False)
 
     def member_indexes(t: int, since: int | None) -> Iterator[int]:
         if not jr.available:
             return
         for p in people_indexes(t, since):
-            camps = sorted({x.campaign_idx for x in jr.touches(p, t) if x.campaign_idx is not None})
+            camps = sorted({x[_CAMPAIGN] for x in jr.events(p, t) if x[_CAMPAIGN] is not None})
             for c in camps:
                 if sf_campaign(c) is not None:
                     yield p * CHILD_STRIDE + c
@@ -729,43 +840,114 @@ def build_objects(world: World) -> dict[str, SObject]:
             if not jr.available:
                 return
             for p in people_indexes(t, since):
-                for x in jr.touches(p, t):
-                    if x.kind == kind and x.system == "salesforce":
-                        yield p * CHILD_STRIDE + x.seq
+                for seq, x in enumerate(jr.events(p, t)):
+                    if x[_KIND] == kind and x[_SYSTEM] == "salesforce":
+                        yield p * CHILD_STRIDE + seq
         return indexes
 
-    def touch_of(idx: int, t: int, kind: str) -> Any:
+    def touch_of(idx: int, t: int, kind: str) -> Ev | None:
         p, seq = divmod(idx, CHILD_STRIDE)
         if not jr.available or not 0 <= p < w.people.count(t):
             return None
-        for x in jr.touches(p, t):
-            if x.seq == seq:
-                return x if x.kind == kind and x.system == "salesforce" else None
+        evs = jr.events(p, t)
+        if seq < len(evs):
+            x = evs[seq]
+            return x if x[_KIND] == kind and x[_SYSTEM] == "salesforce" else None
         return None
 
-    # Journeys.touches dominates a scan of CampaignMember, Task or Event. A full scan walks only the
+    # Journeys' touches dominate a scan of CampaignMember, Task or Event. A full scan walks only the
     # people who can have such records (a Task or an Event comes from a sales touch: only people who
     # reached salesqualifiedlead have one, see sandbox.journeys; a campaign member is a lead or a
-    # contact) and is kept for its tick (a first run reads these objects in a row)
-    walked: dict[tuple[int, str], dict[str, Scan]] = {}
+    # contact), builds each walked person once (the people digest comes from the same pass when it
+    # is not built yet), reads its journey as plain event tuples (no Touch objects), and keeps what
+    # it found for the three objects at its tick: a first run reads them in a row, and the people a
+    # Task/Event walk visited are not visited again for CampaignMember
     walk_lock = threading.Lock()
+    walked: dict[int, _Walk] = {}
+    sf_camps: list[bytearray] = []  # [flag per campaign index: a Salesforce campaign], built once
+
+    def sf_campaign_flags() -> bytearray:
+        if not sf_camps:
+            sf_camps.append(bytearray(sf_campaign(c) is not None for c in range(jr.j.campaign_count())))
+        return sf_camps[0]
 
     def walk_touches(t: int, since: int | None, group: str) -> dict[str, Scan]:
         """The stamps of CampaignMember ("member") or of Task ("call") and Event ("meeting")
         (``group`` "activities"), each in the order of its ``indexes``."""
-        if since is not None:
+        if since is not None and since > tick_ms(0) - DAY_MS:
+            # a window after the journeys' base touches: O(changed) people, unless this tick's full
+            # walk is already at hand (a superset: the query's own SystemModstamp bounds filter it)
+            with walk_lock:
+                found = walked.get(t)
+            if found is not None and found.covers(group):
+                return found.scans()
             return walk(t, people_indexes(t, since), None)
+        # a full scan, or a lower bound among the base touches (which would build most journeys
+        # twice to find the people touched since): the full walk, filtered by the query's bounds
         with walk_lock:
-            found = walked.get((t, group))
+            found = walked.get(t)
             if found is None:
-                digested = people_digest(t, True)
-                assert digested is not None
-                bit = is_sales if group == "activities" else is_lead
-                found = walk(t, _ints(np.flatnonzero(digested[0] & bit)), group)
-                for key in [k for k in walked if k[0] != t]:
+                for key in [k for k in walked if k != t]:
                     del walked[key]
-                walked[(t, group)] = found
-        return found
+                found = walked[t] = _Walk()
+            if not found.covers(group):
+                full_walk(t, found, group == "member")
+            return found.scans()
+
+    def full_walk(t: int, into: _Walk, members: bool) -> None:
+        """Walk the sales people at tick ``t`` if not walked yet, and with ``members`` the other
+        leads (each walked person gives its Tasks and Events if in sales, its members if a lead)."""
+        if not jr.available:
+            into.sales = into.rest = True
+            return
+        sf = sf_campaign_flags()
+        events = jr.of_person
+        calls, meetings = (array("q"), array("q")), (array("q"), array("q"))
+        m_idx, m_modified = array("q"), array("q")
+        acts = not into.sales  # Tasks and Events: the sales people (all of them, in one walk)
+        want = (is_lead if members else 0) | (0 if into.sales else is_sales)
+        skip = is_sales if into.sales else 0
+
+        def visit(p: Any, f: int) -> None:
+            evs = events(p, t)
+            base = p.idx * CHILD_STRIDE
+            if acts and f & is_sales:
+                for n, ev in enumerate(evs):
+                    if ev[3] == "salesforce":
+                        kind = ev[1]
+                        if kind == "call":
+                            calls[0].append(base + n)
+                            calls[1].append(ev[0])
+                        elif kind == "meeting":
+                            meetings[0].append(base + n)
+                            meetings[1].append(ev[0])
+            if f & is_lead:
+                last: dict[int, int] = {}  # campaign -> its last touch (the member's SystemModstamp)
+                for ev in evs:
+                    c = ev[2]
+                    if c is not None and sf[c]:
+                        last[c] = ev[0]
+                for c in sorted(last):
+                    m_idx.append(base + c)
+                    m_modified.append(last[c])
+
+        if not build_digest_with(t, want, skip, visit):
+            found = people_digest(t, True)
+            assert found is not None
+            flags = found[0]
+            mask = (flags & want) != 0
+            if skip:
+                mask &= (flags & skip) == 0
+            person = w.person
+            for i, f in zip(_ints(np.flatnonzero(mask)), _ints(flags[mask]), strict=True):
+                visit(person(i, t), f)
+        if acts:
+            into.call = _scan_arrays(calls[0], bytearray(len(calls[0])), calls[1])
+            into.meeting = _scan_arrays(meetings[0], bytearray(len(meetings[0])), meetings[1])
+            into.sales = True
+        into.add_members(_scan_arrays(m_idx, bytearray(len(m_idx)), m_modified))
+        if members:
+            into.rest = True
 
     def walk(t: int, people: Iterable[int], group: str | None) -> dict[str, Scan]:
         """Stamps from the touches of ``people`` (ascending): those of ``group``, or of all three."""
@@ -777,21 +959,21 @@ def build_objects(world: World) -> dict[str, SObject]:
         m_idx, m_deleted, m_modified = out["member"]
         for p in people:
             last: dict[int, int] = {}  # campaign -> its last touch (the member's SystemModstamp)
-            for x in jr.touches(p, t):
-                if x.campaign_idx is not None:
-                    last[x.campaign_idx] = x.at_ms
-                if activities and x.system == "salesforce" and x.kind in ("call", "meeting"):
-                    a_idx, a_deleted, a_modified = out[x.kind]
-                    a_idx.append(p * CHILD_STRIDE + x.seq)
+            for seq, (at, kind, c, system, _) in enumerate(jr.events(p, t)):
+                if c is not None:
+                    last[c] = at
+                if activities and system == "salesforce" and kind in ("call", "meeting"):
+                    a_idx, a_deleted, a_modified = out[kind]
+                    a_idx.append(p * CHILD_STRIDE + seq)
                     a_deleted.append(0)
-                    a_modified.append(x.at_ms)
+                    a_modified.append(at)
             if not members:
                 continue
             camps = sorted(c for c in last if sf_campaign(c) is not None)
             if not camps:
                 continue
             lead = (bool(found[0][p] & is_lead) if found is not None and p < len(found[0])
-                    else lead_ms(w.person(p, t)) is not None)
+                    else lead_ms(jr.person(p, t)) is not None)
             if lead:
                 for c in camps:
                     m_idx.append(p * CHILD_STRIDE + c)
@@ -826,40 +1008,41 @@ def build_objects(world: World) -> dict[str, SObject]:
         Field("Location", "string", "Location", length=255),
     ]
 
-    def activity_base(idx: int, t: int, kind: str, prefix: str) -> tuple[Any, dict[str, Any]] | None:
+    def activity_base(idx: int, t: int, kind: str, prefix: str) -> tuple[int, dict[str, Any]] | None:
         x = touch_of(idx, t, kind)
         if x is None:
             return None
         p = idx // CHILD_STRIDE
-        what = sf_id("701", x.campaign_idx) if x.campaign_idx is not None and sf_campaign(x.campaign_idx) else None
+        camp = x[_CAMPAIGN]
+        what = sf_id("701", camp) if camp is not None and sf_campaign(camp) else None
         deals = w.deals_of_person(p, t)
         if what is None and deals:
             what = sf_id("006", deals[0])
-        return x, {"Id": sf_id(prefix, idx), "WhoId": who_id(p, t), "WhatId": what, "ActivityDate": sf_date(x.at_ms),
-                   "Description": x.url}
+        return x[_AT], {"Id": sf_id(prefix, idx), "WhoId": who_id(p, t), "WhatId": what,
+                        "ActivityDate": sf_date(x[_AT]), "Description": x[_URL]}
 
     def task_row(idx: int, t: int) -> dict[str, Any] | None:
         found = activity_base(idx, t, "call", "00T")
         if found is None:
             return None
-        x, row = found
+        at, row = found
         row.update({"Subject": "Call", "Status": "Completed", "Priority": "Normal", "TaskSubtype": "Call",
-                    "CallType": "Outbound", "CallDurationInSeconds": 60 + (x.at_ms // 1000) % 1740,
+                    "CallType": "Outbound", "CallDurationInSeconds": 60 + (at // 1000) % 1740,
                     "IsClosed": True})
-        owner = owner_user_id(w.person(idx // CHILD_STRIDE, t).owner_id)
-        return _stamp(row, x.at_ms, x.at_ms, owner, False)
+        owner = owner_user_id(jr.person(idx // CHILD_STRIDE, t).owner_id)
+        return _stamp(row, at, at, owner, False)
 
     def event_row(idx: int, t: int) -> dict[str, Any] | None:
         found = activity_base(idx, t, "meeting", "00U")
         if found is None:
             return None
-        x, row = found
-        minutes = 30 if (x.at_ms // 1000) % 2 else 60
-        row.update({"Subject": "Meeting", "ActivityDateTime": x.at_ms, "StartDateTime": x.at_ms,
-                    "EndDateTime": x.at_ms + minutes * 60_000, "DurationInMinutes": minutes,
-                    "Location": "Video call" if (x.at_ms // 1000) % 3 else "On site"})
-        owner = owner_user_id(w.person(idx // CHILD_STRIDE, t).owner_id)
-        return _stamp(row, x.at_ms, x.at_ms, owner, False)
+        at, row = found
+        minutes = 30 if (at // 1000) % 2 else 60
+        row.update({"Subject": "Meeting", "ActivityDateTime": at, "StartDateTime": at,
+                    "EndDateTime": at + minutes * 60_000, "DurationInMinutes": minutes,
+                    "Location": "Video call" if (at // 1000) % 3 else "On site"})
+        owner = owner_user_id(jr.person(idx // CHILD_STRIDE, t).owner_id)
+        return _stamp(row, at, at, owner, False)
 
     objs = [
         SObject("Account", "Account", "Accounts", "001", account_fields, account_row, world_indexes(w.companies),
