@@ -170,6 +170,12 @@ def _amount(cents: int) -> str:
     return f"{sign}{whole}.{frac // 10}" if frac % 10 == 0 else f"{sign}{whole}.{frac:02d}"
 
 
+@functools.lru_cache(maxsize=256)
+def _hostname(url: str) -> str | None:
+    """``urlsplit(url).hostname`` of a referrer (a handful of distinct ones)."""
+    return urlsplit(url).hostname
+
+
 def _money(cents: int, currency: str) -> dict[str, Any]:
     return {"amount": _amount(cents), "currencyCode": currency}
 
@@ -659,17 +665,18 @@ class ShopifyEmulator(Emulator):
         space = self.world.people
         return bool(space.changes(p, t, space.created_tick(p)))
 
-    def buyer(self, p: int, t: int) -> _Buyer:
+    def buyer(self, p: int, t: int, may_buy: bool = False) -> _Buyer:
         """Person ``p``'s orders, their search records and the customer's at tick ``t`` (a pure
         function of ``(p, t)``), through a small LRU: one page asks for them from the walk, the
-        order nodes and the customer node, and each piece needs the same person built."""
+        order nodes and the customer node, and each piece needs the same person built. ``may_buy``:
+        the caller (the walk) has seen ``p`` exist and :meth:`may_buy`."""
         key = (p, t)
         with self._records_lock:
             found = self._buyers.get(key)
             if found is not None:
                 self._buyers.move_to_end(key)
                 return found
-        if not 0 <= p < self.world.people.count(t) or not self.may_buy(p, t):
+        if not may_buy and (not 0 <= p < self.world.people.count(t) or not self.may_buy(p, t)):
             return _NO_BUYER  # not cached: the LRU keeps buyers
         found = self._make_buyer(p, t)
         with self._records_lock:
@@ -804,7 +811,7 @@ class ShopifyEmulator(Emulator):
         for p in self._people(t, start, descending, query):
             if not may_buy(p, t):
                 continue
-            b = buyer(p, t)
+            b = buyer(p, t, True)
             ids = b.ids if orders else [CUSTOMER_OFFSET + p] if b.ids and not b.guest else []
             for i in (reversed(ids) if descending else ids):
                 if after_id is not None and (i >= after_id if descending else i <= after_id):
@@ -1033,6 +1040,7 @@ class ShopifyEmulator(Emulator):
         if h % 7 == 0:
             tags.append("wholesale")
         created, cancelled_at = _dt(o.created_ms), _dt(o.cancelled_ms)
+        bag, zero = _bag(total, o.currency), _bag(0, o.currency)
         return {
             "id": _gid("Order", ORDER_OFFSET + o.idx), "legacyResourceId": str(ORDER_OFFSET + o.idx),
             "name": o.number, "email": o.email, "phone": None,
@@ -1042,11 +1050,9 @@ class ShopifyEmulator(Emulator):
             "confirmed": True, "sourceName": "web", "displayFinancialStatus": financial,
             "displayFulfillmentStatus": "FULFILLED" if fulfilled else "UNFULFILLED",
             "currencyCode": SHOP_CURRENCY, "presentmentCurrencyCode": o.currency,
-            # built only when selected (a resolver), as most pages select one or two of them
-            "totalPriceSet": lambda info: _bag(total, o.currency),
-            "subtotalPriceSet": lambda info: _bag(total, o.currency),
-            "currentTotalPriceSet": lambda info: _bag(0 if cancelled else total, o.currency),
-            "totalDiscountsSet": lambda info: _bag(0, o.currency), "totalTaxSet": lambda info: _bag(0, o.currency),
+            # _bag's shared values (an LRU hit each), cheaper than a resolver that builds them
+            "totalPriceSet": bag, "subtotalPriceSet": bag, "currentTotalPriceSet": zero if cancelled else bag,
+            "totalDiscountsSet": zero, "totalTaxSet": zero,
             "customer": (lambda info: self._customer_node(customer_p, tick, True)) if customer_p is not None else None,
             "customerJourneySummary": lambda info: self._journey(o, siblings),
             "lineItems": lambda info, **args: self._lines(info, args, o),
@@ -1064,7 +1070,7 @@ class ShopifyEmulator(Emulator):
                 utm = {"source": o.utm_source, "medium": o.utm_medium, "campaign": o.utm_campaign, "content": None,
                        "term": None}
             referrer = o.referring_site or None
-            source = o.utm_source or (urlsplit(referrer).hostname if referrer else None) or "direct"
+            source = o.utm_source or (_hostname(referrer) if referrer else None) or "direct"
             visit = {"id": _gid("CustomerVisit", 90_000_000_000 + o.idx), "landingPage": landing,
                      "landingPageHtml": None, "referrerUrl": referrer, "referralCode": None, "source": source,
                      "sourceType": "SEARCH" if o.utm_medium in ("cpc", "organic") else None,
@@ -1084,11 +1090,11 @@ class ShopifyEmulator(Emulator):
             out = []
             for i in ids:
                 line = lines[i]
+                unit = _bag(line.unit_price_cents, o.currency)
                 out.append({"id": _gid("LineItem", i), "sku": line.sku, "title": line.title, "name": line.title,
                             "quantity": line.quantity, "currentQuantity": 0 if cancelled else line.quantity,
                             "variantTitle": None, "vendor": "Factoryline",
-                            "originalUnitPriceSet": _bag(line.unit_price_cents, o.currency),
-                            "discountedUnitPriceSet": _bag(line.unit_price_cents, o.currency),
+                            "originalUnitPriceSet": unit, "discountedUnitPriceSet": unit,
                             "originalTotalSet": _bag(line.unit_price_cents * line.quantity, o.currency)})
             return out
 
