@@ -171,3 +171,27 @@ def test_members_pages_follow_the_journeys_after_growth_and_ticks(seed: int) -> 
     assert {"subscribed", "unsubscribed", "cleaned", "archived"} <= statuses
     assert {"email_send", "email_open", "email_click", "unsubscribe", "email_bounce"} <= kinds
     assert any(m["web_id"] - 100_000 >= size for m in members)  # people the ticks created
+
+
+def test_the_audience_over_several_blocks_is_the_journeys_one() -> None:
+    """Membership is taken per block of 10,000 indexes with the hashes computed in numpy: the
+    members listed (and archived) are the people with an address whose email system is Mailchimp,
+    the first holder of a shared address, over several blocks and people the ticks created."""
+    size = 23_456
+    with start_sandbox(["mailchimp"], size=size, seed=11, in_process=True, grow=True) as sandbox:
+        sandbox.advance(2)
+        clock = sandbox.clock()
+        with _client(sandbox) as c:
+            path = f"/lists/{sandbox.emulators['mailchimp'].settings['list_id']}/members"
+            ids = [m["web_id"] - 100_000 for m in _all(c, path, "members", fields="members.web_id,total_items")]
+            archived = [m["web_id"] - 100_000
+                        for m in _all(c, path, "members", status="archived", fields="members.web_id,total_items")]
+    world = World(seed=11, size=size, grow=True, ticks=[parse_time(t) for t in clock["ticks"]])
+    j = Journeys(world)
+    owners: dict[str, int] = {}
+    for p in range(world.people.count(world.tick)):
+        email = world.person(p).email
+        if email and j.email_system(p) == "mailchimp":
+            owners.setdefault(email.strip().lower(), p)
+    assert sorted(ids + archived) == sorted(owners.values())
+    assert ids == sorted(ids) and max(ids) >= size and archived

@@ -6,7 +6,7 @@ person) mails through Mailchimp (``Journeys.email_system``), whether or not a se
 first person to hold an address owns it (duplicate addresses are one member, as Mailchimp keys
 members by address). Membership is a pure function of the person index (the world's and the
 journeys' hashes, no person built), so the plain member listing pages by index: members are counted
-per block of 10,000 indexes (lazily; base blocks once, ~0.3 s for 1,000,000 people) and a page
+per block of 10,000 indexes (lazily; base blocks once, the hashes in numpy: ~0.2 s for 1,000,000 people) and a page
 computes only the block it falls in; members pages are written as JSON text and computed one
 ahead. Filtered or sorted listings (``status``, ``since_last_changed`` before tick 0,
 ``sort_field``) and lookups by subscriber hash still scan the audience (``since_last_changed``
@@ -55,7 +55,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from itertools import chain, compress, islice, repeat
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -210,6 +210,30 @@ def _lane(acc: int, item: int) -> int:
     acc = (acc + (hash(item) & _M64) * _XP2) & _M64
     acc = ((acc << 31) | (acc >> 33)) & _M64
     return acc * _XP1 & _M64
+
+
+def _hashes(*lanes: int | np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """``hash(tuple) & _M64`` of tuples of ints, element-wise, as CPython computes a tuple's hash;
+    ``lanes``: each item's own hash, one for all (an int) or one per tuple (an array)."""
+    acc: Any = _XP5
+    k = 0
+    while k < len(lanes) and isinstance(lanes[k], int):  # the common prefix, in Python
+        acc = _lane(acc, lanes[k])  # type: ignore[arg-type]  # an int, by the test
+        k += 1
+    acc = np.uint64(acc)
+    for lane in lanes[k:]:
+        acc = acc + np.asarray(lane, dtype=np.uint64) * np.uint64(_XP2)
+        acc = ((acc << _U31) | (acc >> _U33)) * np.uint64(_XP1)
+    out = np.asarray(acc + np.uint64(len(lanes) ^ _XP5 ^ 3527539), dtype=np.uint64)
+    out[out == np.uint64(_M64)] = 1546275796
+    return out
+
+
+def _own_hashes(values: range) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """``hash(v) & _M64`` of a range of ints between -2**61 + 2 and 2**61 - 2 (-1 hashes as -2)."""
+    a = np.arange(values.start, values.stop, values.step, dtype=np.int64)
+    a[a == -1] = -2
+    return a.view(np.uint64)
 
 
 def _draw_matrix(seed: int, salt: int, idxs: Sequence[int]) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -873,7 +897,7 @@ class MailchimpEmulator(Emulator):
 
     def _block_members(self, b: int, tick: int) -> list[int]:
         """Members (archived included) with indexes in block ``b``, ascending: ``_is_member`` over
-        the block with the hashes taken in bulk (~0.3 us a person: 1,000,000 people in ~0.3 s)."""
+        the block with the hashes taken in numpy (1,000,000 people in ~0.2 s, vs 0.7 s one by one)."""
         w = self.world
         seed, jseed, salt = w.seed, self.journeys.seed, _S_SYSTEM
         people = range(b * BLOCK, min(w.people.count(tick), (b + 1) * BLOCK))
@@ -881,20 +905,19 @@ class MailchimpEmulator(Emulator):
             return []
         if (people.stop - 1) // 5 >= w.companies.count(w.tick) or people.start % 5:
             return [i for i in people if self._is_member(i, tick)]
-        # company j employs people 5j .. 5j+4 (World.company_of); 12% have no company
-        no_company = [(h & _M64) % 100 < 12 for h in map(hash, zip(repeat(seed), repeat(12), people))]
-        j0 = people.start // 5
-        by_company = [(h & _M64) % 100 >= 75 for h in map(
-            hash, zip(repeat(jseed), repeat(salt), range(j0, (people.stop - 1) // 5 + 1), repeat(0)))]
-        mailed = list(chain.from_iterable(zip(*[by_company] * 5, strict=True)))
-        for k in compress(range(len(people)), no_company):  # mailed by their own index
-            mailed[k] = (hash((jseed, salt, -1 - people.start - k, 0)) & _M64) % 100 >= 75
-        candidates = list(compress(people, mailed))
-        out: list[int] = []
-        for i, h in zip(candidates, map(hash, zip(repeat(seed), repeat(14), candidates)), strict=True):
-            e = (h & _M64) % 100
-            if e >= 5 or (e >= 3 and self._is_member(i, tick)):  # 3..4: a shared address, maybe owned
-                out.append(i)
+        # company j employs people 5j .. 5j+4 (World.company_of); 12% have no company. The
+        # hashes are CPython's tuple hashes, taken in numpy (``_hashes``)
+        hundred = np.uint64(100)
+        no_company = _hashes(seed, 12, _own_hashes(people)) % hundred < 12
+        jobs = range(people.start // 5, (people.stop - 1) // 5 + 1)
+        by_company = np.repeat(_hashes(jseed, salt, _own_hashes(jobs), 0) % hundred >= 75, 5)[:len(people)]
+        own = _hashes(jseed, salt, _own_hashes(range(-1 - people.start, -1 - people.stop, -1)), 0) % hundred >= 75
+        candidates = np.flatnonzero(np.where(no_company, own, by_company)) + people.start
+        e = _hashes(seed, 14, candidates.astype(np.uint64)) % hundred
+        keep = e >= 5
+        for k in np.flatnonzero((e >= 3) & ~keep).tolist():  # 3..4: a shared address, maybe owned
+            keep[k] = self._is_member(int(candidates[k]), tick)
+        out: list[int] = candidates[keep].tolist()
         return out
 
     def _block_count(self, b: int, tick: int) -> int:
