@@ -8,13 +8,13 @@ RSS. Listing should be a pure function of the person index: the first request mu
 an index of the population, and the RSS must not grow with the population.
 
     /work/venv/bin/python bench/bench_sandbox_social_shop.py --serving --size 100000 --rounds 3 \
-        --tree /tmp/fl_old --tree . [--hash] [--ticks 3] [--reader connector|bench]
+        --tree /tmp/fl_old --tree . [--hash] [--ticks 3] [--step 60] [--reader connector|bench]
 
 ``--serving`` (X) times the server's CPU per post instead, each ``--tree`` in turn per round (as
 ``bench_shopify_serving.py``): ``python -m sandbox serve --vendor x`` on a fixed clock (tick 0 on
 2030-01-01, after the wall clock, so that "now" and the 7-day recent window are the world's;
-``--ticks`` daily ticks after it), then the pages the X connector reads (``--reader connector``:
-recent search of ``@factoryline`` and the brand's mentions timeline, ``max_results=100``,
+``--ticks`` ticks ``--step`` seconds apart after it: a day, or 60 as bench_sandbox.py's), then the
+pages the X connector reads (``--reader connector``: recent search of ``@factoryline`` and the brand's mentions timeline, ``max_results=100``,
 ``expansions=author_id``, the connector's ``tweet.fields`` and ``user.fields``, each to its last
 page) or ``bench_sandbox.py``'s reader (``--reader bench``: the search only, ``tweet.fields=
 created_at,author_id,lang``). ``--hash`` prints a SHA-256 over every page's status, headers
@@ -43,7 +43,7 @@ from sandbox import start_sandbox
 from sandbox.world import format_ms, parse_time
 
 #: the serving bench's tick 0 (2030-01-01): later than the wall clock, so "now" is the world's
-FIXED_T0 = "2030-01-{day:02d}T00:00:00.000Z"
+FIXED_T0 = "2030-01-01T00:00:00.000Z"
 
 ORDERS = "{ orders(first: 50%s) { edges { cursor node { id name createdAt email } } " \
          "pageInfo { hasNextPage endCursor } } }"
@@ -102,11 +102,12 @@ def _shopify(base_url: str, settings: dict[str, str], since: str | None) -> list
     return times
 
 
-def _start_x(tree: Path, size: int, seed: int, ticks: int, state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """The X server from ``tree`` on the fixed clock (:data:`FIXED_T0`, ``ticks`` daily ticks after)."""
+def _start_x(tree: Path, size: int, seed: int, ticks: int, step_s: int,
+             state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """The X server from ``tree`` on the fixed clock (:data:`FIXED_T0`, ``ticks`` ticks ``step_s`` apart)."""
     tree = tree.resolve()
     state.mkdir(parents=True, exist_ok=True)
-    at = [FIXED_T0.format(day=d + 1) for d in range(ticks + 1)]
+    at = [format_ms(parse_time(FIXED_T0) + d * step_s * 1000) for d in range(ticks + 1)]
     (state / "world.json").write_text(json.dumps({"seed": seed, "size": size, "grow": False, "ticks": at}))
     cmd = [sys.executable, "-m", "sandbox", "serve", "--size", str(size), "--seed", str(seed), "--vendor", "x",
            "--ready-json", "--watch-stdin", "--state-dir", str(state)]
@@ -167,7 +168,7 @@ def _serving(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     for r in range(args.rounds):
         for tree in trees:
-            proc, info = _start_x(tree, args.size, args.seed, args.ticks, tmp / f"state{r}-{len(rows)}")
+            proc, info = _start_x(tree, args.size, args.seed, args.ticks, args.step, tmp / f"state{r}-{len(rows)}")
             try:
                 before = cpu_seconds(proc.pid)
                 wall = time.perf_counter()
@@ -191,7 +192,9 @@ def main() -> int:
     parser.add_argument("--serving", action="store_true", help="X: server CPU per post over --tree (see above)")
     parser.add_argument("--size", type=int, default=100_000, help="--serving: the world's people")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--ticks", type=int, default=0, help="--serving: daily ticks after tick 0")
+    parser.add_argument("--ticks", type=int, default=0, help="--serving: ticks after tick 0")
+    parser.add_argument("--step", type=int, default=86_400,
+                        help="--serving: seconds between ticks (bench_sandbox.py --advance: 60)")
     parser.add_argument("--hash", action="store_true", help="--serving: digest of every page")
     parser.add_argument("--reader", choices=("connector", "bench"), default="connector")
     parser.add_argument("--tree", action="append", type=Path, help="--serving: source tree (repeatable)")

@@ -394,19 +394,25 @@ class XEmulator(Emulator):
         return result
 
     def mentions(self, tick: int | None = None, upper_ms: int | None = None,
-                 below_id: int | None = None) -> Iterator[_Mention]:
+                 below_id: int | None = None, lower_ms: int | None = None) -> Iterator[_Mention]:
         """Brand mentions as of ``tick`` at or before ``upper_ms``, newest first, computed lazily:
         the ticks' mentions (newest tick first), then the base mentions window by window. With
         ``below_id``, each (id-sorted) list starts at its first id under it: the same mentions with
-        ``id >= below_id`` left out, without walking past them."""
+        ``id >= below_id`` left out, without walking past them. With ``lower_ms``, the walk ends
+        before a list whose newest mention is older (its window is not listed): a reader that stops
+        at the first mention older than ``lower_ms`` reads the same."""
         w = self.world
         t = w.tick if tick is None else tick
         for k in range(t, 0, -1):
+            if lower_ms is not None and w.ticks[k] < lower_ms:
+                return
             if upper_ms is None or w.ticks[k] <= upper_ms:
                 yield from _below(self._tick_mentions(k), below_id)
         top, size = self._recent_top, self._window_ms
         n = -1 if upper_ms is None or upper_ms > top else (top - upper_ms) // size
         while self._window_top(n) >= self._base_start:
+            if lower_ms is not None and self._window_top(n) < lower_ms:
+                return
             yield from _below(self._window_mentions(n), below_id)
             n += 1
 
@@ -625,7 +631,7 @@ class XEmulator(Emulator):
         return value
 
     def _timeline(self, request: Request, matches: Callable[[_Mention], bool],
-                  candidates: Callable[[int | None, int | None], Iterable[_Mention]],
+                  candidates: Callable[[int | None, int | None, int | None], Iterable[_Mention]],
                   page_size: int, token_param: str, floor_ms: int | None,
                   default_start_ms: int | None = None, latest_end_ms: int | None = None) -> Response:
         tick = self.world.tick
@@ -662,7 +668,8 @@ class XEmulator(Emulator):
         more = False
         # the walk may start below the ids the loop would skip (after, until_id)
         below = min((i for i in (after, until_id) if i is not None), default=None)
-        for m in candidates(min(uppers) if uppers else None, below):
+        # and end before the mentions older than start (the loop stops at the first of them)
+        for m in candidates(min(uppers) if uppers else None, below, start):
             if after is not None and m.id >= after:
                 continue
             if since_id is not None and m.id <= since_id:
@@ -736,7 +743,7 @@ class XEmulator(Emulator):
         floor = self._now_ms(tick) - RECENT_WINDOW_MS
         size = self._int_param(request, "max_results", 10, 100, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
-        return self._timeline(request, matcher, lambda upper, below: self.mentions(tick, upper, below), size, token, floor)
+        return self._timeline(request, matcher, lambda upper, below, lower: self.mentions(tick, upper, below, lower), size, token, floor)
 
     def _search_all(self, request: Request) -> Response:
         """Full-archive search: the whole history, walked lazily window by window from the newest
@@ -751,7 +758,7 @@ class XEmulator(Emulator):
         now = self._now_ms(tick)
         size = self._int_param(request, "max_results", 10, 500, 10)
         token = "next_token" if request.arg("next_token") is not None else "pagination_token"
-        return self._timeline(request, matcher, lambda upper, below: self.mentions(tick, upper, below), size, token,
+        return self._timeline(request, matcher, lambda upper, below, lower: self.mentions(tick, upper, below, lower), size, token,
                               ARCHIVE_FLOOR_MS, default_start_ms=now - ARCHIVE_DEFAULT_MS,
                               latest_end_ms=now - ARCHIVE_END_LAG_MS)
 
@@ -765,7 +772,7 @@ class XEmulator(Emulator):
         tick = self.world.tick
         # the cap counts from the newest mention: walk from the top (recent windows are cached)
         return self._timeline(request, lambda m: True,
-                              lambda upper, below: itertools.islice(self.mentions(tick), MENTIONS_CAP),
+                              lambda upper, below, lower: itertools.islice(self.mentions(tick), MENTIONS_CAP),
                               size, "pagination_token", None)
 
     # -- users -----------------------------------------------------------------------------------
