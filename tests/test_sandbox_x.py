@@ -47,7 +47,8 @@ def http(sandbox: Sandbox, token: str | None = None, timeout: float = 10) -> htt
 
 def journeys_of(sandbox: Sandbox) -> Journeys:
     clock = sandbox.clock()
-    return Journeys(World(seed=clock["seed"], size=clock["size"], ticks=[parse_time(t) for t in clock["ticks"]]))
+    return Journeys(World(seed=clock["seed"], size=clock["size"], ticks=[parse_time(t) for t in clock["ticks"]],
+                          grow=clock.get("grow", False)))
 
 
 def expected_mentions(j: Journeys, since_ms: int = 0) -> set[tuple[str | None, str]]:
@@ -403,8 +404,9 @@ def test_mention_touch_urls_carry_the_served_tweet_ids(sb: Sandbox) -> None:
 
 def test_event_texts_name_the_campaign_of_their_touch() -> None:
     """A post's text names the campaign of the journey touch behind it (a base mention's from its
-    background draws alone, away from the stage dates): over the whole history, after ticks."""
-    with start_sandbox([SPEC], size=3000, seed=7, in_process=True) as sandbox:
+    background draws alone, away from the stage dates; a base person's tick mention's from the
+    tick events): over the whole history, after ticks that also create people."""
+    with start_sandbox([SPEC], size=3000, seed=7, in_process=True, grow=True) as sandbox:
         sandbox.advance(3)
         j = journeys_of(sandbox)
         with http(sandbox, timeout=60) as c:

@@ -256,6 +256,7 @@ class XEmulator(Emulator):
         #: (kind, id, tick, keys) -> a tweet or user as served (:meth:`_served`), and their tick
         self._served_memo: dict[tuple[str, int, int, tuple[str, ...]], dict[str, Any]] = {}
         self._served_tick = -1
+        self._campaign_names: dict[int, str] = {}
         base = max(1, world.people.base_count)
         self._base_end = world.ticks[0] - DAY_MS      # base touches all lie at or before this
         self._base_start = self._base_end - YEAR_MS   # and at or after the first creation
@@ -438,6 +439,13 @@ class XEmulator(Emulator):
                     if at == m.at_ms and kind == "social_mention":
                         return campaign
                 return None
+            if m.person < w.people.base_count:
+                # a base person's tick mention: the base events all lie before tick 1, so the first
+                # match among the touches is the first among the tick events
+                for at, kind, campaign, _, _ in self.journeys._tick_events(w.person(m.person, t), t):
+                    if at == m.at_ms and kind == "social_mention":
+                        return campaign
+                return None
             for x in self.journeys.touches(m.person, t):
                 if x.kind == "social_mention" and x.at_ms == m.at_ms:
                     return x.campaign_idx
@@ -475,6 +483,16 @@ class XEmulator(Emulator):
                 memo[key] = found
         return dict(found)
 
+    def _campaign_name(self, idx: int) -> str:
+        """A campaign's name (its status and cost change with the clock, its name does not)."""
+        names = self._campaign_names
+        found = names.get(idx)
+        if found is None:
+            if len(names) >= _WORDS_MEMO:
+                names.clear()
+            found = names[idx] = self.journeys.campaign(idx).name
+        return found
+
     def _make_text(self, m: _Mention) -> tuple[str, str]:
         h = _h(self.world.seed, _SALT + 1, m.id)
         roll = h % 20
@@ -489,7 +507,7 @@ class XEmulator(Emulator):
         if "{event}" in template:  # the campaign costs a journey: only when the text names it
             campaign = self.campaign_of(m)
             if campaign is not None:
-                event = self.journeys.campaign(campaign).name
+                event = self._campaign_name(campaign)
         return template.format(topic=topic, event=event, url=url), "en"
 
     def tweet(self, m: _Mention, tick: int, keys: Sequence[str] = _TWEET_KEYS) -> dict[str, Any]:
