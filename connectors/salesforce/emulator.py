@@ -867,9 +867,14 @@ class SalesforceEmulator(Emulator):
                     mask[pos] = False
         if plan.count and plan.offset == 0 and plan.limit is None:
             return _Cursor(plan, np.zeros(0, np.int64), t, version, total=int(mask.sum()))
-        where = np.flatnonzero(mask)
-        idx, modified = idx[where], modified[where]
-        if plan.order:
+        if not mask.all():  # (a full window keeps every record: no copies of the object's stamps)
+            where = np.flatnonzero(mask)
+            idx, modified = idx[where], modified[where]
+        order = [(f.name == "Id", desc) for f, desc, _ in plan.order]
+        if order == [(False, False), (True, False)] and (len(idx) < 2 or bool((idx[1:] > idx[:-1]).all())):
+            # the connector's SystemModstamp ASC, Id ASC over stamps in Id order: one stable sort
+            idx = idx[np.argsort(modified, kind="stable")]
+        elif order:
             # Salesforce's multi-key order, ties in scan order (np.lexsort is stable; its last key leads)
             keys = [(-k if desc else k) for k, desc in
                     ((idx if f.name == "Id" else modified, desc) for f, desc, _ in plan.order)]

@@ -273,10 +273,10 @@ _AT, _KIND, _CAMPAIGN, _SYSTEM, _URL = range(5)
 class _Journeys:
     """The shared journeys (``sandbox.journeys``), or nothing while that module does not exist.
 
-    Journeys are read as plain tuples (``Ev``): ``Journeys.touches`` builds a ``Touch`` per event,
-    ~40% of a journey's cost. They come from its parts (``_base_events``, ``_tick_events``, as
-    ``Journeys._touches`` puts them together) while those give what ``touches`` gives on the first
-    journeys read (else from ``touches``)."""
+    Journeys are read as plain tuples (``Ev``): ``Journeys.touches`` builds a ``Touch`` per event
+    and a ``World.person``. They come from ``Journeys._touch_events`` (or, in a tree without it,
+    from ``_base_events`` and ``_tick_events`` as ``Journeys._touches`` puts them together) while
+    those give what ``touches`` gives on the first journeys read (else from ``touches``)."""
 
     #: journeys checked against ``Journeys.touches`` before the parts are trusted
     CHECKS = 8
@@ -293,6 +293,7 @@ class _Journeys:
         self._events: OrderedDict[tuple[int, int], list[Ev]] = OrderedDict()
         self._people: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._campaigns: dict[int, Any] = {}
+        self._events_of: Callable[[Any, int], list[Ev]] | None = getattr(self.j, "_touch_events", None)
         self._base = getattr(self.j, "_base_events", None)
         self._ticked = getattr(self.j, "_tick_events", None)
         self._checks = self.CHECKS
@@ -312,16 +313,19 @@ class _Journeys:
 
     def of_person(self, person: Any, t: int) -> list[Ev]:
         """The journey of ``person`` (``World.person(i, t)``) at tick ``t``."""
-        base, ticked = self._base, self._ticked
-        if base is None or ticked is None:
+        evs: list[Ev]
+        if self._events_of is not None:
+            evs = self._events_of(person, t)
+        elif self._base is not None and self._ticked is not None:
+            evs = self._base(person)
+            evs.sort(key=_at_of)  # stable: same-time events keep their causal order
+            evs.extend(self._ticked(person, t))
+        else:
             return self._public(person.idx, t)
-        evs: list[Ev] = base(person)
-        evs.sort(key=_at_of)  # stable: same-time events keep their causal order
-        evs.extend(ticked(person, t))
         if self._checks > 0:
             self._checks -= 1
-            if evs != self._public(person.idx, t):  # the parts changed meaning: the public way only
-                self._base = self._ticked = None
+            if evs != self._public(person.idx, t):  # they changed meaning: the public way only
+                self._events_of = self._base = self._ticked = None
                 return self._public(person.idx, t)
         return evs
 
