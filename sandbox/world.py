@@ -125,6 +125,8 @@ OWNERS = tuple(52_000_001 + 7 * i for i in range(12))
 _N_FIRST, _N_LAST, _N_PLACES, _N_TITLES = len(_FIRST), len(_LAST), len(_PLACES), len(_TITLES)
 _N_LEAD_STATUSES, _N_CHANNELS, _N_OWNERS, _N_SOURCES = len(_LEAD_STATUSES), len(_CHANNELS), len(OWNERS), len(_SOURCES)
 _FIRST_LOWER, _LAST_LOWER = [n.lower() for n in _FIRST], [n.lower() for n in _LAST]
+_WORD_A_LOWER, _WORD_B_LOWER = [w.lower() for w in _WORD_A], [w.lower() for w in _WORD_B]
+assert all(tld == tld.lower() for tld in _TLD)
 assert all(n.isascii() for n in (*_FIRST, *_LAST, *_FREE_MAIL))
 #: [first stage][base stage] -> (stage, fraction of the way from creation to the last base edit)
 #: [first stage][base stage] -> (the first stage (at creation), the stages between with the fraction
@@ -240,7 +242,6 @@ class Person:
 
 
 _new_object = object.__new__
-_person_init = Person.__init__
 
 
 @dataclass(slots=True)
@@ -641,11 +642,28 @@ class World:
         if archived_ms is not None and archived_ms > modified:
             modified = archived_ms
         # Person(...) without type.__call__ (which packs the 20 arguments into a tuple for __init__)
+        # nor the __init__ frame: the same field stores, in field order
         person = _new_object(Person)
-        _person_init(person, idx, _FIRST[fi], _LAST[li], email, phone, title, city, state, country, j,
-                     OWNERS[(h1 >> 56) % _N_OWNERS], _SOURCES[(h3 >> 56) % _N_SOURCES],
-                     LIFECYCLE_STAGES[stage_i], stage_dates, status, score, channel, created, modified,
-                     archived_ms)
+        person.idx = idx
+        person.first_name = _FIRST[fi]
+        person.last_name = _LAST[li]
+        person.email = email
+        person.phone = phone
+        person.job_title = title
+        person.city = city
+        person.state = state
+        person.country = country
+        person.company_idx = j
+        person.owner_id = OWNERS[(h1 >> 56) % _N_OWNERS]
+        person.source = _SOURCES[(h3 >> 56) % _N_SOURCES]
+        person.lifecycle_stage = LIFECYCLE_STAGES[stage_i]
+        person.stage_dates = stage_dates
+        person.lead_status = status
+        person.lead_score = score
+        person.preferred_channel = channel
+        person.created_ms = created
+        person.modified_ms = modified
+        person.archived_ms = archived_ms
         return person
 
     def people_of_company(self, j: int, t: int | None = None) -> list[int]:
@@ -664,7 +682,8 @@ class World:
         domain = self._domains.get(j)
         if domain is None:
             h = _h(self.seed, 21, j)
-            domain = f"{_WORD_A[h % 20]}{_WORD_B[(h >> 8) % 20]}{j}.{_TLD[(h >> 24) % len(_TLD)]}".lower()
+            # == f"{_WORD_A[..]}{_WORD_B[..]}{j}.{_TLD[..]}".lower(): the TLDs are lower case
+            domain = f"{_WORD_A_LOWER[h % 20]}{_WORD_B_LOWER[(h >> 8) % 20]}{j}.{_TLD[(h >> 24) % len(_TLD)]}"
             if len(self._domains) >= 4096:
                 self._domains.clear()
             self._domains[j] = domain

@@ -109,6 +109,11 @@ def test_touch_events_are_the_touches_as_tuples_and_touches_are_plain_records(wo
             assert all(type(o) is Order for o in orders)
     with pytest.raises(dataclasses.FrozenInstanceError):
         j.orders(next(i for i in range(SIZE) if j.orders(i)))[0].email = "x"  # type: ignore[misc]
+    made = Touch(person_idx=1, seq=2, kind="call", at_ms=3, campaign_idx=None, system="salesforce", url=None)
+    assert type(made) is Touch and made == Touch(1, 2, "call", 3, None, "salesforce", None)
+    assert dataclasses.replace(made, seq=9) == Touch(1, 9, "call", 3, None, "salesforce", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.seq = 5  # type: ignore[misc]
 
 
 def test_journeys_agree_with_the_crm(world: World, j: Journeys) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.world import DAY_MS, LIFECYCLE_STAGES, YEAR_MS, World, format_ms, parse_time
+from sandbox.world import DAY_MS, LIFECYCLE_STAGES, YEAR_MS, Person, World, format_ms, parse_time
 
 T0 = parse_time("2026-01-01T00:00:00Z")
 T1 = T0 + 3_600_000
@@ -31,6 +32,16 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
     assert [a.company(j) for j in range(0, 100, 3)] == [b.company(j) for j in range(0, 100, 3)]
     assert [a.deal(d) for d in range(0, 125, 5)] == [b.deal(d) for d in range(0, 125, 5)]
     assert [a.person(i).email for i in sample] != [other.person(i).email for i in sample]
+
+
+def test_people_are_plain_records_with_every_field_set() -> None:
+    world = World(seed=7, size=500, ticks=[T0, T1], grow=True)
+    for i in range(0, world.people.count(1), 3):
+        p = world.person(i)
+        assert type(p) is Person
+        # every field is set (an unset slot raises here) and the record equals one built by Person(...)
+        values = {f.name: getattr(p, f.name) for f in dataclasses.fields(Person)}
+        assert Person(**values) == p and repr(Person(**values)) == repr(p)
 
 
 def test_a_page_of_a_million_people_costs_a_page() -> None:
