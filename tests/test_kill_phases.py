@@ -26,7 +26,10 @@ Probe = Callable[[Path], bool]
 
 
 def _any(folder: Path, pattern: str) -> bool:
-    return any(True for _ in folder.glob(pattern))
+    try:
+        return any(True for _ in folder.glob(pattern))
+    except FileNotFoundError:  # the run moved or removed a folder while it was being listed
+        return False
 
 
 #: phase -> what in dlt's working folder shows that the phase is under way
