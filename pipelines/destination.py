@@ -23,6 +23,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.impl.duckdb.duck import DuckDbClient
 
 from core.errors import FactorylineError
 
@@ -58,26 +59,27 @@ COMPRESSION_HINT = "x-factoryline-compression"
 _COMPRESSIONS = frozenset({"zstd"})
 
 
+class _DuckDbClient(DuckDbClient):
+    """dlt's DuckDB client whose CREATE TABLE / ADD COLUMN honour :data:`COMPRESSION_HINT` (the way
+    dlt's own adapters carry destination-specific column hints, e.g. ``x-bigquery-*``)."""
+
+    def _get_column_def_sql(self, c: Any, table: Any = None) -> str:
+        sql: str = super()._get_column_def_sql(c, table)
+        method = c.get(COMPRESSION_HINT)
+        if method in _COMPRESSIONS:  # a closed set: the value ends up in DDL
+            sql = f"{sql} USING COMPRESSION {method}"
+        return sql
+
+
+class _DuckDb(dlt.destinations.duckdb):
+    @property
+    def client_class(self) -> type[DuckDbClient]:
+        return _DuckDbClient
+
+
 def _duckdb_destination(credentials: Any) -> Any:
-    """dlt's DuckDB destination, whose CREATE TABLE / ADD COLUMN honour :data:`COMPRESSION_HINT`
-    (the way dlt's own adapters carry destination-specific column hints, e.g. ``x-bigquery-*``)."""
-    from dlt.destinations.impl.duckdb.duck import DuckDbClient
-
-    class Client(DuckDbClient):
-        def _get_column_def_sql(self, c: Any, table: Any = None) -> str:
-            sql: str = super()._get_column_def_sql(c, table)
-            method = c.get(COMPRESSION_HINT)
-            if method in _COMPRESSIONS:  # a closed set: the value ends up in DDL
-                sql = f"{sql} USING COMPRESSION {method}"
-            return sql
-
-    class Destination(dlt.destinations.duckdb):
-        @property
-        def client_class(self) -> type[DuckDbClient]:
-            return Client
-
     # named as dlt's own: config sections, and the code here that asks which destination it loads into
-    return Destination(credentials, destination_name="duckdb")
+    return _DuckDb(credentials, destination_name="duckdb")
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,16 @@ def table_snapshot(db: Path, tables: Sequence[str] | None = None, *,
         return out
     finally:
         con.close()
+
+
+def soql_read(client: Any, soql: str, kind: str = "query") -> tuple[int, list[dict[str, Any]]]:
+    """A Salesforce REST ``query`` / ``queryAll`` followed through every ``nextRecordsUrl`` page:
+    (``totalSize``, every record) from an httpx client on the emulator."""
+    r = client.get(f"/services/data/v59.0/{kind}", params={"q": soql})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    total, records = body["totalSize"], list(body["records"])
+    while not body["done"]:
+        body = client.get(body["nextRecordsUrl"]).json()
+        records += body["records"]
+    return total, records

@@ -13,13 +13,13 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from sandbox import Sandbox, start_sandbox
 from sandbox.world import format_ms
+from tests.conftest import soql_read
 
 SPEC = "connectors.salesforce.emulator:emulator_spec"
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
@@ -44,17 +44,6 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield sb, ticks
 
 
-def _read(c: httpx.Client, soql: str, kind: str = "query") -> tuple[int, list[dict[str, Any]]]:
-    r = c.get(f"/services/data/v59.0/{kind}", params={"q": soql})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    total, records = body["totalSize"], list(body["records"])
-    while not body["done"]:
-        body = c.get(body["nextRecordsUrl"]).json()
-        records += body["records"]
-    return total, records
-
-
 @pytest.mark.parametrize("obj", OBJECTS)
 def test_stamps_answer_as_rows(world: tuple[Sandbox, int], obj: str) -> None:
     sb, ticks = world
@@ -68,14 +57,14 @@ def test_stamps_answer_as_rows(world: tuple[Sandbox, int], obj: str) -> None:
         cols = ", ".join(names)
         order = " ORDER BY SystemModstamp ASC, Id ASC"
         for window in (f"SystemModstamp < {upper}", f"SystemModstamp >= {lower} AND SystemModstamp < {upper}"):
-            assert _read(c, f"SELECT COUNT() FROM {obj} WHERE {window}") == \
-                _read(c, f"SELECT COUNT() FROM {obj} WHERE {window} AND {ROWS}")
-            stamps = _read(c, f"SELECT {cols} FROM {obj} WHERE {window}{order}")
-            assert stamps == _read(c, f"SELECT {cols} FROM {obj} WHERE {window}{order}, CreatedDate ASC")
+            assert soql_read(c, f"SELECT COUNT() FROM {obj} WHERE {window}") == \
+                soql_read(c, f"SELECT COUNT() FROM {obj} WHERE {window} AND {ROWS}")
+            stamps = soql_read(c, f"SELECT {cols} FROM {obj} WHERE {window}{order}")
+            assert stamps == soql_read(c, f"SELECT {cols} FROM {obj} WHERE {window}{order}, CreatedDate ASC")
             assert stamps[0] == len(stamps[1])
             for kind in ("query", "queryAll"):
-                assert _read(c, f"SELECT {cols} FROM {obj} WHERE {window}", kind) == \
-                    _read(c, f"SELECT {cols} FROM {obj} WHERE {window} AND {ROWS}", kind)
+                assert soql_read(c, f"SELECT {cols} FROM {obj} WHERE {window}", kind) == \
+                    soql_read(c, f"SELECT {cols} FROM {obj} WHERE {window} AND {ROWS}", kind)
         _, records = stamps
         if records:  # the connector's resume: the rest of one timestamp, then everything after it
             mid = records[len(records) // 2]
@@ -87,13 +76,13 @@ def test_stamps_answer_as_rows(world: tuple[Sandbox, int], obj: str) -> None:
                           f"Id IN ('{records[0]['Id']}', '{mid['Id'][:15]}AAA', '{mid['Id'].lower()}', "
                           f"'001{mid['Id'][3:]}', 'x') AND SystemModstamp < {upper}",
                           f"Id = '{mid['Id'][:15]}'"):
-                assert _read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}") == \
-                    _read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}, CreatedDate ASC")
+                assert soql_read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}") == \
+                    soql_read(c, f"SELECT {cols} FROM {obj} WHERE {where}{order}, CreatedDate ASC")
         for shape in (" ORDER BY Id ASC", " ORDER BY SystemModstamp DESC, Id DESC LIMIT 700 OFFSET 3", ""):
             rows_shape = shape.replace(" LIMIT", ", CreatedDate ASC LIMIT") if "LIMIT" in shape else \
                 (f"{shape}, CreatedDate ASC" if shape else f" WHERE {ROWS}")
-            assert _read(c, f"SELECT {cols} FROM {obj}{shape}", "queryAll") == \
-                _read(c, f"SELECT {cols} FROM {obj}{rows_shape}", "queryAll")
+            assert soql_read(c, f"SELECT {cols} FROM {obj}{shape}", "queryAll") == \
+                soql_read(c, f"SELECT {cols} FROM {obj}{rows_shape}", "queryAll")
 
 
 def test_stamps_follow_the_clock() -> None:
@@ -107,6 +96,6 @@ def test_stamps_follow_the_clock() -> None:
                     sb.advance(step)
                 for obj in ("Lead", "Contact", "OpportunityContactRole", "CampaignMember"):
                     soql = f"SELECT Id, IsDeleted, SystemModstamp FROM {obj} ORDER BY SystemModstamp ASC, Id ASC"
-                    stamps = _read(c, soql, "queryAll")
-                    assert stamps == _read(c, f"{soql}, CreatedDate ASC", "queryAll")
+                    stamps = soql_read(c, soql, "queryAll")
+                    assert stamps == soql_read(c, f"{soql}, CreatedDate ASC", "queryAll")
                     assert stamps[0] > 0

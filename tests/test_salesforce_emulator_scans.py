@@ -16,6 +16,7 @@ import httpx
 
 from sandbox import start_sandbox
 from sandbox.world import format_ms
+from tests.conftest import soql_read
 
 SPEC = "connectors.salesforce.emulator:emulator_spec"
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
@@ -26,17 +27,6 @@ TICKS = 3
 
 def _dt(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
-
-
-def _read(c: httpx.Client, soql: str) -> tuple[int, list[dict[str, Any]]]:
-    r = c.get("/services/data/v59.0/queryAll", params={"q": soql})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    total, records = body["totalSize"], list(body["records"])
-    while not body["done"]:
-        body = c.get(body["nextRecordsUrl"]).json()
-        records += body["records"]
-    return total, records
 
 
 def _queries(obj: str) -> dict[str, str]:
@@ -64,7 +54,7 @@ def _answers(state: Path, steps: list[tuple[str, str]]) -> dict[tuple[str, str],
         with httpx.Client(base_url=st["plain_url"], headers={"Authorization": f"Bearer {st['session_id']}"},
                           timeout=120) as c:
             for obj, name in steps:
-                out[(obj, name)] = _read(c, _queries(obj)[name])
+                out[(obj, name)] = soql_read(c, _queries(obj)[name], "queryAll")
     return out
 
 

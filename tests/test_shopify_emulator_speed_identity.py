@@ -119,16 +119,7 @@ def test_pages_index_and_changed_orders_are_the_journeys(sb: Sandbox) -> None:
 def test_bulk_rows_are_the_pages(sb: Sandbox) -> None:
     with _client(sb) as c:
         pages = {n["id"]: n for n in _pages(c, "ID", first=20)}
-        query = f"{{ orders {{ edges {{ node {{ {S.BULK_STREAM_FIELDS['orders']} }} }} }} }}"
-        op = c.post(GQL, json={"query": S.BULK_RUN_MUTATION, "variables": {"query": query}}).json()
-        gid = op["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"]
-        for _ in range(600):
-            status = c.post(GQL, json={"query": S.BULK_STATUS_QUERY, "variables": {"id": gid}}).json()
-            status = status["data"]["bulkOperation"]
-            if status["status"] == "COMPLETED":
-                break
-            time.sleep(0.05)
-        rows = [orjson.loads(line) for line in httpx.get(status["url"], timeout=60).content.splitlines()]
+        rows = _bulk_rows(c, f"{{ orders {{ edges {{ node {{ {S.BULK_STREAM_FIELDS['orders']} }} }} }} }}")
     roots = {r["id"]: r for r in rows if "__parentId" not in r}
     assert roots.keys() == pages.keys()
     lines: dict[str, list[tuple[str, int]]] = {}

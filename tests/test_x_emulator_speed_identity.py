@@ -19,6 +19,7 @@ import pytest
 
 from connectors.x import settings as XS
 from sandbox import FaultRule, Sandbox, start_sandbox
+from tests.test_sandbox_x import page_all
 
 SPEC = "connectors.x.emulator:emulator_spec"
 BRAND_ID = "1100000000000000001"
@@ -49,45 +50,31 @@ def _client(sb: Sandbox) -> httpx.Client:
                         headers={"Authorization": f"Bearer {x.settings['bearer_token']}"})
 
 
-def _pages(c: httpx.Client, path: str, params: dict[str, Any], token_param: str) -> list[dict[str, Any]]:
-    out = []
-    params = dict(params)
-    while True:
-        r = c.get(path, params=params)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        out.append(body)
-        token = body["meta"].get("next_token")
-        if not token:
-            return out
-        params[token_param] = token
-
-
 def test_memo_and_bisect_serve_what_a_fresh_server_does(sandboxes: tuple[Sandbox, Sandbox]) -> None:
     warm, fresh = sandboxes
     with _client(warm) as c:
-        search = _pages(c, XS.SEARCH_PATH, {"query": "@factoryline", **FIELDS}, "next_token")
-        again = _pages(c, MENTIONS, FIELDS, "pagination_token")
+        search = page_all(c, XS.SEARCH_PATH, {"query": "@factoryline", **FIELDS}, "next_token")
+        again = page_all(c, MENTIONS, FIELDS, "pagination_token")
         # a corrupted answer is the faults' alone: the next one is whole again
         warm.set_faults("x", [FaultRule("missing_id", route=MENTIONS, at=1),
                               FaultRule("bad_timestamp", route=MENTIONS, at=2)])
         c.get(MENTIONS, params=FIELDS)
         c.get(MENTIONS, params=FIELDS)
         warm.set_faults("x", [])
-        after = _pages(c, MENTIONS, FIELDS, "pagination_token")
+        after = page_all(c, MENTIONS, FIELDS, "pagination_token")
     with _client(fresh) as c:
-        first = _pages(c, MENTIONS, FIELDS, "pagination_token")
+        first = page_all(c, MENTIONS, FIELDS, "pagination_token")
     assert sum(len(b.get("data", ())) for b in search) > 20 and sum(len(b["data"]) for b in first) > 300
     assert again == first and after == first
     # the full-archive listing read 10 at a time (each page walks from its token), and cut at
     # since_id / until_id: the whole listing, cut at those ids
     archive = {"query": "@factoryline", **FIELDS, "start_time": "2006-03-21T00:00:01Z"}
     with _client(fresh) as c:
-        everything = [t["id"] for b in _pages(c, ARCHIVE, {**archive, "max_results": 500}, "next_token")
+        everything = [t["id"] for b in page_all(c, ARCHIVE, {**archive, "max_results": 500}, "next_token")
                       for t in b["data"]]
         until, since = everything[len(everything) // 5], everything[4 * len(everything) // 5]
-        small = _pages(c, ARCHIVE, {**archive, "max_results": 10}, "next_token")
-        cut = _pages(c, ARCHIVE, {**archive, "max_results": 10, "until_id": until, "since_id": since}, "next_token")
+        small = page_all(c, ARCHIVE, {**archive, "max_results": 10}, "next_token")
+        cut = page_all(c, ARCHIVE, {**archive, "max_results": 10, "until_id": until, "since_id": since}, "next_token")
     assert len(everything) > 1000
     assert [t["id"] for b in small for t in b["data"]] == everything
     assert [t["id"] for b in cut for t in b.get("data", ())] == [

@@ -1429,18 +1429,6 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
             return select(value, gtype, node.selection_set, path)
         return value  # scalars and enums are served already serialised
 
-    def shape(gtype: Any) -> tuple[int, Any]:
-        """How a field's values complete: (0, None) a leaf (scalar or enum, served as it is), (1,
-        type) an object, (2, type) a list of objects, (3, type) anything else (:func:`complete`)."""
-        if isinstance(gtype, GraphQLNonNull):
-            gtype = gtype.of_type
-        if isinstance(gtype, GraphQLObjectType):
-            return 1, gtype
-        if isinstance(gtype, GraphQLList):
-            inner = gtype.of_type.of_type if isinstance(gtype.of_type, GraphQLNonNull) else gtype.of_type
-            return (2, inner) if isinstance(inner, GraphQLObjectType) else (3, gtype)
-        return 0, None
-
     #: id(selection set) -> its _Plan: worked out once per query, not for every object of a page
     plans: dict[int, _Plan] = {}
     #: id(field node) -> its coerced arguments (the variables are fixed for this execution)
@@ -1464,7 +1452,7 @@ def _fast_execute(document: DocumentNode, root: dict[str, Any], context: dict[st
                 out.append((name, key, None, -1, None, node))
                 continue
             fdef = otype.fields[name]
-            kind, sub = shape(fdef.type)
+            kind, sub = _shape(fdef.type)
             out.append((name, key, fdef, kind, sub if kind != 3 else fdef.type, node))
         found = plans[id(selection_set)] = _Plan(
             otype.name, out, tuple(e[0] for e in out), tuple(e[1] for e in out),
@@ -1543,8 +1531,9 @@ _CONNECTION_KEYS = frozenset(("edges", "nodes", "pageInfo"))
 
 
 def _shape(gtype: Any) -> tuple[int, Any]:
-    """:func:`_fast_execute`'s ``shape``: (0, None) a leaf, (1, type) an object, (2, type) a list of
-    objects, (3, type) anything else."""
+    """How a field's values complete: (0, None) a leaf (scalar or enum, served as it is), (1, type)
+    an object, (2, type) a list of objects, (3, type) anything else (``complete`` in
+    :func:`_fast_execute`)."""
     from graphql import GraphQLList, GraphQLNonNull
 
     if isinstance(gtype, GraphQLNonNull):
