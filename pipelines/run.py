@@ -8,12 +8,14 @@ non-zero.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import re
 import secrets
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -192,8 +194,30 @@ def run(connectors: Sequence[str] | None = None, *, target: Target | None = None
     Never raises for a vendor or plugin failure: the status says what happened.
     """
     target = target or Target()
-    with run_lock(target), duckdb_session(target) as connection:
+    with run_lock(target), _collector_tuned(), duckdb_session(target) as connection:
         return _run(connectors, target, overrides, streams, full_refresh, progress, started_at, connection)
+
+
+#: the cyclic collector's first threshold during a run (CPython's default is 700 allocations)
+GC_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Fewer cyclic collections while a run holds pages of parsed records.
+
+    A page of vendor JSON is thousands of dicts and lists that live until it is mapped, so the
+    default threshold ran ~2,150 young and 17 full collections per 100k HubSpot contacts, each full
+    one walking every object of dlt, pyarrow and the SDKs: 2.3-3 s of a ~23 s run's CPU, against
+    0.2-0.3 s at 20,000 (gc.callbacks timings, bench/bench_pipeline.py --child, peak RSS unchanged).
+    Reference cycles are still collected; the caller's thresholds come back when the run ends.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _run(connectors: Sequence[str] | None, target: Target, overrides: Mapping[str, Mapping[str, Any]] | None,

@@ -6,6 +6,7 @@ never from the code under test.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import orjson
 import pytest
 
 from pipelines.destination import Target
-from pipelines.run import run
+from pipelines.run import GC_THRESHOLD, run
 from sandbox.api import Sandbox, start_sandbox
 from tests.conftest import cli
 
@@ -62,7 +63,20 @@ def _run(sb: Sandbox, db: Path, **kw: Any) -> Any:
 
 def test_full_run_loads_every_vendor_record_with_provenance(sandbox: Sandbox, tmp_path: Path) -> None:
     db = tmp_path / "fl.duckdb"
-    status = _run(sandbox, db)
+    # the run collects cycles less often (pipelines.run._collector_tuned) and gives the thresholds back
+    thresholds: set[int] = set()
+    before = gc.get_threshold()
+
+    def watch(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            thresholds.add(gc.get_threshold()[0])
+    gc.callbacks.append(watch)
+    try:
+        status = _run(sandbox, db)
+    finally:
+        gc.callbacks.remove(watch)
+    assert max(thresholds) == GC_THRESHOLD > before[0]
+    assert gc.get_threshold() == before
     assert status.status == "success", status.as_dict()
     con = _db(db)
     for obj, entity in OBJECTS.items():
