@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.mailchimp.emulator import MailchimpEmulator
 from sandbox import Sandbox, start_sandbox
 from sandbox.journeys import Journeys
+from sandbox.protocol import EmulatorOptions
 from sandbox.world import World, format_ms, parse_time
 
 SIZE = 3000
@@ -195,3 +197,27 @@ def test_the_audience_over_several_blocks_is_the_journeys_one() -> None:
             owners.setdefault(email.strip().lower(), p)
     assert sorted(ids + archived) == sorted(owners.values())
     assert ids == sorted(ids) and max(ids) >= size and archived
+
+
+
+@pytest.mark.parametrize(("seed", "grow", "ticks"), [(7, False, 0), (23, True, 3)])
+def test_page_people_are_the_worlds_people(seed: int, grow: bool, ticks: int) -> None:
+    """A members page builds only the fields of a person it reads (``_page_people``): they must be
+    ``World.person``'s, for base people, people the ticks changed or archived, and grown ones."""
+    fields = ("idx", "first_name", "last_name", "email", "phone", "company_idx", "stage_dates", "created_ms",
+              "modified_ms", "archived_ms")
+    start = parse_time("2026-01-01T00:00:00+00:00")
+    world = World(seed=seed, size=SIZE, grow=grow, ticks=[start + k * 86_400_000 for k in range(ticks + 1)])
+    mc = MailchimpEmulator(world, EmulatorOptions())
+    try:
+        for tick in range(world.tick + 1):
+            idxs = list(range(world.people.count(tick)))
+            lean = mc._page_people(idxs, tick)
+            full = [world.person(i, tick) for i in idxs]
+            assert [tuple(getattr(p, f) for f in fields) for p in lean] == \
+                [tuple(getattr(p, f) for f in fields) for p in full]
+            assert {p.email is None for p in lean} == {True, False}
+            assert any(p.phone and p.phone.startswith("+4") for p in lean)
+            assert any(p.email and p.email != p.email.strip() for p in lean)
+    finally:
+        mc.close()

@@ -84,7 +84,33 @@ from sandbox.journeys import (
 from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, Response
 from sandbox.readahead import ReadAhead
 from sandbox.routing import Routes
-from sandbox.world import _SECOND_OF_DAY, DAY_MS, Person, World, format_ms, parse_time
+from sandbox.world import (
+    _COUNTRY_VARIANTS,
+    _DIGITS3,
+    _DIGITS4,
+    _FIRST,
+    _FIRST_LOWER,
+    _FREE_MAIL,
+    _LAST,
+    _LAST_LOWER,
+    _N_FIRST,
+    _N_LAST,
+    _N_PLACES,
+    _PHONE_PREFIX,
+    _PLACES,
+    _SECOND_OF_DAY,
+    _STAGE_OF_ROLL,
+    _STAGE_PLAN,
+    ARCHIVE_MODULUS,
+    CHANGE_MODULUS,
+    DAY_MS,
+    MAX_BASE_EDIT_MS,
+    YEAR_MS,
+    Person,
+    World,
+    format_ms,
+    parse_time,
+)
 from sandbox.world import _h as _world_h
 
 try:  # CPython's own MD5: a third of OpenSSL's cost on short inputs (EVP set-up), same digests
@@ -147,10 +173,13 @@ def _dt(ms: int | None) -> str:
         prefix = format_ms(day * 86_400_000)[:11]
         if len(_DAYS) < 100_000:
             _DAYS[day] = prefix
-    return f"{prefix}{_SECOND_OF_DAY[sod][:8]}+00:00"
+    return f"{prefix}{_HMS[sod]}"
 
 
 _DAYS: dict[int, str] = {}
+_new_person = object.__new__
+#: a second of the day as ``_dt`` ends: ``03:04:05+00:00``
+_HMS = [s[:8] + "+00:00" for s in _SECOND_OF_DAY]
 
 
 def _sec(ms: int) -> int:
@@ -160,6 +189,14 @@ def _sec(ms: int) -> int:
 def _js(text: str) -> str:
     """A JSON string, as orjson writes it."""
     return orjson.dumps(text).decode()
+
+
+def _safe_js(text: str) -> str:
+    """``_js(text)``, without orjson for text that needs no escape (no quote, backslash or
+    control character: addresses and phone numbers)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _js(text)
 
 
 def _inner(text: str) -> str:
@@ -576,6 +613,7 @@ class MailchimpEmulator(Emulator):
                                                                              name="mailchimp-readahead")
         self._claimed: dict[_PageKey, None] = {}
         self._members_href = f"{PUBLIC_BASE}/lists/{self.list_id}/members"
+        self._member_tail = f'{_MEMBER_TAIL}"list_id":"{self.list_id}"'
         self._members_parent = orjson.dumps(_link("parent", f"/lists/{self.list_id}/members")).decode()
         self._members_links = orjson.dumps([_link("self", f"/lists/{self.list_id}/members"),
                                             _link("parent", f"/lists/{self.list_id}")]).decode()
@@ -1105,20 +1143,33 @@ class MailchimpEmulator(Emulator):
         j = person.company_idx
         company = '""' if j is None else self._company_json(j, tick)
         seed = self.world.seed
-        last_changed = max(status_ms, opt_in, person.modified_ms)
-        first, last = _inner(person.first_name), _inner(person.last_name)  # JSON-escaped
-        text = (f'{{"id":"{h}","email_address":{_js(email)},'
+        last_changed = person.modified_ms
+        if status_ms > last_changed:
+            last_changed = status_ms
+        if opt_in > last_changed:
+            last_changed = opt_in
+        first, last = person.first_name, person.last_name  # JSON-escaped (a small vocabulary)
+        first = _INNER.get(first) or _inner(first)
+        last = _INNER.get(last) or _inner(last)
+        phone = person.phone or ""
+        # ``_dt`` of both times, inlined (the day's prefix cached)
+        day, sod = divmod(opt_in // 1000, 86_400)
+        opt_day = _DAYS.get(day) or _dt(day * 86_400_000)[:11]
+        opt_text = opt_day + _HMS[sod]
+        day, sod = divmod(last_changed // 1000, 86_400)
+        changed_day = _DAYS.get(day) or _dt(day * 86_400_000)[:11]
+        text = (f'{{"id":"{h}","email_address":{_safe_js(email)},'
                 f'"unique_email_id":"{_md5(b"unique:%d:%d" % (seed, idx)).hexdigest()[:10]}",'
                 f'"contact_id":"{_md5(b"contact:%d:%d" % (seed, idx)).hexdigest()}",'
                 f'"full_name":"{first} {last}","web_id":{100_000 + idx},"email_type":"html",'
                 f'"status":"{status}","unsubscribe_reason":'
                 f'{_UNSUB_REASON if status == "unsubscribed" else "null"},'
                 f'"consents_to_one_to_one_messaging":true,"merge_fields":{{"FNAME":"{first}",'
-                f'"LNAME":"{last}","PHONE":{_js(person.phone or "")},"COMPANY":{company}}},'
+                f'"LNAME":"{last}","PHONE":{_safe_js(phone)},"COMPANY":{company}}},'
                 f'"stats":{{"avg_open_rate":{_rate(opens, sends)},"avg_click_rate":{_rate(clicks, sends)}}},'
                 f'"ip_signup":"","timestamp_signup":"","ip_opt":"198.51.100.{idx % 250 + 1}",'
-                f'"timestamp_opt":"{_dt(opt_in)}","member_rating":{2 + min(3, opens + clicks)},'
-                f'"last_changed":"{_dt(last_changed)}",{_MEMBER_TAIL}"list_id":"{self.list_id}"')
+                f'"timestamp_opt":"{opt_text}","member_rating":{2 + min(3, opens + clicks)},'
+                f'"last_changed":"{changed_day}{_HMS[sod]}",{self._member_tail}')
         if links:
             return f'{text},"_links":[{{"rel":"self","href":"{self._members_href}/{h}","method":"GET"}},' \
                    f'{self._members_parent}]}}'
@@ -1299,12 +1350,121 @@ class MailchimpEmulator(Emulator):
             rows = self._listing(tick, key.since, key.before, key.status, key.sort_field, desc)
             matched = len(rows)
             page = [idx for idx, _, _ in rows[offset:offset + count]]
-        people = [self.world.person(idx, tick) for idx in page]
+        people = self._page_people(page, tick)
         text = ",".join([self._member_json(person, facts, tick, key.links)
                          for person, facts in zip(people, self._facts_many(people, tick), strict=True)])
         tail = f',"_links":{self._members_links}' if key.top_links else ""
         body = f'{{"members":[{text}],"list_id":"{self.list_id}","total_items":{matched}{tail}}}'.encode()
         return body, len(page), matched
+
+    def _page_people(self, idxs: Sequence[int], tick: int) -> list[Person]:
+        """``[world.person(idx, tick) for idx in idxs]`` for what a members page reads of them: base
+        people no tick changed or archived get only the fields ``_member_json``, ``_facts_from``
+        and ``_base_mail`` read (idx, names, email, phone, company, stage dates, created,
+        modified, archived), the same values as ``World.person`` computes (inlined: its other
+        fields cost a third of it); the rest (grown people, and those whose index a tick's change
+        or archive residue names) are ``World.person``'s. The other fields are left unset
+        (reading one raises AttributeError). tests/test_mailchimp_emulator_speed_identity.py
+        compares them with ``World.person``."""
+        w = self.world
+        space = w.people
+        ticks = w.ticks
+        seed = w.seed
+        base_n = space.base_count
+        salt5 = space.salt + 5
+        slot = space.slot_ms
+        start, end = w._start, w._end
+        n_companies = w.companies.cum_count[len(ticks) - 1]
+        # any residue a tick (up to now) named: those people take World.person (they are few)
+        changes = space.change_ticks if tick else {}
+        archives = space.archive_ticks if tick else {}
+        new = _new_person
+        out: list[Person] = []
+        append = out.append
+        for idx in idxs:
+            if idx >= base_n or idx < 0 or (tick and (idx % CHANGE_MODULUS in changes
+                                                      or idx % ARCHIVE_MODULUS in archives)):
+                append(w.person(idx, tick))
+                continue
+            h1 = hash((seed, 11, idx)) & _M64
+            fi = h1 % _N_FIRST
+            li = (h1 >> 8) % _N_LAST
+            h2 = hash((seed, 14, idx)) & _M64
+            h3 = hash((seed, 15, idx)) & _M64
+            hm = hash((seed, salt5, idx)) & _M64
+            created = start + idx * YEAR_MS // base_n + hm % slot
+            modified = created + (hm >> 32) % MAX_BASE_EDIT_MS
+            if modified > end:
+                modified = end
+            j: int | None
+            if (hash((seed, 12, idx)) & _M64) % 100 < 12:
+                j = None
+            else:
+                j = idx // 5
+                if j >= n_companies:
+                    j = None
+            roll = h2 % 100
+            email: str | None
+            if roll < 3:
+                email = None
+            elif roll < 5 and idx > 0:
+                email = w._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
+            else:
+                he = hash((seed, 13, idx)) & _M64
+                domain = w._company_domain(j) if j is not None and he % 10 < 7 else _FREE_MAIL[(he >> 4) % 5]
+                email = f"{_FIRST_LOWER[fi]}.{_LAST_LOWER[li]}{idx}@{domain}"
+            if email is not None:
+                roll2 = (h2 >> 16) % 100
+                if roll2 < 4:
+                    local, _, dom = email.partition("@")
+                    email = f"{local.title()}@{dom.capitalize()}"
+                elif roll2 < 6:
+                    email = f" {email} " if roll2 == 4 else f"{email}\t"
+            phone: str | None = None
+            if (h3 >> 32) % 100 >= 10:
+                n = (h1 >> 20) % 10_000_000
+                style = (h3 >> 40) % 4
+                area = _DIGITS3[n // 10000]
+                line = _DIGITS4[n % 10000]
+                if style == 1:
+                    phone = f"({area}) 555-{line}"
+                elif style == 2:
+                    phone = f"{area}555{line}"
+                else:
+                    country: str | None = None
+                    if h3 % 100 >= 5:
+                        country = _PLACES[(h3 >> 8) % _N_PLACES][2]
+                        if (h3 >> 20) % 100 < 6 and country in _COUNTRY_VARIANTS:
+                            variants = _COUNTRY_VARIANTS[country]
+                            country = variants[(h3 >> 28) % len(variants)]
+                    prefix = _PHONE_PREFIX.get(country or "", "+1")
+                    phone = f"{prefix} {area}-555-{line}" if style == 0 else f"{prefix}{area}{line}"
+            stage_i = _STAGE_OF_ROLL[(h3 >> 48) % 1000]
+            stage_dates: dict[str, int]
+            if stage_i == 7:
+                stage_dates = {"other": created}
+            else:
+                name0, mids, name1 = _STAGE_PLAN[0 if stage_i == 0 or (h1 >> 40) % 100 < 60 else 1][stage_i]
+                stage_dates = {name0: created}
+                if mids:
+                    span = modified - created
+                    for name, frac in mids:
+                        stage_dates[name] = created + int(span * frac)
+                if name1 is not None:
+                    stage_dates[name1] = modified
+            person = new(Person)
+            person.idx = idx
+            person.first_name = _FIRST[fi]
+            person.last_name = _LAST[li]
+            person.email = email
+            person.phone = phone
+            person.company_idx = j
+            person.stage_dates = stage_dates
+            person.created_ms = created
+            person.modified_ms = modified
+            person.archived_ms = None
+            append(person)
+        return out
 
     def _member_get(self, request: Request, list_id: str, hash: str) -> Response:
         self._check_list(list_id)
