@@ -173,13 +173,11 @@ def _dt(ms: int | None) -> str:
         prefix = format_ms(day * 86_400_000)[:11]
         if len(_DAYS) < 100_000:
             _DAYS[day] = prefix
-    return f"{prefix}{_HMS[sod]}"
+    return f"{prefix}{_SECOND_OF_DAY[sod][:8]}+00:00"
 
 
 _DAYS: dict[int, str] = {}
 _new_person = object.__new__
-#: a second of the day as ``_dt`` ends: ``03:04:05+00:00``
-_HMS = [s[:8] + "+00:00" for s in _SECOND_OF_DAY]
 
 
 def _sec(ms: int) -> int:
@@ -1155,7 +1153,7 @@ class MailchimpEmulator(Emulator):
         # ``_dt`` of both times, inlined (the day's prefix cached)
         day, sod = divmod(opt_in // 1000, 86_400)
         opt_day = _DAYS.get(day) or _dt(day * 86_400_000)[:11]
-        opt_text = opt_day + _HMS[sod]
+        opt_text = f"{opt_day}{_SECOND_OF_DAY[sod][:8]}+00:00"
         day, sod = divmod(last_changed // 1000, 86_400)
         changed_day = _DAYS.get(day) or _dt(day * 86_400_000)[:11]
         text = (f'{{"id":"{h}","email_address":{_safe_js(email)},'
@@ -1169,7 +1167,7 @@ class MailchimpEmulator(Emulator):
                 f'"stats":{{"avg_open_rate":{_rate(opens, sends)},"avg_click_rate":{_rate(clicks, sends)}}},'
                 f'"ip_signup":"","timestamp_signup":"","ip_opt":"198.51.100.{idx % 250 + 1}",'
                 f'"timestamp_opt":"{opt_text}","member_rating":{2 + min(3, opens + clicks)},'
-                f'"last_changed":"{changed_day}{_HMS[sod]}",{self._member_tail}')
+                f'"last_changed":"{changed_day}{_SECOND_OF_DAY[sod][:8]}+00:00",{self._member_tail}')
         if links:
             return f'{text},"_links":[{{"rel":"self","href":"{self._members_href}/{h}","method":"GET"}},' \
                    f'{self._members_parent}]}}'
