@@ -1359,12 +1359,14 @@ class MailchimpEmulator(Emulator):
         """``[world.person(idx, tick) for idx in idxs]`` for what a members page reads of them: base
         people no tick changed or archived get only the fields ``_member_json``, ``_facts_from``
         and ``_base_mail`` read (idx, names, email, phone, company, stage dates, created,
-        modified, archived), the same values as ``World.person`` computes (inlined: its other
-        fields cost a third of it); the rest (grown people, and those whose index a tick's change
-        or archive residue names) are ``World.person``'s. The other fields are left unset
-        (reading one raises AttributeError). tests/test_mailchimp_emulator_speed_identity.py
-        compares them with ``World.person``."""
+        modified, archived), the same values as ``World.person`` computes (inlined, the page's
+        hashes and times taken at once in numpy; its other fields cost a third of it); the rest
+        (grown people, and those whose index a tick's change or archive residue names) are
+        ``World.person``'s. The other fields are left unset (reading one raises AttributeError).
+        tests/test_mailchimp_emulator_speed_identity.py compares them with ``World.person``."""
         w = self.world
+        if not _VECTOR:  # numpy's hashes are not CPython's here
+            return [w.person(idx, tick) for idx in idxs]
         space = w.people
         ticks = w.ticks
         seed = w.seed
@@ -1379,23 +1381,25 @@ class MailchimpEmulator(Emulator):
         new = _new_person
         out: list[Person] = []
         append = out.append
-        for idx in idxs:
+        # the hashes and times of all at once (numpy gives CPython's tuple hashes: ``_hashes``)
+        a = np.asarray(idxs, dtype=np.int64)
+        au = np.maximum(a, 0).view(np.uint64)
+        hms = _hashes(seed, salt5, au)
+        created_a = start + a * YEAR_MS // base_n + (hms % np.uint64(slot)).astype(np.int64)
+        modified_a = np.minimum(created_a + ((hms >> np.uint64(32)) % np.uint64(MAX_BASE_EDIT_MS)).astype(np.int64),
+                                end)
+        rows = zip(idxs, _hashes(seed, 11, au).tolist(), _hashes(seed, 14, au).tolist(),
+                   _hashes(seed, 15, au).tolist(), (_hashes(seed, 12, au) % np.uint64(100) < 12).tolist(),
+                   created_a.tolist(), modified_a.tolist(), strict=True)
+        for idx, h1, h2, h3, jobless, created, modified in rows:
             if idx >= base_n or idx < 0 or (tick and (idx % CHANGE_MODULUS in changes
                                                       or idx % ARCHIVE_MODULUS in archives)):
                 append(w.person(idx, tick))
                 continue
-            h1 = hash((seed, 11, idx)) & _M64
             fi = h1 % _N_FIRST
             li = (h1 >> 8) % _N_LAST
-            h2 = hash((seed, 14, idx)) & _M64
-            h3 = hash((seed, 15, idx)) & _M64
-            hm = hash((seed, salt5, idx)) & _M64
-            created = start + idx * YEAR_MS // base_n + hm % slot
-            modified = created + (hm >> 32) % MAX_BASE_EDIT_MS
-            if modified > end:
-                modified = end
             j: int | None
-            if (hash((seed, 12, idx)) & _M64) % 100 < 12:
+            if jobless:
                 j = None
             else:
                 j = idx // 5
