@@ -79,3 +79,35 @@ def test_memo_and_bisect_serve_what_a_fresh_server_does(sandboxes: tuple[Sandbox
     assert [t["id"] for b in small for t in b["data"]] == everything
     assert [t["id"] for b in cut for t in b.get("data", ())] == [
         i for i in everything if int(since) < int(i) < int(until)]
+
+
+def test_tweet_and_user_keep_the_asked_keys_in_their_order_and_whole_second_times() -> None:
+    """A page's fields are picked from every value in the order the request names them (any subset,
+    any order, one key or none), and X's timestamps are format_ms's, cut to the second."""
+    import itertools
+
+    from connectors.x.emulator import _TWEET_KEYS, _USER_KEYS, XEmulator, _iso
+    from sandbox.protocol import EmulatorOptions
+    from sandbox.world import World, format_ms, parse_time
+
+    t0 = parse_time("2030-01-01T00:00:00.000Z")
+    world = World(seed=7, size=3000, ticks=[t0 + d * 86_400_000 for d in range(3)])
+    emu = XEmulator(world, EmulatorOptions())
+    mentions = list(itertools.islice(emu.mentions(2), 40))
+    assert len(mentions) == 40
+    subsets = [(), ("id",), ("entities",), ("lang", "id"), tuple(reversed(_TWEET_KEYS)), _TWEET_KEYS,
+               ("public_metrics", "created_at", "text")]
+    for m in mentions:
+        full = emu.tweet(m, 2)
+        assert list(full) == list(_TWEET_KEYS)
+        assert full["created_at"] == format_ms(m.at_ms - m.at_ms % 1000)
+        assert full["text"][full["entities"]["mentions"][0]["start"]:].startswith("@factoryline")
+        for keys in subsets:
+            got = emu.tweet(m, 2, keys)
+            assert list(got) == list(keys) and got == {k: full[k] for k in keys}
+        user = emu.user(m.person, 2)
+        assert [k for k in _USER_KEYS if k in user] == list(user)
+        for keys in [("username", "id"), ("name",), ("location", "created_at", "id"), tuple(reversed(_USER_KEYS))]:
+            assert emu.user(m.person, 2, keys) == {k: user[k] for k in keys if k in user}
+    for ms in (0, 999, -1, -1001, 1_142_899_201_000, t0 + 123_456_789, 253_402_300_799_999, -30_610_224_000_001):
+        assert _iso(ms) == format_ms(ms - ms % 1000)
