@@ -343,7 +343,10 @@ def translate_transport_error(exc: BaseException, *, vendor: str, masker: Masker
         except ImportError:  # pragma: no cover - urllib3 ships with every SDK we use
             u3 = None  # type: ignore[assignment]
         if u3 is not None:
-            if isinstance(exc, u3.TimeoutError):
+            # urllib3's NewConnectionError (refused, unreachable) subclasses its ConnectTimeoutError
+            if isinstance(exc, u3.NewConnectionError):
+                kind = "connection failed"
+            elif isinstance(exc, u3.TimeoutError):
                 kind = "timed out"
             elif isinstance(exc, u3.ProtocolError | u3.IncompleteRead | u3.DecodeError):
                 kind = "connection dropped or response truncated"

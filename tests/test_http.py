@@ -250,6 +250,23 @@ def test_policy_wraps_sdk_style_calls_urllib3(server: tuple[str, Script]) -> Non
     assert out == b'{"ok": true}' and len(script.seen) == 2 and len(waits) == 1
 
 
+def test_a_refused_connection_is_told_apart_from_a_timeout() -> None:
+    """urllib3 (the SDKs' transport) raises NewConnectionError, a ConnectTimeoutError subclass, for a
+    refused connection: it is retried, and the message says the connection failed, not a timeout."""
+    with socket.socket() as s:  # a port that was just free: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pool = urllib3.PoolManager(retries=False)
+    with pytest.raises(urllib3.exceptions.NewConnectionError) as ei:
+        pool.request("GET", f"http://127.0.0.1:{port}/x", timeout=2)
+    err = translate_transport_error(ei.value, vendor="hubspot")
+    assert isinstance(err, TransientVendorError)
+    assert str(err).startswith("hubspot: connection failed (NewConnectionError"), str(err)
+    with pytest.raises(httpx.ConnectError) as hx:
+        httpx.get(f"http://127.0.0.1:{port}/x", timeout=2)
+    assert "connection failed" in str(translate_transport_error(hx.value, vendor="x"))
+
+
 def test_untranslated_errors_propagate_unretried() -> None:
     calls: list[int] = []
 
