@@ -336,6 +336,56 @@ class _Space:
         return None
 
 
+def _place(h3: int) -> tuple[str | None, str | None, str | None]:
+    """A person's (city, state, country) from its third hash: 5% unknown, 6% a variant country name."""
+    if h3 % 100 < 5:
+        return None, None, None
+    city, state, country = _PLACES[(h3 >> 8) % _N_PLACES]
+    if (h3 >> 20) % 100 < 6 and country in _COUNTRY_VARIANTS:
+        variants = _COUNTRY_VARIANTS[country]
+        country = variants[(h3 >> 28) % len(variants)]
+    return city, state, country
+
+
+def _phone(h1: int, h3: int, country: str | None) -> str | None:
+    """A person's phone from its first and third hash: 10% none, four styles, the country's prefix."""
+    phone: str | None = None
+    if (h3 >> 32) % 100 >= 10:
+        n = (h1 >> 20) % 10_000_000
+        style = (h3 >> 40) % 4
+        # area and line, zero-padded (f"{area:03d}", f"{line:04d}", together f"{n:07d}")
+        area = _DIGITS3[n // 10000]
+        line = _DIGITS4[n % 10000]
+        if style == 0:
+            phone = f"{_PHONE_PREFIX.get(country or '', '+1')} {area}-555-{line}"
+        elif style == 1:
+            phone = f"({area}) 555-{line}"
+        elif style == 2:
+            phone = f"{area}555{line}"
+        else:
+            phone = f"{_PHONE_PREFIX.get(country or '', '+1')}{area}{line}"
+    return phone
+
+
+def _stage_dates(stage_i: int, h1: int, created: int, modified: int) -> dict[str, int]:
+    """When a person entered each base stage up to ``stage_i``, in order between creation and the
+    last base edit (the first and last steps exactly those two times)."""
+    stage_dates: dict[str, int]
+    if stage_i == 7:
+        stage_dates = {"other": created}
+    else:
+        # the first and last steps are exactly the creation and the last base edit
+        name0, mids, name1 = _STAGE_PLAN[0 if stage_i == 0 or (h1 >> 40) % 100 < 60 else 1][stage_i]
+        stage_dates = {name0: created}
+        if mids:
+            span = modified - created
+            for name, frac in mids:
+                stage_dates[name] = created + int(span * frac)
+        if name1 is not None:
+            stage_dates[name1] = modified
+    return stage_dates
+
+
 class World:
     """The seeded population and its clock. Thread-safe: :meth:`advance` may run while serving."""
 
@@ -508,6 +558,32 @@ class World:
         domain = self._company_domain(j) if j is not None and h % 10 < 7 else _FREE_MAIL[(h >> 4) % 5]
         return f"{first}.{last}{idx}@{domain}".lower()
 
+    def _email(self, idx: int, h2: int, fi: int, li: int, j: int | None) -> str | None:
+        """A base person's email as the vendors hold it: 3% missing, 2% shared with an earlier
+        person, 4% mixed case, 2% padded (``h2``: the person's second hash; ``fi``, ``li``: name
+        indexes; ``j``: company)."""
+        roll = h2 % 100
+        email: str | None
+        if roll < 3:
+            return None
+        if roll < 5 and idx > 0:
+            email = self._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
+        else:
+            he = hash((self.seed, 13, idx)) & _M64
+            if j is not None and he % 10 < 7:
+                domain = self._domains.get(j) or self._company_domain(j)
+            else:
+                domain = _FREE_MAIL[(he >> 4) % 5]
+            # == f"{first}.{last}{idx}@{domain}".lower(): ASCII names, lower-case domains
+            email = f"{_FIRST_LOWER[fi]}.{_LAST_LOWER[li]}{idx}@{domain}"
+        roll2 = (h2 >> 16) % 100
+        if roll2 < 4:
+            local, _, dom = email.partition("@")
+            return f"{local.title()}@{dom.capitalize()}"
+        if roll2 < 6:
+            return f" {email} " if roll2 == 4 else f"{email}\t"
+        return email
+
     def person(self, idx: int, t: int | None = None) -> Person:
         """Person ``idx`` as of tick ``t`` (default: now). ``IndexError`` if it does not exist yet."""
         # hot: every vendor's people stream builds one per record, so the hashes, the clock and the
@@ -554,71 +630,15 @@ class World:
             if j >= self.companies.cum_count[len(ticks) - 1]:
                 j = None
 
-        # email: 3% missing, 2% shared with an earlier person, 4% mixed case, 2% padded
-        roll = h2 % 100
-        email: str | None
-        if roll < 3:
-            email = None
-        elif roll < 5 and idx > 0:
-            email = self._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
-        else:
-            he = hash((seed, 13, idx)) & _M64
-            if j is not None and he % 10 < 7:
-                domain = self._domains.get(j) or self._company_domain(j)
-            else:
-                domain = _FREE_MAIL[(he >> 4) % 5]
-            # == f"{first}.{last}{idx}@{domain}".lower(): ASCII names, lower-case domains
-            email = f"{_FIRST_LOWER[fi]}.{_LAST_LOWER[li]}{idx}@{domain}"
-        if email is not None:
-            roll2 = (h2 >> 16) % 100
-            if roll2 < 4:
-                local, _, dom = email.partition("@")
-                email = f"{local.title()}@{dom.capitalize()}"
-            elif roll2 < 6:
-                email = f" {email} " if roll2 == 4 else f"{email}\t"
+        email = self._email(idx, h2, fi, li, j)
 
-        city: str | None
-        state: str | None
-        country: str | None
-        if h3 % 100 < 5:
-            city = state = country = None
-        else:
-            city, state, country = _PLACES[(h3 >> 8) % _N_PLACES]
-            if (h3 >> 20) % 100 < 6 and country in _COUNTRY_VARIANTS:
-                variants = _COUNTRY_VARIANTS[country]
-                country = variants[(h3 >> 28) % len(variants)]
-        phone: str | None = None
-        if (h3 >> 32) % 100 >= 10:
-            n = (h1 >> 20) % 10_000_000
-            style = (h3 >> 40) % 4
-            # area and line, zero-padded (f"{area:03d}", f"{line:04d}", together f"{n:07d}")
-            area = _DIGITS3[n // 10000]
-            line = _DIGITS4[n % 10000]
-            if style == 0:
-                phone = f"{_PHONE_PREFIX.get(country or '', '+1')} {area}-555-{line}"
-            elif style == 1:
-                phone = f"({area}) 555-{line}"
-            elif style == 2:
-                phone = f"{area}555{line}"
-            else:
-                phone = f"{_PHONE_PREFIX.get(country or '', '+1')}{area}{line}"
+        city, state, country = _place(h3)
+        phone = _phone(h1, h3, country)
         title: str | None = _TITLES[(h2 >> 24) % _N_TITLES] if (h2 >> 32) % 100 >= 15 else None
 
         # journey: a base stage, entered in order between creation and last base edit
         stage_i = _STAGE_OF_ROLL[(h3 >> 48) % 1000]
-        stage_dates: dict[str, int]
-        if stage_i == 7:
-            stage_dates = {"other": created}
-        else:
-            # the first and last steps are exactly the creation and the last base edit
-            name0, mids, name1 = _STAGE_PLAN[0 if stage_i == 0 or (h1 >> 40) % 100 < 60 else 1][stage_i]
-            stage_dates = {name0: created}
-            if mids:
-                span = modified - created
-                for name, frac in mids:
-                    stage_dates[name] = created + int(span * frac)
-            if name1 is not None:
-                stage_dates[name1] = modified
+        stage_dates = _stage_dates(stage_i, h1, created, modified)
         status: str | None = _LEAD_STATUSES[(h1 >> 48) % _N_LEAD_STATUSES] if 1 <= stage_i <= 4 else None
         score = (h2 >> 40) % 60 + 10 * stage_i
         channel = _CHANNELS[(h2 >> 50) % _N_CHANNELS] if (h2 >> 56) % 4 else None

@@ -85,22 +85,12 @@ from sandbox.protocol import Emulator, EmulatorOptions, EmulatorSpec, Request, R
 from sandbox.readahead import ReadAhead
 from sandbox.routing import Routes
 from sandbox.world import (
-    _COUNTRY_VARIANTS,
-    _DIGITS3,
-    _DIGITS4,
     _FIRST,
-    _FIRST_LOWER,
-    _FREE_MAIL,
     _LAST,
-    _LAST_LOWER,
     _N_FIRST,
     _N_LAST,
-    _N_PLACES,
-    _PHONE_PREFIX,
-    _PLACES,
     _SECOND_OF_DAY,
     _STAGE_OF_ROLL,
-    _STAGE_PLAN,
     ARCHIVE_MODULUS,
     CHANGE_MODULUS,
     DAY_MS,
@@ -108,6 +98,9 @@ from sandbox.world import (
     YEAR_MS,
     Person,
     World,
+    _phone,
+    _place,
+    _stage_dates,
     format_ms,
     parse_time,
 )
@@ -1405,63 +1398,14 @@ class MailchimpEmulator(Emulator):
                 j = idx // 5
                 if j >= n_companies:
                     j = None
-            roll = h2 % 100
-            email: str | None
-            if roll < 3:
-                email = None
-            elif roll < 5 and idx > 0:
-                email = w._clean_email(max(0, idx - 1 - (h2 >> 8) % 20))
-            else:
-                he = hash((seed, 13, idx)) & _M64
-                domain = w._company_domain(j) if j is not None and he % 10 < 7 else _FREE_MAIL[(he >> 4) % 5]
-                email = f"{_FIRST_LOWER[fi]}.{_LAST_LOWER[li]}{idx}@{domain}"
-            if email is not None:
-                roll2 = (h2 >> 16) % 100
-                if roll2 < 4:
-                    local, _, dom = email.partition("@")
-                    email = f"{local.title()}@{dom.capitalize()}"
-                elif roll2 < 6:
-                    email = f" {email} " if roll2 == 4 else f"{email}\t"
-            phone: str | None = None
-            if (h3 >> 32) % 100 >= 10:
-                n = (h1 >> 20) % 10_000_000
-                style = (h3 >> 40) % 4
-                area = _DIGITS3[n // 10000]
-                line = _DIGITS4[n % 10000]
-                if style == 1:
-                    phone = f"({area}) 555-{line}"
-                elif style == 2:
-                    phone = f"{area}555{line}"
-                else:
-                    country: str | None = None
-                    if h3 % 100 >= 5:
-                        country = _PLACES[(h3 >> 8) % _N_PLACES][2]
-                        if (h3 >> 20) % 100 < 6 and country in _COUNTRY_VARIANTS:
-                            variants = _COUNTRY_VARIANTS[country]
-                            country = variants[(h3 >> 28) % len(variants)]
-                    prefix = _PHONE_PREFIX.get(country or "", "+1")
-                    phone = f"{prefix} {area}-555-{line}" if style == 0 else f"{prefix}{area}{line}"
-            stage_i = _STAGE_OF_ROLL[(h3 >> 48) % 1000]
-            stage_dates: dict[str, int]
-            if stage_i == 7:
-                stage_dates = {"other": created}
-            else:
-                name0, mids, name1 = _STAGE_PLAN[0 if stage_i == 0 or (h1 >> 40) % 100 < 60 else 1][stage_i]
-                stage_dates = {name0: created}
-                if mids:
-                    span = modified - created
-                    for name, frac in mids:
-                        stage_dates[name] = created + int(span * frac)
-                if name1 is not None:
-                    stage_dates[name1] = modified
             person = new(Person)
             person.idx = idx
             person.first_name = _FIRST[fi]
             person.last_name = _LAST[li]
-            person.email = email
-            person.phone = phone
+            person.email = w._email(idx, h2, fi, li, j)
+            person.phone = _phone(h1, h3, _place(h3)[2])
             person.company_idx = j
-            person.stage_dates = stage_dates
+            person.stage_dates = _stage_dates(_STAGE_OF_ROLL[(h3 >> 48) % 1000], h1, created, modified)
             person.created_ms = created
             person.modified_ms = modified
             person.archived_ms = None
